@@ -1,0 +1,52 @@
+"""cardworld: simulate credit-card worlds, synthesize ledgers, and compute training targets.
+
+The public API. Heavy parts (the simulator's numba kernels, torch) load on first use.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from cardworld.errors import CardworldError, ConfigError, DataError, LedgerError, WorldError
+
+try:
+    __version__ = version("cardworld")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"
+
+_LAZY = {
+    "simulate": ("cardworld.simulator.run", "simulate"),
+    "load_world": ("cardworld.worlds.load", "load_world"),
+    "shipped_worlds": ("cardworld.worlds.load", "shipped_worlds"),
+    "verify": ("cardworld.simulator.ledger", "verify"),
+    "read_table": ("cardworld.simulator.ledger", "read_table"),
+    "transactions": ("cardworld.simulator.ledger", "transactions"),
+}
+
+
+def read_transactions(ledger_dir, columns=None, filter=None):
+    """A ledger's transactions as a pandas DataFrame (optionally some columns / a pyarrow filter)."""
+    from cardworld.simulator.ledger import transactions
+
+    return transactions(ledger_dir).to_table(columns=columns, filter=filter).to_pandas()
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'cardworld' has no attribute {name!r}")
+
+
+__all__ = [
+    *_LAZY,
+    "read_transactions",
+    "CardworldError",
+    "ConfigError",
+    "DataError",
+    "LedgerError",
+    "WorldError",
+    "__version__",
+]

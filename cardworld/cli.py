@@ -1,0 +1,45 @@
+"""The `cardworld` command line: thin wrappers over the Python API.
+
+Each command lives in cardworld/commands/; this module assembles them and turns a
+CardworldError (bad input, a broken ledger) into one red line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from cardworld.commands import simulate as simulate_commands
+from cardworld.errors import CardworldError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Simulate credit-card worlds, synthesize ledgers, compute training targets.",
+)
+
+app.command("demo")(simulate_commands.demo)
+app.command("worlds")(simulate_commands.worlds)
+app.command("simulate")(simulate_commands.simulate)
+app.command("verify")(simulate_commands.verify)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except CardworldError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except (typer.Exit, SystemExit) as exc:
+        sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:
+        # Usage errors (typer's click exceptions) arrive here in non-standalone mode.
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

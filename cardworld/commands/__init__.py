@@ -1,0 +1,1 @@
+"""Command functions of the `cardworld` CLI, registered in cardworld/cli.py."""

@@ -1,0 +1,159 @@
+"""Commands that make and check ledgers: simulate, demo, worlds, verify."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+console = Console()
+
+DEMO_DIR = Path("cardworld-demo")
+
+
+def _date(value: str | None, flag: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{flag} must be a date YYYY-MM-DD, found {value!r}") from None
+
+
+def run_simulation(world: str, out: Path, **options):
+    """Simulate with a progress bar, print the summary table, return the summary."""
+    from cardworld.simulator.run import simulate as simulate_world
+
+    columns = (
+        TextColumn("[bold]simulating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("shards"),
+        TextColumn("{task.fields[rows]:,} rows"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("simulate", total=None, rows=0)
+
+        def on_progress(done: int, total: int, rows: int) -> None:
+            progress.update(task, completed=done, total=total, rows=rows)
+
+        summary = simulate_world(world, out, on_progress=on_progress, **options)
+    table = Table(title=f"ledger {summary.path}", show_header=False)
+    table.add_row("world", summary.world)
+    table.add_row("consumers", f"{summary.consumers:,}")
+    table.add_row("cards", f"{summary.cards:,}")
+    table.add_row("merchants", f"{summary.merchants:,}")
+    table.add_row("transactions", f"{summary.rows:,}")
+    table.add_row("fraud rate", f"{summary.fraud_rate:.4%} ({summary.fraud_rows:,} rows)")
+    for mechanism, count in summary.fraud_by_mechanism.items():
+        table.add_row(
+            f"  fraud: {mechanism}", f"{count / max(summary.rows, 1):.4%} ({count:,} rows)"
+        )
+    table.add_row("time", f"{summary.seconds:.1f} s")
+    table.add_row("rows/s", f"{summary.rows_per_second:,.0f}")
+    console.print(table)
+    return summary
+
+
+def simulate(
+    world: str = typer.Option(
+        ...,
+        "--world",
+        help="A shipped world name (see `cardworld worlds`) or a path to a world.toml.",
+    ),
+    out: Path = typer.Option(..., "--out", help="The ledger directory to write."),
+    consumers: int | None = typer.Option(
+        None, "--consumers", min=1, help="Override the world's number of consumers."
+    ),
+    start: str | None = typer.Option(None, "--start", help="Override the first day (YYYY-MM-DD)."),
+    end: str | None = typer.Option(None, "--end", help="Override the last day (YYYY-MM-DD)."),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Override the world's seed."),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="Worker processes (default: all cores)."
+    ),
+    shard_size: int | None = typer.Option(
+        None, "--shard-size", min=1, help="Consumers per shard (default: the world's)."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing ledger at --out."
+    ),
+) -> None:
+    """Simulate a world and write its labeled transaction ledger."""
+    run_simulation(
+        world,
+        out,
+        consumers=consumers,
+        start=_date(start, "--start"),
+        end=_date(end, "--end"),
+        seed=seed,
+        workers=workers,
+        shard_size=shard_size,
+        overwrite=overwrite,
+    )
+
+
+def demo(
+    out: Path = typer.Option(DEMO_DIR, "--out", help="Where to put the demo's ledger and outputs."),
+    consumers: int = typer.Option(300, "--consumers", min=1, help="Consumers in the demo world."),
+) -> None:
+    """Simulate a small slice of the `us` world, then show what to do next."""
+    ledger_dir = out / "ledger"
+    summary = run_simulation(
+        "us",
+        ledger_dir,
+        consumers=consumers,
+        start=dt.date(2018, 1, 1),
+        end=dt.date(2020, 12, 31),
+        overwrite=True,
+    )
+    console.print(f"\n[bold green]Done.[/] The ledger is in [bold]{summary.path}[/].\nNext:")
+    console.print(
+        f"  cardworld verify {summary.path}                    # check it against its manifest"
+    )
+    console.print(
+        f"  python -c \"import cardworld; print(cardworld.read_transactions('{summary.path}').head())\""
+    )
+    console.print(
+        "  cardworld simulate --world us --out my-ledger --consumers 2000   # a bigger world"
+    )
+
+
+def worlds() -> None:
+    """List the shipped worlds."""
+    from cardworld.worlds.load import load_world, shipped_worlds
+
+    table = Table("world", "consumers", "period", "description")
+    for name in shipped_worlds():
+        spec = load_world(name).spec
+        table.add_row(
+            name,
+            f"{spec.simulation.consumers:,}",
+            f"{spec.simulation.start} .. {spec.simulation.end}",
+            spec.description,
+        )
+    console.print(table)
+
+
+def verify(ledger_dir: Path = typer.Argument(..., help="A ledger directory.")) -> None:
+    """Check a ledger's files against the checksums in its manifest."""
+    from cardworld.simulator.ledger import verify as verify_ledger
+
+    problems = verify_ledger(ledger_dir)
+    if problems:
+        for problem in problems:
+            console.print(f"[red]{problem}[/]")
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/]: every file of {ledger_dir} matches its manifest")

@@ -1,0 +1,1 @@
+"""Numba kernels of the simulator: array-in, array-out functions, no orchestration."""

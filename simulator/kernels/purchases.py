@@ -1,0 +1,496 @@
+"""The purchase kernel: every transaction of a shard's consumers, day by day.
+
+For each consumer: draw a personal profile (rate and typical ticket per goods type)
+from the population's distributions, then walk the days of the consumer's active
+period. The day's expected count is the personal rates modulated by weekday, month,
+holiday, travel state, retirement and the year's drift; purchases pick a type, an
+hour, a channel, a merchant (favourites near home, or anywhere in the current city),
+an amount, a card, maybe an error, maybe a later refund. Random fraud episodes are
+laid on top. Rows of one consumer are sorted by time before they are emitted.
+
+Rows go to one int64 matrix (columns below) that grows as needed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from cardworld.simulator import rng
+from cardworld.simulator.kernels.calendar import civil_from_days, weekday
+from cardworld.simulator.kernels.jit import kernel
+
+# Columns of the output matrix.
+C_TIME, C_CONSUMER, C_CARD, C_MERCHANT, C_MCC_SLOT, C_TYPE, C_CENTS = 0, 1, 2, 3, 4, 5, 6
+C_CHANNEL, C_ERROR, C_FRAUD, C_STATE, C_CITY, C_SEQ = 7, 8, 9, 10, 11, 12
+N_COLUMNS = 13
+
+SWIPE, CHIP, ONLINE = 0, 1, 2
+FRAUD_RANDOM = 1
+
+# Merchant ids carry their own address: kind in the top bits, then city / chain / MCC / slot.
+KIND_SHIFT = 58
+LOCAL, CHAIN_STORE, CHAIN_ONLINE, INDEPENDENT_ONLINE = 1, 2, 3, 4
+N_STATES, N_MONTHS, N_WEEKDAYS = 4, 12, 7
+
+# Indices into the scalars array (see world_arrays.SCALARS).
+(
+    S_FAV_SHARE,
+    S_FAV_COUNT,
+    S_INDEP_ONLINE,
+    S_PERSONAL_SIGMA,
+    S_ERR_BALANCE,
+    S_ERR_PIN,
+    S_ERR_GLITCH,
+    S_ERR_CVV,
+    S_ERR_EXPIRATION,
+    S_ERR_CARD_NUMBER,
+    S_ERR_ZIP,
+    S_REFUND_DELAY,
+    S_REFUND_ONLINE,
+    S_FRAUD_RATE,
+    S_FRAUD_BURST,
+    S_FRAUD_ONLINE,
+    S_FRAUD_MEDIAN,
+    S_FRAUD_SIGMA,
+    S_INCOME_MEDIAN,
+) = range(19)
+
+
+@kernel
+def local_id(city, mcc_slot, k):
+    return (LOCAL << KIND_SHIFT) | (city << 32) | (mcc_slot << 20) | k
+
+
+@kernel
+def chain_store_id(chain, city, k):
+    return (CHAIN_STORE << KIND_SHIFT) | (chain << 40) | (city << 20) | k
+
+
+@kernel
+def chain_online_id(chain):
+    return (CHAIN_ONLINE << KIND_SHIFT) | chain
+
+
+@kernel
+def independent_online_id(mcc_slot, k):
+    return (INDEPENDENT_ONLINE << KIND_SHIFT) | (mcc_slot << 20) | k
+
+
+@kernel
+def _segment_choice(st, cum, a, b):
+    """Index in [a, b) drawn with the cumulative weights cum[a:b]."""
+    if b - a == 1:
+        return a
+    return a + rng.choose(st, cum[a:b])
+
+
+@kernel
+def pick_store(st, w, city, mcc_slot):
+    """A card-present merchant of MCC slot `mcc_slot` in `city`: a chain store or a local shop."""
+    pop = w.city_population[city]
+    a, b = w.mcc_chain_offsets[mcc_slot], w.mcc_chain_offsets[mcc_slot + 1]
+    if b > a and rng.uniform(st) < w.mcc_chain_share[mcc_slot]:
+        base = w.mcc_chain_cum_store[a - 1] if a > 0 else 0.0
+        if w.mcc_chain_cum_store[b - 1] - base > 0.0:
+            j = a + int(
+                np.searchsorted(
+                    w.mcc_chain_cum_store[a:b] - base,
+                    rng.uniform(st) * (w.mcc_chain_cum_store[b - 1] - base),
+                    side="right",
+                )
+            )
+            chain = w.mcc_chain[min(j, b - 1)]
+            n = int(round(pop * w.chain_density[chain]))
+            if n >= 1:
+                return chain_store_id(chain, city, rng.integer(st, n))
+    n = max(1, int(round(pop * w.mcc_local_density[mcc_slot])))
+    return local_id(city, mcc_slot, rng.integer(st, n))
+
+
+@kernel
+def pick_online(st, w, mcc_slot, independent_share):
+    """An online merchant of MCC slot `mcc_slot`: a chain's web shop or an independent one."""
+    a, b = w.mcc_chain_offsets[mcc_slot], w.mcc_chain_offsets[mcc_slot + 1]
+    base = (w.mcc_chain_cum_online[a - 1] if a > 0 else 0.0) if b > a else 0.0
+    total = w.mcc_chain_cum_online[b - 1] - base if b > a else 0.0
+    if total > 0.0 and rng.uniform(st) >= independent_share:
+        j = a + int(
+            np.searchsorted(
+                w.mcc_chain_cum_online[a:b] - base, rng.uniform(st) * total, side="right"
+            )
+        )
+        return chain_online_id(w.mcc_chain[min(j, b - 1)])
+    return independent_online_id(mcc_slot, rng.integer(st, 40))
+
+
+@kernel
+def _pick_mcc(st, w, k):
+    a, b = w.type_mcc_offsets[k], w.type_mcc_offsets[k + 1]
+    return w.type_mcc_slot[_segment_choice(st, w.type_mcc_cum, a, b)]
+
+
+@kernel
+def _near_home(st, w, home):
+    if home >= w.n_us_cities:
+        return home
+    a, b = w.nearby_offsets[home], w.nearby_offsets[home + 1]
+    return w.nearby_city[_segment_choice(st, w.nearby_cum, a, b)]
+
+
+@kernel
+def _year_index(w, year):
+    return min(max(year - w.first_year, 0), w.online_multiplier.shape[0] - 1)
+
+
+@kernel
+def _pick_card(st, w, cards_kind, cards_open, a, b, day, amount):
+    """A card open on `day`, weighted by kind and how the kind suits the amount; -1 if none."""
+    total = 0.0
+    for c in range(a, b):
+        if cards_open[c] <= day:
+            kind = cards_kind[c]
+            total += (
+                w.card_usage[kind] * (max(amount, 1.0) / 50.0) ** w.card_amount_preference[kind]
+            )
+    if total <= 0.0:
+        return -1
+    target = rng.uniform(st) * total
+    acc = 0.0
+    last = -1
+    for c in range(a, b):
+        if cards_open[c] <= day:
+            kind = cards_kind[c]
+            acc += w.card_usage[kind] * (max(amount, 1.0) / 50.0) ** w.card_amount_preference[kind]
+            last = c
+            if target < acc:
+                return c
+    return last
+
+
+@kernel
+def _error(st, w, kind, channel):
+    """The error string index of an attempt (0 = none)."""
+    s = w.scalars
+    balance = s[S_ERR_BALANCE] * (0.6 if kind == 0 else (1.3 if kind == 1 else 2.0))
+    u = rng.uniform(st)
+    p = balance
+    if u < p:
+        return 1
+    if channel != ONLINE:
+        p += s[S_ERR_PIN]
+        if u < p:
+            return 2
+    p += s[S_ERR_GLITCH]
+    if u < p:
+        return 3
+    if channel == ONLINE:
+        p += s[S_ERR_CVV]
+        if u < p:
+            return 4
+        p += s[S_ERR_EXPIRATION]
+        if u < p:
+            return 5
+        p += s[S_ERR_ZIP]
+        if u < p:
+            return 7
+    p += s[S_ERR_CARD_NUMBER]
+    if u < p:
+        return 6
+    return 0
+
+
+@kernel
+def _grow(buf, n, need):
+    if n + need <= buf.shape[0]:
+        return buf
+    bigger = np.empty((max(2 * buf.shape[0], n + need), N_COLUMNS), np.int64)
+    bigger[:n] = buf[:n]
+    return bigger
+
+
+@kernel
+def _state_on(seg_start, seg_end, seg_state, a, b, day):
+    for s in range(a, b):
+        if seg_start[s] <= day < seg_end[s]:
+            return seg_state[s]
+    return 0
+
+
+@kernel
+def simulate_purchases(
+    w,
+    consumer_ids,
+    income,
+    first_day,
+    retirement_day,
+    card_offsets,
+    card_id,
+    card_kind,
+    card_open,
+    card_chip_from,
+    seg_offsets,
+    seg_start,
+    seg_end,
+    seg_state,
+    seg_city,
+    seg_home,
+    seg_epoch,
+):
+    """All transactions of a shard.
+
+    w: WorldArrays (a NamedTuple of arrays). consumer_ids, first_day, retirement_day: (n,)
+    int64; income: (n,) float64. Cards CSR: card_offsets (n+1,) and per card (m,) card_id
+    int64, card_kind int8, card_open int64 (day), card_chip_from int64 (day).
+    Segments CSR: seg_offsets (n+1,), per segment (s,) start/end (day, end exclusive),
+    state int8, city / home int64, epoch int64.
+    Returns an (r, N_COLUMNS) int64 matrix, rows sorted by consumer then time; times are
+    local seconds since 1970-01-01, amounts in cents.
+    """
+    n_types = w.rate.shape[0]
+    n_combos = 2 * N_STATES * N_MONTHS * N_WEEKDAYS * 2
+    combo_cum = np.empty((n_combos, n_types))
+    combo_total = np.empty(n_combos)
+    combo_ready = np.zeros(n_combos, np.bool_)
+    p_rate = np.empty(n_types)
+    p_amount = np.empty(n_types)
+    fraud_cum = np.cumsum(w.participation * w.rate)
+    s = w.scalars
+    n_fav = int(s[S_FAV_COUNT])
+    buf = np.empty((1024, N_COLUMNS), np.int64)
+    n = 0
+    for i in range(consumer_ids.shape[0]):
+        cid = consumer_ids[i]
+        row0 = n
+        ca, cb = card_offsets[i], card_offsets[i + 1]
+        sa, sb = seg_offsets[i], seg_offsets[i + 1]
+        ratio = income[i] / s[S_INCOME_MEDIAN]
+
+        # The personal profile: drawn once from the population's distributions (Altman).
+        pst = rng.stream(w.seed, cid, rng.PROFILE)
+        for k in range(n_types):
+            if rng.uniform(pst) < w.participation[k]:
+                shape = w.rate_shape[k]
+                p_rate[k] = (
+                    w.rate[k] * ratio ** w.income_elasticity[k] * rng.gamma(pst, shape) / shape
+                )
+            else:
+                p_rate[k] = 0.0
+                rng.gamma(pst, 1.0)  # keep the stream aligned across participation outcomes
+            p_amount[k] = (
+                w.amount_median[k]
+                * ratio ** w.amount_income_elasticity[k]
+                * math.exp(s[S_PERSONAL_SIGMA] * rng.normal(pst))
+            )
+        combo_ready[:] = False
+
+        st = rng.stream(w.seed, cid, rng.PURCHASES)
+        seg = sa
+        day0 = max(first_day[i], w.start_day)
+        for day in range(day0, w.end_day + 1):
+            while seg < sb - 1 and seg_end[seg] <= day:
+                seg += 1
+            if seg >= sb or not (seg_start[seg] <= day < seg_end[seg]):
+                continue
+            state = seg_state[seg]
+            retired = 1 if day >= retirement_day[i] else 0
+            wd = weekday(day)
+            year, month1, _ = civil_from_days(day)
+            y = _year_index(w, year)
+            month = month1 - 1
+            hol = 1 if w.holiday[day - w.start_day] else 0
+            combo = (((retired * N_STATES + state) * N_MONTHS + month) * N_WEEKDAYS + wd) * 2 + hol
+            if not combo_ready[combo]:
+                acc = 0.0
+                for k in range(n_types):
+                    f = (
+                        p_rate[k]
+                        * w.weekday_factor[k, wd]
+                        * w.season_factor[k, month]
+                        * w.state_factor[k, state]
+                    )
+                    if hol:
+                        f *= w.holiday_factor[k]
+                    if retired:
+                        f *= w.retired_factor[k]
+                    acc += f
+                    combo_cum[combo, k] = acc
+                combo_total[combo] = acc
+                combo_ready[combo] = True
+            lam = combo_total[combo] * w.spend_multiplier[y] / 365.2425
+            count = rng.poisson(st, lam)
+            if count == 0:
+                continue
+            buf = _grow(buf, n, 2 * count)
+            for _ in range(count):
+                k = min(
+                    int(
+                        np.searchsorted(
+                            combo_cum[combo], rng.uniform(st) * combo_total[combo], side="right"
+                        )
+                    ),
+                    n_types - 1,
+                )
+                hour = int(
+                    np.searchsorted(
+                        w.hour_cum[k], rng.uniform(st) * w.hour_cum[k, 23], side="right"
+                    )
+                )
+                seconds = min(hour, 23) * 3600 + rng.integer(st, 3600)
+                mcc = _pick_mcc(st, w, k)
+                online = (not w.mcc_card_present[mcc]) or rng.uniform(st) < min(
+                    1.0, w.online_share[k] * w.online_multiplier[y]
+                )
+                if online:
+                    merchant = pick_online(st, w, mcc, s[S_INDEP_ONLINE])
+                    city = -1
+                elif state == 0 and n_fav > 0 and rng.uniform(st) < s[S_FAV_SHARE]:
+                    # A favourite: redrawn from its own stream, so it is the same shop every time.
+                    fst = rng.stream(
+                        w.seed,
+                        cid,
+                        rng.FAVOURITES,
+                        (seg_epoch[seg] * 4096 + k) * 16 + rng.integer(st, n_fav),
+                    )
+                    mcc = _pick_mcc(fst, w, k)
+                    if not w.mcc_card_present[mcc]:
+                        mcc = _pick_mcc(st, w, k)
+                    city = _near_home(fst, w, seg_home[seg])
+                    merchant = pick_store(fst, w, city, mcc)
+                else:
+                    city = _near_home(st, w, seg_home[seg]) if state == 0 else seg_city[seg]
+                    merchant = pick_store(st, w, city, mcc)
+                amount = (
+                    p_amount[k] * math.exp(w.amount_sigma[k] * rng.normal(st)) * w.price_level[y]
+                )
+                cents = max(1, int(round(amount * 100.0)))
+                c = _pick_card(st, w, card_kind, card_open, ca, cb, day, amount)
+                if c < 0:
+                    continue
+                if online:
+                    channel = ONLINE
+                elif card_chip_from[c] <= day and rng.uniform(st) < w.chip_terminal_share[y]:
+                    channel = CHIP
+                else:
+                    channel = SWIPE
+                error = _error(st, w, card_kind[c], channel)
+                _emit(
+                    buf,
+                    n,
+                    day * 86400 + seconds,
+                    cid,
+                    card_id[c],
+                    merchant,
+                    mcc,
+                    k,
+                    cents,
+                    channel,
+                    error,
+                    0,
+                    state,
+                    city,
+                )
+                n += 1
+                refund_p = w.refund_rate[k] * (s[S_REFUND_ONLINE] if online else 1.0)
+                if error == 0 and rng.uniform(st) < refund_p:
+                    rday = day + 1 + rng.integer(st, int(s[S_REFUND_DELAY]))
+                    if rday <= w.end_day:
+                        back = (
+                            cents
+                            if rng.uniform(st) < 0.7
+                            else max(1, int(cents * (0.2 + 0.8 * rng.uniform(st))))
+                        )
+                        rstate = _state_on(seg_start, seg_end, seg_state, sa, sb, rday)
+                        rsec = 9 * 3600 + rng.integer(st, 11 * 3600)
+                        _emit(
+                            buf,
+                            n,
+                            rday * 86400 + rsec,
+                            cid,
+                            card_id[c],
+                            merchant,
+                            mcc,
+                            k,
+                            -back,
+                            channel,
+                            0,
+                            0,
+                            rstate,
+                            city,
+                        )
+                        n += 1
+
+        # Random fraud (Altman's second mechanism): bursts at random times on a random card.
+        fst = rng.stream(w.seed, cid, rng.RANDOM_FRAUD)
+        active_days = w.end_day + 1 - day0
+        if active_days > 0 and cb > ca:
+            episodes = rng.poisson(fst, s[S_FRAUD_RATE] * active_days / 365.2425)
+            for _ in range(episodes):
+                day = day0 + rng.integer(fst, active_days)
+                c = ca + rng.integer(fst, cb - ca)
+                burst = 1 + rng.poisson(fst, s[S_FRAUD_BURST] - 1.0)
+                t = day * 86400 + rng.integer(fst, 86400)
+                y = _year_index(w, civil_from_days(day)[0])
+                state = _state_on(seg_start, seg_end, seg_state, sa, sb, day)
+                buf = _grow(buf, n, burst)
+                for _ in range(burst):
+                    if card_open[c] > t // 86400 or t // 86400 > w.end_day:
+                        break
+                    k = rng.choose(fst, fraud_cum)
+                    mcc = _pick_mcc(fst, w, k)
+                    online = (not w.mcc_card_present[mcc]) or rng.uniform(fst) < s[S_FRAUD_ONLINE]
+                    if online:
+                        merchant, city, channel = pick_online(fst, w, mcc, 0.5), -1, ONLINE
+                    else:
+                        city = rng.choose(fst, w.home_city_cum)
+                        merchant, channel = pick_store(fst, w, city, mcc), SWIPE
+                    amount = (
+                        s[S_FRAUD_MEDIAN]
+                        * math.exp(s[S_FRAUD_SIGMA] * rng.normal(fst))
+                        * w.price_level[y]
+                    )
+                    cents = max(1, int(round(amount * 100.0)))
+                    error = _error(fst, w, card_kind[c], channel)
+                    _emit(
+                        buf,
+                        n,
+                        t,
+                        cid,
+                        card_id[c],
+                        merchant,
+                        mcc,
+                        k,
+                        cents,
+                        channel,
+                        error,
+                        FRAUD_RANDOM,
+                        state,
+                        city,
+                    )
+                    n += 1
+                    t += 60 + int(rng.exponential(fst, 1800.0))
+
+        # Sort this consumer's rows by time; a stable sort keeps emission order on ties.
+        if n - row0 > 1:
+            order = np.argsort(buf[row0:n, C_TIME], kind="mergesort")
+            buf[row0:n] = buf[row0:n][order]
+        for r in range(row0, n):
+            buf[r, C_SEQ] = r - row0
+    return buf[:n]
+
+
+@kernel
+def _emit(buf, n, t, cid, card, merchant, mcc, k, cents, channel, error, fraud, state, city):
+    buf[n, C_TIME] = t
+    buf[n, C_CONSUMER] = cid
+    buf[n, C_CARD] = card
+    buf[n, C_MERCHANT] = merchant
+    buf[n, C_MCC_SLOT] = mcc
+    buf[n, C_TYPE] = k
+    buf[n, C_CENTS] = cents
+    buf[n, C_CHANNEL] = channel
+    buf[n, C_ERROR] = error
+    buf[n, C_FRAUD] = fraud
+    buf[n, C_STATE] = state
+    buf[n, C_CITY] = city

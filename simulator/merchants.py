@@ -1,0 +1,142 @@
+"""Merchants: ids that carry their own address, and the table rows behind them.
+
+A merchant id encodes what it is (a local shop, a chain store, a chain's web shop or an
+independent web shop) with its city, chain, MCC and slot. Kernels pick merchants by
+drawing those parts, never holding a merchant list; the ledger's merchants table
+holds only the merchants that transactions reference, each row derived from its id.
+So a world has millions of potential locations at no memory cost, and merchant 123 is
+the same shop in every run of the world.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from cardworld.simulator import rng
+from cardworld.simulator.kernels.purchases import (
+    CHAIN_ONLINE,
+    CHAIN_STORE,
+    INDEPENDENT_ONLINE,
+    KIND_SHIFT,
+    LOCAL,
+)
+from cardworld.simulator.world_arrays import WorldArrays, WorldLabels
+from cardworld.worlds import reference
+
+MERCHANT_KINDS = {
+    LOCAL: "local",
+    CHAIN_STORE: "chain_store",
+    CHAIN_ONLINE: "chain_online",
+    INDEPENDENT_ONLINE: "independent_online",
+}
+
+
+def decode(ids: np.ndarray) -> dict[str, np.ndarray]:
+    """Split merchant ids into kind, city (-1 online), chain (-1 independent), MCC slot and slot."""
+    ids = np.asarray(ids, dtype=np.int64)
+    kind = ids >> KIND_SHIFT
+    low20 = ids & 0xFFFFF
+    city = np.full(len(ids), -1, np.int64)
+    chain = np.full(len(ids), -1, np.int64)
+    mcc_slot = np.full(len(ids), -1, np.int64)
+    local, store, online, indep = (
+        kind == LOCAL,
+        kind == CHAIN_STORE,
+        kind == CHAIN_ONLINE,
+        kind == INDEPENDENT_ONLINE,
+    )
+    city[local] = (ids[local] >> 32) & 0x3FFFFFF
+    mcc_slot[local | indep] = (ids[local | indep] >> 20) & 0xFFF
+    city[store] = (ids[store] >> 20) & 0xFFFFF
+    chain[store] = (ids[store] >> 40) & 0x3FFFF
+    chain[online] = ids[online] & 0xFFFFFFFFFF
+    return {
+        "kind": kind,
+        "city": city,
+        "chain": chain,
+        "mcc_slot": mcc_slot,
+        "slot": np.where(online, 0, low20),
+    }
+
+
+def merchants_table(ids: np.ndarray, arrays: WorldArrays, labels: WorldLabels) -> pa.Table:
+    """Rows of merchants.parquet for the given (unique) merchant ids, in id order."""
+    ids = np.unique(np.asarray(ids, dtype=np.int64))
+    parts = decode(ids)
+    has_chain = parts["chain"] >= 0
+    mcc_slot = np.where(
+        has_chain, arrays.chain_mcc_slot[np.maximum(parts["chain"], 0)], parts["mcc_slot"]
+    )
+    cities = reference.cities()
+    city = parts["city"]
+    in_city = city >= 0
+    safe_city = np.maximum(city, 0)
+    n_zips = np.diff(cities.zip_offsets)[safe_city]
+    draws = rng.first_uniforms(arrays.seed, ids, rng.MERCHANT, 5)
+    jitter = draws[:, 0] - 0.5
+    zips = np.where(
+        in_city & (n_zips > 0),
+        cities.zip_codes[
+            np.minimum(
+                cities.zip_offsets[safe_city] + parts["slot"] % np.maximum(n_zips, 1),
+                len(cities.zip_codes) - 1,
+            )
+        ],
+        -1,
+    )
+
+    chain_names = np.array(labels.chain_names, dtype=object)
+    names = np.where(
+        has_chain,
+        chain_names[np.maximum(parts["chain"], 0)],
+        _company_names(draws[:, 1:], parts["kind"] == INDEPENDENT_ONLINE),
+    )
+    online = ~in_city
+    return pa.table(
+        {
+            "merchant_id": pa.array(ids, pa.int64()),
+            "name": names.tolist(),
+            "mcc": pa.array(np.array(labels.mcc_codes, np.int16)[mcc_slot], pa.int16()),
+            "kind": pa.array([MERCHANT_KINDS[int(k)] for k in parts["kind"]]).dictionary_encode(),
+            "chain": pa.array(
+                np.where(has_chain, chain_names[np.maximum(parts["chain"], 0)], None)
+            ),
+            "store_number": pa.array(
+                np.where(parts["kind"] == CHAIN_STORE, parts["slot"] + 1, 0),
+                mask=parts["kind"] != CHAIN_STORE,
+            ),
+            "online": pa.array(online),
+            "city": pa.array(np.where(in_city, cities.name[safe_city], None)),
+            "state": pa.array(np.where(in_city, cities.state[safe_city], None)),
+            "country": pa.array(np.where(in_city, cities.country[safe_city], None)),
+            "zip": pa.array([f"{z:05d}" if z >= 0 else None for z in zips], pa.string()),
+            "lat": pa.array(
+                np.where(in_city, cities.lat[safe_city] + 0.04 * jitter, np.nan), mask=online
+            ),
+            "lon": pa.array(
+                np.where(in_city, cities.lon[safe_city] - 0.04 * jitter, np.nan), mask=online
+            ),
+        }
+    )
+
+
+def _company_names(u: np.ndarray, web: np.ndarray) -> np.ndarray:
+    """Company names in faker's en_US patterns, vectorised over uniforms u (n, 4)."""
+    from faker.providers.company.en_US import Provider as Company
+    from faker.providers.internet.en_US import Provider as Internet
+    from faker.providers.person.en_US import Provider as Person
+
+    last = np.array(list(Person.last_names), dtype=object)
+    suffix = np.array(list(Company.company_suffixes), dtype=object)
+    tld = np.array(list(Internet.tlds), dtype=object)
+    pick = lambda arr, col: arr[np.minimum((u[:, col] * len(arr)).astype(np.int64), len(arr) - 1)]  # noqa: E731
+    a, b, c = pick(last, 0), pick(last, 1), pick(last, 2)
+    pattern = u[:, 3]
+    names = np.where(
+        pattern < 0.4,
+        a + " " + pick(suffix, 1),
+        np.where(pattern < 0.75, a + "-" + b, a + ", " + b + " and " + c),
+    )
+    domain = np.char.lower((a + "-" + b).astype(str)).astype(object) + "." + pick(tld, 2)
+    return np.where(web, domain, names)

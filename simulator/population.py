@@ -1,0 +1,201 @@
+"""Consumers and their cards for one shard: kernels draw the numbers, this names them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from cardworld.simulator import rng
+from cardworld.simulator.kernels.population import (
+    DAYS_PER_YEAR,
+    NEVER,
+    sample_cards,
+    sample_consumers,
+)
+from cardworld.simulator.world_arrays import (
+    BRANDS,
+    CARD_KINDS,
+    WorldArrays,
+    copula_cholesky,
+    day_number,
+)
+from cardworld.worlds import reference
+from cardworld.worlds.schema import World
+
+MAX_CARDS = 12
+CARD_ID_STRIDE = 100  # card_id = consumer_id * 100 + slot: room for replacements
+
+
+@dataclass(frozen=True)
+class Consumers:
+    ids: np.ndarray  # (n,) int64
+    birth_day: np.ndarray
+    female: np.ndarray
+    income: np.ndarray
+    credit_score: np.ndarray
+    home_city: np.ndarray
+    retirement_day: np.ndarray
+    adult_day: np.ndarray  # the day the consumer turns 18
+
+
+@dataclass(frozen=True)
+class Cards:
+    """Cards of a shard as CSR over its consumers (cards of consumer i at offsets[i]:offsets[i+1])."""
+
+    offsets: np.ndarray  # (n+1,)
+    card_id: np.ndarray
+    owner: np.ndarray  # index into the shard's consumers
+    kind: np.ndarray
+    brand: np.ndarray
+    opened: np.ndarray
+    chip_from: np.ndarray
+    expires: np.ndarray
+    limit: np.ndarray
+    pan: np.ndarray
+    cvv: np.ndarray
+
+
+def sample_population(
+    world: World, arrays: WorldArrays, consumer_ids: np.ndarray
+) -> tuple[Consumers, Cards]:
+    spec = world.spec
+    pop, cards_spec = spec.population, spec.cards
+    ages = world.tables["ages"]
+    birth, female, income, credit, home, retire = sample_consumers(
+        consumer_ids,
+        arrays.seed,
+        copula_cholesky(world),
+        np.cumsum(ages["share"].to_numpy(np.float64)),
+        ages["age_from"].to_numpy(np.int64),
+        ages["age_to"].to_numpy(np.int64),
+        arrays.end_day,
+        pop.female_share,
+        pop.income_median,
+        pop.income_sigma,
+        pop.credit_score_mean,
+        pop.credit_score_sd,
+        pop.retirement_age_mean,
+        pop.retirement_age_sd,
+        arrays.home_city_cum,
+    )
+    adult = birth + int(18 * DAYS_PER_YEAR)
+    consumers = Consumers(consumer_ids, birth, female, income, credit, home, retire, adult)
+
+    kind_cum = np.cumsum([cards_spec.kind_shares.get(k, 0.0) for k in CARD_KINDS])
+    brand_cum = np.cumsum([cards_spec.brand_shares.get(b, 0.0) for b in BRANDS])
+    credit_only = np.array([b in ("amex", "discover") for b in BRANDS])
+    owner, slot, kind, brand, opened, chip_from, expires, limit, pan, cvv = sample_cards(
+        consumer_ids,
+        arrays.seed,
+        income,
+        adult,
+        arrays.start_day,
+        arrays.end_day,
+        cards_spec.extra_cards_mean,
+        cards_spec.extra_cards_income_elasticity,
+        pop.income_median,
+        kind_cum,
+        brand_cum,
+        credit_only,
+        int(cards_spec.account_opened_years_before_start_max * DAYS_PER_YEAR),
+        int(cards_spec.validity_years * DAYS_PER_YEAR),
+        arrays.chip_card_share,
+        arrays.first_year,
+        cards_spec.credit_limit_median,
+        cards_spec.credit_limit_income_elasticity,
+        MAX_CARDS,
+    )
+    offsets = np.searchsorted(owner, np.arange(len(consumer_ids) + 1)).astype(np.int64)
+    cards = Cards(
+        offsets,
+        consumer_ids[owner] * CARD_ID_STRIDE + slot,
+        owner,
+        kind,
+        brand,
+        opened,
+        chip_from,
+        expires,
+        limit,
+        pan,
+        cvv,
+    )
+    return consumers, cards
+
+
+def _days_to_dates(days: np.ndarray) -> pa.Array:
+    return pa.array(days.astype("int32"), type=pa.int32()).cast(pa.date32())
+
+
+def consumers_table(world: World, consumers: Consumers, cards: Cards) -> pa.Table:
+    """The consumers.parquet rows of a shard: demographics, a fake identity, the home."""
+    from faker import Faker
+
+    cities = reference.cities()
+    fake = Faker("en_US")
+    first, last, street = [], [], []
+    for cid, is_female in zip(consumers.ids, consumers.female, strict=True):
+        # Names come from faker seeded by the consumer's own stream: stable per consumer.
+        fake.seed_instance(
+            int(rng.next_u64(rng.stream(world.spec.simulation.seed, cid, rng.POPULATION, 1)))
+        )
+        first.append(fake.first_name_female() if is_female else fake.first_name_male())
+        last.append(fake.last_name())
+        street.append(fake.street_address())
+    home = consumers.home_city
+    zips = cities.zip_codes[
+        cities.zip_offsets[home] + consumers.ids % np.maximum(1, np.diff(cities.zip_offsets)[home])
+    ]
+    n_cards = np.diff(cards.offsets)
+    return pa.table(
+        {
+            "consumer_id": pa.array(consumers.ids, pa.int64()),
+            "first_name": first,
+            "last_name": last,
+            "gender": np.where(consumers.female, "F", "M").tolist(),
+            "birth_date": _days_to_dates(consumers.birth_day),
+            "retirement_date": _days_to_dates(consumers.retirement_day),
+            "address": street,
+            "city": cities.name[home].tolist(),
+            "state": cities.state[home].tolist(),
+            "zip": [f"{z:05d}" for z in zips],
+            "lat": cities.lat[home],
+            "lon": cities.lon[home],
+            "income": consumers.income,
+            "credit_score": pa.array(consumers.credit_score, pa.int16()),
+            "num_cards": pa.array(n_cards, pa.int16()),
+        }
+    )
+
+
+def cards_table(consumers: Consumers, cards: Cards) -> pa.Table:
+    """The cards.parquet rows of a shard."""
+    chip_from = np.where(cards.chip_from == NEVER, 0, cards.chip_from)  # masked below
+    return pa.table(
+        {
+            "card_id": pa.array(cards.card_id, pa.int64()),
+            "consumer_id": pa.array(consumers.ids[cards.owner], pa.int64()),
+            "kind": pa.array(np.array(CARD_KINDS)[cards.kind]).dictionary_encode(),
+            "brand": pa.array(np.array(BRANDS)[cards.brand]).dictionary_encode(),
+            "card_number": [str(p) for p in cards.pan],
+            "cvv": pa.array(cards.cvv, pa.int16()),
+            "opened": _days_to_dates(cards.opened),
+            "expires": _days_to_dates(cards.expires),
+            "has_chip": pa.array(cards.chip_from != NEVER),
+            "chip_since": pa.array(chip_from.astype("int32"), mask=cards.chip_from == NEVER).cast(
+                pa.date32()
+            ),
+            "credit_limit": cards.limit,
+        }
+    )
+
+
+__all__ = [
+    "Cards",
+    "Consumers",
+    "cards_table",
+    "consumers_table",
+    "day_number",
+    "sample_population",
+]

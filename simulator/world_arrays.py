@@ -1,0 +1,327 @@
+"""A loaded world turned into the flat numpy arrays the kernels read.
+
+Kernels take only arrays and scalars; this module is the one place where world tables
+become those arrays (cumulative weights, CSR offsets, per-year drift), so every kernel
+sees the same numbers. Built once per process and per world.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import NamedTuple
+
+import numpy as np
+
+from cardworld.worlds import reference
+from cardworld.worlds.load import correlation_matrix
+from cardworld.worlds.schema import World
+
+EPOCH = dt.date(1970, 1, 1)
+STATES = ("home", "getaway", "vacation", "business")
+CHANNELS = ("swipe", "chip", "online")
+ERRORS = (
+    "",
+    "Insufficient Balance",
+    "Bad PIN",
+    "Technical Glitch",
+    "Bad CVV",
+    "Bad Expiration",
+    "Bad Card Number",
+    "Bad Zipcode",
+)
+FRAUD_MECHANISMS = ("", "random", "fraudster")
+CARD_KINDS = ("credit", "debit", "prepaid")
+BRANDS = ("visa", "mastercard", "amex", "discover")
+
+
+def day_number(date: dt.date) -> int:
+    return (date - EPOCH).days
+
+
+class WorldArrays(NamedTuple):
+    """Every number a kernel needs, as arrays. Shapes: T types, M MCCs, C chains, N cities.
+
+    A NamedTuple of arrays and scalars only, so numba kernels take it as one argument.
+    """
+
+    seed: int
+    start_day: int
+    end_day: int  # inclusive
+    # goods types (T,)
+    participation: np.ndarray
+    rate: np.ndarray
+    rate_shape: np.ndarray
+    income_elasticity: np.ndarray
+    amount_median: np.ndarray
+    amount_sigma: np.ndarray
+    amount_income_elasticity: np.ndarray
+    hour_cum: np.ndarray  # (T, 24) cumulative hour-of-day weights
+    weekday_factor: np.ndarray  # (T, 7) Monday first, mean 1
+    season_factor: np.ndarray  # (T, 12) mean 1
+    holiday_factor: np.ndarray
+    state_factor: np.ndarray  # (T, 4) home, getaway, vacation, business
+    retired_factor: np.ndarray
+    online_share: np.ndarray
+    refund_rate: np.ndarray
+    # type -> MCC, CSR over types
+    type_mcc_offsets: np.ndarray  # (T+1,)
+    type_mcc_slot: np.ndarray  # (K,) index into the MCC arrays
+    type_mcc_cum: np.ndarray  # (K,) cumulative weights within each type's segment
+    # MCCs (M,)
+    mcc_code: np.ndarray  # int16
+    mcc_local_density: np.ndarray  # local shops per person
+    mcc_card_present: np.ndarray  # bool
+    mcc_chain_share: np.ndarray  # P(a card-present purchase goes to a chain)
+    # chains per MCC, CSR over MCC slots
+    mcc_chain_offsets: np.ndarray  # (M+1,)
+    mcc_chain: np.ndarray  # (L,) chain index
+    mcc_chain_cum_store: np.ndarray  # (L,) cumulative weight of chains with stores
+    mcc_chain_cum_online: np.ndarray  # (L,) cumulative weight of chains selling online
+    chain_mcc_slot: np.ndarray  # (C,)
+    chain_density: np.ndarray  # (C,) locations per person
+    # cities (N,), US first
+    n_us_cities: int
+    city_lat: np.ndarray  # radians
+    city_lon: np.ndarray  # radians
+    city_population: np.ndarray
+    home_city_cum: np.ndarray  # (n_us,) cumulative population
+    foreign_city_cum: np.ndarray  # (N - n_us,) cumulative population of foreign cities
+    nearby_offsets: np.ndarray  # (n_us+1,)
+    nearby_city: np.ndarray  # (n_us * k,)
+    nearby_cum: np.ndarray  # (n_us * k,) cumulative weight within each city's segment
+    # drift by year
+    first_year: int
+    online_multiplier: np.ndarray
+    chip_card_share: np.ndarray
+    chip_terminal_share: np.ndarray
+    spend_multiplier: np.ndarray
+    price_level: np.ndarray
+    holiday: np.ndarray  # (days,) bool, from start_day
+    # scalars packed for kernels, indexed by S
+    scalars: np.ndarray
+    card_usage: np.ndarray  # (3,) by CARD_KINDS
+    card_amount_preference: np.ndarray  # (3,)
+
+
+# Index of each scalar in WorldArrays.scalars (kernels take one float64 array).
+SCALARS = (
+    "favourite_share",
+    "favourites_per_type",
+    "independent_online_share",
+    "personal_amount_sigma",
+    "err_insufficient_balance",
+    "err_bad_pin",
+    "err_technical_glitch",
+    "err_bad_cvv",
+    "err_bad_expiration",
+    "err_bad_card_number",
+    "err_bad_zipcode",
+    "refund_delay_days_max",
+    "refund_online_factor",
+    "fraud_episodes_per_year",
+    "fraud_burst_mean",
+    "fraud_online_share",
+    "fraud_amount_median",
+    "fraud_amount_sigma",
+    "income_median",
+)
+S = {name: i for i, name in enumerate(SCALARS)}
+
+
+class WorldLabels(NamedTuple):
+    """The strings behind the indices kernels emit."""
+
+    type_names: list[str]
+    type_category: list[str]
+    chain_names: list[str]
+    mcc_codes: list[int]
+
+
+def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
+    spec, tables = world.spec, world.tables
+    goods = tables["goods"]
+    type_names = list(goods["type"])
+    type_index = {t: i for i, t in enumerate(type_names)}
+
+    def profile(table: str, column: str) -> np.ndarray:
+        df = tables[table].set_index("profile")
+        values = df.loc[goods[column]].to_numpy(dtype=np.float64)
+        return values
+
+    hours = profile("hours", "hour_profile")
+    hour_cum = np.cumsum(hours / hours.sum(axis=1, keepdims=True), axis=1)
+    weekdays = profile("weekdays", "weekday_profile")
+    seasons = profile("seasons", "season_profile")
+
+    mccs = tables["mccs"].reset_index(drop=True)
+    mcc_slot = {int(m): i for i, m in enumerate(mccs["mcc"])}
+    gm = (
+        tables["goods_mcc"]
+        .assign(t=lambda d: d["type"].map(type_index))
+        .sort_values(["t", "mcc"], kind="stable")
+    )
+    type_mcc_offsets = np.searchsorted(gm["t"].to_numpy(), np.arange(len(goods) + 1)).astype(
+        np.int64
+    )
+    type_mcc_slot = gm["mcc"].map(mcc_slot).to_numpy(np.int64)
+    type_mcc_cum = _segment_cumsum(gm["weight"].to_numpy(np.float64), type_mcc_offsets)
+
+    chains = tables["chains"].reset_index(drop=True)
+    chain_slot = chains["mcc"].map(mcc_slot).to_numpy(np.int64)
+    order = np.argsort(chain_slot, kind="stable")
+    mcc_chain_offsets = np.searchsorted(chain_slot[order], np.arange(len(mccs) + 1)).astype(
+        np.int64
+    )
+    weight = chains["weight"].to_numpy(np.float64)[order]
+    has_store = (chains["locations_per_100k"].to_numpy() > 0)[order]
+    online = chains["online"].to_numpy(bool)[order]
+    chain_density = chains["locations_per_100k"].to_numpy(np.float64) / 1e5
+    local_density = mccs["local_per_100k"].to_numpy(np.float64) / 1e5
+    chain_store_density = np.bincount(chain_slot, weights=chain_density, minlength=len(mccs))
+    boost = spec.merchants.chain_sales_per_location
+    with np.errstate(invalid="ignore", divide="ignore"):
+        chain_share = np.nan_to_num(
+            boost * chain_store_density / (boost * chain_store_density + local_density)
+        )
+
+    cities = reference.cities()
+    n_us = cities.n_us
+    lat, lon = np.radians(cities.lat), np.radians(cities.lon)
+    nearby_offsets, nearby_city, nearby_cum = _nearby(
+        lat[:n_us],
+        lon[:n_us],
+        cities.population[:n_us],
+        spec.merchants.nearby_cities,
+        spec.merchants.distance_scale_km,
+    )
+
+    drift = tables["drift"].sort_values("year")
+    first_year = int(drift["year"].iloc[0])
+    years = np.arange(first_year, int(drift["year"].iloc[-1]) + 1)
+    drift = drift.set_index("year").reindex(years).ffill()
+
+    start, end = spec.simulation.start, spec.simulation.end
+    holiday = np.zeros(day_number(end) - day_number(start) + 1, dtype=np.bool_)
+    holiday[reference.holiday_days(start, end) - day_number(start)] = True
+
+    sc = np.zeros(len(SCALARS))
+    m, e, r, f = spec.merchants, spec.errors, spec.refunds, spec.fraud
+    values = {
+        "favourite_share": m.favourite_share,
+        "favourites_per_type": m.favourites_per_type,
+        "independent_online_share": m.independent_online_share,
+        "personal_amount_sigma": spec.population.personal_amount_sigma,
+        "err_insufficient_balance": e.insufficient_balance,
+        "err_bad_pin": e.bad_pin,
+        "err_technical_glitch": e.technical_glitch,
+        "err_bad_cvv": e.bad_cvv,
+        "err_bad_expiration": e.bad_expiration,
+        "err_bad_card_number": e.bad_card_number,
+        "err_bad_zipcode": e.bad_zipcode,
+        "refund_delay_days_max": r.delay_days_max,
+        "refund_online_factor": r.online_factor,
+        "fraud_episodes_per_year": f.random_episodes_per_year,
+        "fraud_burst_mean": f.random_burst_mean,
+        "fraud_online_share": f.random_online_share,
+        "fraud_amount_median": f.random_amount_median,
+        "fraud_amount_sigma": f.random_amount_sigma,
+        "income_median": spec.population.income_median,
+    }
+    for name, value in values.items():
+        sc[S[name]] = value
+
+    col = lambda name: goods[name].to_numpy(np.float64)  # noqa: E731
+    labels = WorldLabels(
+        type_names, list(goods["category"]), list(chains["chain"]), [int(m) for m in mccs["mcc"]]
+    )
+    arrays = WorldArrays(
+        seed=spec.simulation.seed,
+        start_day=day_number(start),
+        end_day=day_number(end),
+        participation=col("participation"),
+        rate=col("rate_per_year"),
+        rate_shape=col("rate_shape"),
+        income_elasticity=col("income_elasticity"),
+        amount_median=col("amount_median"),
+        amount_sigma=col("amount_sigma"),
+        amount_income_elasticity=col("amount_income_elasticity"),
+        hour_cum=np.ascontiguousarray(hour_cum),
+        weekday_factor=np.ascontiguousarray(weekdays / weekdays.mean(axis=1, keepdims=True)),
+        season_factor=np.ascontiguousarray(seasons / seasons.mean(axis=1, keepdims=True)),
+        holiday_factor=col("holiday_factor"),
+        state_factor=np.ascontiguousarray(
+            np.column_stack(
+                [
+                    np.ones(len(goods)),
+                    col("getaway_factor"),
+                    col("vacation_factor"),
+                    col("business_factor"),
+                ]
+            )
+        ),
+        retired_factor=col("retired_factor"),
+        online_share=col("online_share"),
+        refund_rate=col("refund_rate"),
+        type_mcc_offsets=type_mcc_offsets,
+        type_mcc_slot=type_mcc_slot,
+        type_mcc_cum=type_mcc_cum,
+        mcc_code=mccs["mcc"].to_numpy(np.int16),
+        mcc_local_density=local_density,
+        mcc_card_present=mccs["card_present"].to_numpy(np.bool_),
+        mcc_chain_share=chain_share,
+        mcc_chain_offsets=mcc_chain_offsets,
+        mcc_chain=order.astype(np.int64),
+        mcc_chain_cum_store=_segment_cumsum(weight * has_store, mcc_chain_offsets),
+        mcc_chain_cum_online=_segment_cumsum(weight * online, mcc_chain_offsets),
+        chain_mcc_slot=chain_slot,
+        chain_density=chain_density,
+        n_us_cities=n_us,
+        city_lat=lat,
+        city_lon=lon,
+        city_population=cities.population,
+        home_city_cum=np.cumsum(cities.population[:n_us]),
+        foreign_city_cum=np.cumsum(cities.population[n_us:]),
+        nearby_offsets=nearby_offsets,
+        nearby_city=nearby_city,
+        nearby_cum=nearby_cum,
+        first_year=first_year,
+        online_multiplier=drift["online_multiplier"].to_numpy(np.float64),
+        chip_card_share=drift["chip_card_share"].to_numpy(np.float64),
+        chip_terminal_share=drift["chip_terminal_share"].to_numpy(np.float64),
+        spend_multiplier=drift["spend_multiplier"].to_numpy(np.float64),
+        price_level=drift["price_level"].to_numpy(np.float64),
+        holiday=holiday,
+        scalars=sc,
+        card_usage=np.array([spec.cards.usage_weight.get(k, 0.0) for k in CARD_KINDS]),
+        card_amount_preference=np.array(
+            [spec.cards.amount_preference.get(k, 0.0) for k in CARD_KINDS]
+        ),
+    )
+    return arrays, labels
+
+
+def _segment_cumsum(weights: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Cumulative sums restarting at each CSR segment."""
+    out = np.empty_like(weights, dtype=np.float64)
+    for a, b in zip(offsets[:-1], offsets[1:], strict=True):
+        out[a:b] = np.cumsum(weights[a:b])
+    return out
+
+
+def _nearby(lat, lon, population, k, scale_km):
+    """For each city, itself and its k-1 nearest cities, weighted by population * exp(-d/scale)."""
+    n = len(lat)
+    k = min(k, n)
+    near = np.empty((n, k), dtype=np.int64)
+    cum = np.empty((n, k))
+    for i in range(n):
+        d = reference.haversine_km(lat[i], lon[i], lat, lon)
+        idx = np.argpartition(d, k - 1)[:k]
+        idx = idx[np.lexsort((idx, d[idx]))]
+        near[i] = idx
+        cum[i] = np.cumsum(population[idx] * np.exp(-d[idx] / scale_km))
+    return np.arange(0, n * k + 1, k, dtype=np.int64), near.ravel(), cum.ravel()
+
+
+def copula_cholesky(world: World) -> np.ndarray:
+    return np.linalg.cholesky(correlation_matrix(world.spec))

@@ -1,0 +1,112 @@
+"""Invariants every ledger must satisfy, checked on the tiny world."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from cardworld.simulator import ledger
+from cardworld.simulator.purchases import TRANSACTION_SCHEMA
+from cardworld.worlds.load import load_world
+
+
+def test_transactions_have_the_contract_schema(tiny_ledger):
+    schema = ledger.transactions(tiny_ledger).schema
+    for field in TRANSACTION_SCHEMA:
+        assert schema.field(field.name).type == field.type, field.name
+
+
+def test_txn_ids_are_unique(tiny_frames):
+    txns = tiny_frames["transactions"]
+    assert len(txns) > 50_000
+    assert txns["txn_id"].is_unique
+
+
+def test_keys_resolve_to_the_entity_tables(tiny_frames):
+    txns, cards, consumers, merchants = (tiny_frames[k] for k in ("transactions", "cards", "consumers", "merchants"))
+    assert set(txns["consumer_id"]) <= set(consumers["consumer_id"])
+    assert set(txns["merchant_id"]) == set(merchants["merchant_id"])
+    card_owner = cards.set_index("card_id")["consumer_id"]
+    assert txns["card_id"].isin(card_owner.index).all()
+    # A card is used only by the consumer who holds it.
+    assert (card_owner.loc[txns["card_id"]].to_numpy() == txns["consumer_id"].to_numpy()).all()
+    assert consumers["consumer_id"].is_unique and cards["card_id"].is_unique and merchants["merchant_id"].is_unique
+
+
+def test_rows_are_sorted_by_consumer_then_time(tiny_frames):
+    txns = tiny_frames["transactions"]
+    assert txns["consumer_id"].is_monotonic_increasing
+    ordered = txns.groupby("consumer_id")["timestamp"].apply(lambda t: t.is_monotonic_increasing)
+    assert ordered.all()
+
+
+def test_amounts_are_whole_cents_and_refunds_negative(tiny_frames):
+    amount = tiny_frames["transactions"]["amount"]
+    cents = amount * 100
+    assert np.allclose(cents, np.round(cents), atol=1e-6)
+    assert (amount != 0).all()
+    assert 0.01 < (amount < 0).mean() < 0.1
+
+
+def test_timestamps_are_inside_the_world_period(tiny_frames):
+    world = load_world("tiny").spec.simulation
+    ts = tiny_frames["transactions"]["timestamp"]
+    assert ts.min() >= pd.Timestamp(world.start)
+    assert ts.max() < pd.Timestamp(world.end) + pd.Timedelta(days=1)
+
+
+def test_cards_are_used_only_after_they_are_opened(tiny_frames):
+    txns, cards = tiny_frames["transactions"], tiny_frames["cards"].set_index("card_id")
+    opened = pd.to_datetime(cards.loc[txns["card_id"], "opened"]).to_numpy()
+    assert (txns["timestamp"].to_numpy() >= opened).all()
+
+
+def test_fraud_columns_are_consistent(tiny_frames):
+    txns = tiny_frames["transactions"]
+    assert (txns["is_fraud"] == txns["fraud_mechanism"].notna()).all()
+    assert txns["fraud_mechanism"].dropna().isin(["random", "fraudster"]).all()
+    fraudster_rows = txns["fraud_mechanism"] == "fraudster"
+    assert txns.loc[~fraudster_rows, "fraudster_id"].isna().all()
+    assert txns["is_fraud"].sum() > 0
+
+
+def test_mcc_matches_the_merchant(tiny_frames):
+    txns, merchants = tiny_frames["transactions"], tiny_frames["merchants"].set_index("merchant_id")
+    assert (merchants.loc[txns["merchant_id"], "mcc"].to_numpy() == txns["mcc"].to_numpy()).all()
+
+
+def test_online_rows_are_at_online_merchants_and_card_present_rows_in_a_city(tiny_frames):
+    txns, merchants = tiny_frames["transactions"], tiny_frames["merchants"].set_index("merchant_id")
+    online = merchants.loc[txns["merchant_id"], "online"].to_numpy()
+    assert (online == (txns["channel"] == "online").to_numpy()).all()
+    assert merchants.loc[~merchants["online"], "city"].notna().all()
+
+
+def test_chip_rows_only_on_chip_cards(tiny_frames):
+    txns, cards = tiny_frames["transactions"], tiny_frames["cards"].set_index("card_id")
+    chip = txns[txns["channel"] == "chip"]
+    since = pd.to_datetime(cards.loc[chip["card_id"], "chip_since"]).to_numpy()
+    assert (chip["timestamp"].to_numpy() >= since).all()
+
+
+def test_manifest_counts_and_checksums(tiny_ledger, tiny_frames):
+    manifest = json.loads((tiny_ledger / "manifest.json").read_text())
+    assert manifest["row_counts"]["transactions"] == len(tiny_frames["transactions"])
+    assert manifest["row_counts"]["consumers"] == 300
+    assert manifest["world"] == "tiny" and manifest["seed"] == 7
+    assert set(manifest["files"]) == {p.relative_to(tiny_ledger).as_posix() for p in tiny_ledger.rglob("*.parquet")}
+    assert ledger.verify(tiny_ledger) == []
+
+
+def test_cards_table_is_plausible(tiny_frames):
+    cards = tiny_frames["cards"]
+    assert 2.5 < len(cards) / 300 < 3.7  # TabFormer: 3.07 cards per user
+    assert set(cards["kind"]) == {"credit", "debit", "prepaid"}
+    # Luhn check of every card number.
+    def luhn(number: str) -> bool:
+        digits = [int(d) for d in number][::-1]
+        return sum(d if i % 2 == 0 else (2 * d - 9 if d > 4 else 2 * d) for i, d in enumerate(digits)) % 10 == 0
+    assert cards["card_number"].map(luhn).all()
+    assert (cards.loc[cards["brand"] == "amex", "kind"] == "credit").all()

@@ -1,0 +1,1 @@
+"""Worlds as data: TOML parameters and CSV tables, loaded into validated objects."""

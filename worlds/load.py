@@ -1,0 +1,312 @@
+"""Load a world: find its TOML, follow `extends`, read and check its CSV tables.
+
+A world is named (a folder shipped in this package) or given as a path to a
+`world.toml` or its folder. `extends = "us"` starts from another world and overrides
+keys, table by table; table paths are relative to the file that names them.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cardworld.errors import WorldError
+from cardworld.worlds import reference
+from cardworld.worlds.schema import TABLE_COLUMNS, World, WorldSpec, build
+
+SHIPPED = Path(__file__).resolve().parent
+
+
+def shipped_worlds() -> list[str]:
+    """Names of the worlds that ship with cardworld."""
+    return sorted(p.parent.name for p in SHIPPED.glob("*/world.toml"))
+
+
+def world_file(name_or_path: str | Path) -> Path:
+    """Resolve a world name or path to its world.toml."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        path = path / "world.toml"
+    if path.suffix == ".toml":
+        if not path.is_file():
+            raise WorldError(f"{path}: world file not found")
+        return path.resolve()
+    shipped = SHIPPED / str(name_or_path) / "world.toml"
+    if shipped.is_file():
+        return shipped
+    raise WorldError(
+        f"unknown world '{name_or_path}': expected one of {', '.join(shipped_worlds())} "
+        "or a path to a world.toml"
+    )
+
+
+def load_world(name_or_path: str | Path, **overrides) -> World:
+    """Load, merge and validate a world; `overrides` replace [simulation] keys."""
+    file = world_file(name_or_path)
+    raw = _read_merged(file, seen=())
+    simulation = raw.setdefault("simulation", {})
+    simulation.update({k: v for k, v in overrides.items() if v is not None})
+    spec: WorldSpec = build(WorldSpec, raw, file=file)
+    _check_spec(spec, file)
+    tables = {name: _read_table(name, Path(getattr(spec.tables, name))) for name in TABLE_COLUMNS}
+    _check_tables(spec, tables)
+    return World(spec=spec, tables=tables, path=file, config_hash=_config_hash(spec, tables))
+
+
+def _read_merged(file: Path, seen: tuple[Path, ...]) -> dict:
+    if file in seen:
+        raise WorldError(f"{file}: 'extends' makes a cycle through {', '.join(map(str, seen))}")
+    try:
+        raw = tomllib.loads(file.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise WorldError(f"{file}: not valid TOML: {exc}") from None
+    for key, rel in raw.get("tables", {}).items():
+        if isinstance(rel, str):
+            raw["tables"][key] = str((file.parent / rel).resolve())
+    parent = raw.pop("extends", "")
+    if not isinstance(parent, str):
+        raise WorldError(f"{file}: 'extends' must be a world name or path, found {parent!r}")
+    if not parent:
+        return raw
+    base_file = world_file(parent if not parent.endswith(".toml") else file.parent / parent)
+    merged = _deep_merge(_read_merged(base_file, seen + (file,)), raw)
+    merged["extends"] = parent
+    return merged
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _check_spec(spec: WorldSpec, file: Path) -> None:
+    sim, pop = spec.simulation, spec.population
+    if sim.end < sim.start:
+        raise WorldError(
+            f"{file}: 'simulation.end' ({sim.end}) must not be before 'simulation.start' ({sim.start})"
+        )
+    if pop.age_max <= pop.age_min:
+        raise WorldError(
+            f"{file}: 'population.age_max' must exceed 'population.age_min', found {pop.age_max} <= {pop.age_min}"
+        )
+    corr = correlation_matrix(spec)
+    if np.linalg.eigvalsh(corr).min() <= 0:
+        raise WorldError(
+            f"{file}: [population] correlations do not form a positive-definite matrix: {corr.tolist()}"
+        )
+    kinds = set(spec.cards.kind_shares)
+    for key in ("usage_weight", "amount_preference"):
+        missing = kinds - set(getattr(spec.cards, key))
+        if missing:
+            raise WorldError(f"{file}: 'cards.{key}' lacks card kinds {sorted(missing)}")
+    for name, target in spec.calibration.items():
+        if target.tolerance == 0 and not target.source:
+            raise WorldError(f"{file}: 'calibration.{name}' needs a tolerance or a source")
+
+
+def correlation_matrix(spec: WorldSpec) -> np.ndarray:
+    """The copula's correlation matrix over (age, income, credit score)."""
+    p = spec.population
+    return np.array(
+        [
+            [1.0, p.corr_age_income, p.corr_age_credit],
+            [p.corr_age_income, 1.0, p.corr_income_credit],
+            [p.corr_age_credit, p.corr_income_credit, 1.0],
+        ]
+    )
+
+
+_CASTS = {"str": str, "int": "int64", "float": "float64", "bool": bool}
+
+
+def _read_table(name: str, path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise WorldError(f"{path}: table '{name}' not found")
+    try:
+        df = pd.read_csv(path, comment="#", skipinitialspace=True, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise WorldError(f"{path}: table '{name}' is not a readable CSV: {exc}") from None
+    expected = TABLE_COLUMNS[name]
+    missing = [c for c in expected if c not in df.columns]
+    if missing:
+        raise WorldError(
+            f"{path}: table '{name}' lacks column(s) {missing}; expected columns {list(expected)}"
+        )
+    df = df[list(expected)].copy()
+    for column, kind in expected.items():
+        df[column] = _cast_column(df[column], kind, path=path, column=column)
+    if df.empty:
+        raise WorldError(f"{path}: table '{name}' has no rows")
+    return df
+
+
+def _cast_column(values: pd.Series, kind: str, *, path: Path, column: str) -> pd.Series:
+    values = values.str.strip()
+    if kind == "str":
+        return values
+    if kind == "bool":
+        lowered = values.str.lower()
+        bad = ~lowered.isin(["true", "false", "1", "0", "yes", "no"])
+        if bad.any():
+            raise WorldError(
+                f"{path}: column '{column}' row {int(bad.idxmax()) + 2} must be true/false, found {values[bad].iloc[0]!r}"
+            )
+        return lowered.isin(["true", "1", "yes"])
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna() | (kind == "int") & (numbers % 1 != 0)
+    if bad.any():
+        expected = "an integer" if kind == "int" else "a number"
+        raise WorldError(
+            f"{path}: column '{column}' row {int(bad.idxmax()) + 2} must be {expected}, found {values[bad].iloc[0]!r}"
+        )
+    return numbers.astype(_CASTS[kind])
+
+
+def _fail_rows(df: pd.DataFrame, bad: pd.Series, path: str, column: str, expected: str) -> None:
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise WorldError(
+            f"{path}: column '{column}' row {row + 2} must be {expected}, found {df[column].iloc[row]!r}"
+        )
+
+
+def _check_tables(spec: WorldSpec, tables: dict[str, pd.DataFrame]) -> None:
+    paths = dataclasses.asdict(spec.tables)
+    goods, goods_mcc, mccs = tables["goods"], tables["goods_mcc"], tables["mccs"]
+
+    for column in ("participation", "online_share", "refund_rate"):
+        _fail_rows(
+            goods, ~goods[column].between(0, 1), paths["goods"], column, "a probability in [0, 1]"
+        )
+    for column in (
+        "rate_per_year",
+        "rate_shape",
+        "amount_median",
+        "amount_sigma",
+        "holiday_factor",
+        "getaway_factor",
+        "vacation_factor",
+        "business_factor",
+        "retired_factor",
+    ):
+        _fail_rows(goods, goods[column] < 0, paths["goods"], column, "non-negative")
+    _fail_rows(goods, goods["type"].duplicated(), paths["goods"], "type", "unique")
+    for column, table in (
+        ("hour_profile", "hours"),
+        ("weekday_profile", "weekdays"),
+        ("season_profile", "seasons"),
+    ):
+        known = set(tables[table]["profile"])
+        _fail_rows(
+            goods,
+            ~goods[column].isin(known),
+            paths["goods"],
+            column,
+            f"a profile of {paths[table]} ({', '.join(sorted(known))})",
+        )
+    for table in ("hours", "weekdays", "seasons"):
+        df = tables[table]
+        numbers = df.drop(columns="profile")
+        for column in numbers.columns:
+            _fail_rows(df, numbers[column] < 0, paths[table], column, "non-negative")
+        _fail_rows(
+            df,
+            numbers.sum(axis=1) <= 0,
+            paths[table],
+            numbers.columns[0],
+            "part of a profile with a positive total",
+        )
+
+    _fail_rows(
+        goods_mcc,
+        ~goods_mcc["type"].isin(set(goods["type"])),
+        paths["goods_mcc"],
+        "type",
+        "a type of the goods table",
+    )
+    _fail_rows(goods_mcc, goods_mcc["weight"] <= 0, paths["goods_mcc"], "weight", "positive")
+    unmapped = sorted(set(goods["type"]) - set(goods_mcc["type"]))
+    if unmapped:
+        raise WorldError(f"{paths['goods_mcc']}: goods type(s) {unmapped} have no MCC")
+    iso = reference.mcc_descriptions()
+    _fail_rows(
+        mccs,
+        ~mccs["mcc"].isin(set(iso)),
+        paths["mccs"],
+        "mcc",
+        "an ISO 18245 merchant category code",
+    )
+    _fail_rows(mccs, mccs["mcc"].duplicated(), paths["mccs"], "mcc", "unique")
+    _fail_rows(mccs, mccs["local_per_100k"] < 0, paths["mccs"], "local_per_100k", "non-negative")
+    known_mccs = set(mccs["mcc"])
+    _fail_rows(
+        goods_mcc,
+        ~goods_mcc["mcc"].isin(known_mccs),
+        paths["goods_mcc"],
+        "mcc",
+        f"an MCC listed in {paths['mccs']}",
+    )
+    chains = tables["chains"]
+    _fail_rows(
+        chains,
+        ~chains["mcc"].isin(known_mccs),
+        paths["chains"],
+        "mcc",
+        f"an MCC listed in {paths['mccs']}",
+    )
+    _fail_rows(chains, chains["weight"] <= 0, paths["chains"], "weight", "positive")
+    _fail_rows(
+        chains,
+        chains["locations_per_100k"] < 0,
+        paths["chains"],
+        "locations_per_100k",
+        "non-negative",
+    )
+
+    ages = tables["ages"]
+    _fail_rows(
+        ages, ages["age_to"] < ages["age_from"], paths["ages"], "age_to", "at least age_from"
+    )
+    _fail_rows(ages, ages["share"] < 0, paths["ages"], "share", "non-negative")
+    if abs(ages["share"].sum() - 1.0) > 1e-6:
+        raise WorldError(
+            f"{paths['ages']}: column 'share' must sum to 1, found {ages['share'].sum():.6g}"
+        )
+
+    drift = tables["drift"]
+    for column in ("chip_card_share", "chip_terminal_share"):
+        _fail_rows(
+            drift, ~drift[column].between(0, 1), paths["drift"], column, "a probability in [0, 1]"
+        )
+    for column in ("online_multiplier", "spend_multiplier", "price_level"):
+        _fail_rows(drift, drift[column] < 0, paths["drift"], column, "non-negative")
+    years = set(drift["year"])
+    needed = set(range(spec.simulation.start.year, spec.simulation.end.year + 1))
+    if not needed <= years:
+        raise WorldError(
+            f"{paths['drift']}: column 'year' must cover {spec.simulation.start.year}-{spec.simulation.end.year}; missing {sorted(needed - years)[:5]}"
+        )
+
+
+def _config_hash(spec: WorldSpec, tables: dict[str, pd.DataFrame]) -> str:
+    """A hash of every value the engine reads: same hash, same world."""
+    digest = hashlib.sha256()
+    as_dict = dataclasses.asdict(spec)
+    as_dict.pop("tables")  # absolute paths differ between machines; contents are hashed below
+    digest.update(json.dumps(as_dict, sort_keys=True, default=str).encode())
+    for name in sorted(tables):
+        digest.update(name.encode())
+        digest.update(tables[name].to_csv(index=False).encode())
+    return digest.hexdigest()

