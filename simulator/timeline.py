@@ -105,6 +105,8 @@ def _life(env, world, arrays, consumers, i, first_day, segs):
         working = env.now < consumers.retirement_day[i]
         kind_rates = rates * np.array([1.0, 1.0, 1.0 if working else 0.0])
         total = kind_rates.sum() + move_rate
+        if total <= 0:
+            return  # a life without trips or moves: home until the end
         wait = rng.exponential(st, 1.0 / total)
         yield env.timeout(max(1, int(round(wait))))
         pick = rng.uniform(st) * total

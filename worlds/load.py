@@ -161,7 +161,7 @@ def _cast_column(values: pd.Series, kind: str, *, path: Path, column: str) -> pd
         bad = ~lowered.isin(["true", "false", "1", "0", "yes", "no"])
         if bad.any():
             raise WorldError(
-                f"{path}: column '{column}' row {int(bad.idxmax()) + 2} must be true/false, found {values[bad].iloc[0]!r}"
+                f"{path}: column '{column}' data row {int(bad.idxmax()) + 1} must be true/false, found {values[bad].iloc[0]!r}"
             )
         return lowered.isin(["true", "1", "yes"])
     numbers = pd.to_numeric(values, errors="coerce")
@@ -169,16 +169,21 @@ def _cast_column(values: pd.Series, kind: str, *, path: Path, column: str) -> pd
     if bad.any():
         expected = "an integer" if kind == "int" else "a number"
         raise WorldError(
-            f"{path}: column '{column}' row {int(bad.idxmax()) + 2} must be {expected}, found {values[bad].iloc[0]!r}"
+            f"{path}: column '{column}' data row {int(bad.idxmax()) + 1} must be {expected}, found {values[bad].iloc[0]!r}"
         )
     return numbers.astype(_CASTS[kind])
+
+
+def _plain(value):
+    """A numpy scalar as the Python value a user wrote."""
+    return value.item() if hasattr(value, "item") else value
 
 
 def _fail_rows(df: pd.DataFrame, bad: pd.Series, path: str, column: str, expected: str) -> None:
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise WorldError(
-            f"{path}: column '{column}' row {row + 2} must be {expected}, found {df[column].iloc[row]!r}"
+            f"{path}: column '{column}' data row {row + 1} must be {expected}, found {_plain(df[column].iloc[row])!r}"
         )
 
 

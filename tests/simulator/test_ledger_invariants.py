@@ -25,14 +25,20 @@ def test_txn_ids_are_unique(tiny_frames):
 
 
 def test_keys_resolve_to_the_entity_tables(tiny_frames):
-    txns, cards, consumers, merchants = (tiny_frames[k] for k in ("transactions", "cards", "consumers", "merchants"))
+    txns, cards, consumers, merchants = (
+        tiny_frames[k] for k in ("transactions", "cards", "consumers", "merchants")
+    )
     assert set(txns["consumer_id"]) <= set(consumers["consumer_id"])
     assert set(txns["merchant_id"]) == set(merchants["merchant_id"])
     card_owner = cards.set_index("card_id")["consumer_id"]
     assert txns["card_id"].isin(card_owner.index).all()
     # A card is used only by the consumer who holds it.
     assert (card_owner.loc[txns["card_id"]].to_numpy() == txns["consumer_id"].to_numpy()).all()
-    assert consumers["consumer_id"].is_unique and cards["card_id"].is_unique and merchants["merchant_id"].is_unique
+    assert (
+        consumers["consumer_id"].is_unique
+        and cards["card_id"].is_unique
+        and merchants["merchant_id"].is_unique
+    )
 
 
 def test_rows_are_sorted_by_consumer_then_time(tiny_frames):
@@ -96,7 +102,9 @@ def test_manifest_counts_and_checksums(tiny_ledger, tiny_frames):
     assert manifest["row_counts"]["transactions"] == len(tiny_frames["transactions"])
     assert manifest["row_counts"]["consumers"] == 300
     assert manifest["world"] == "tiny" and manifest["seed"] == 7
-    assert set(manifest["files"]) == {p.relative_to(tiny_ledger).as_posix() for p in tiny_ledger.rglob("*.parquet")}
+    assert set(manifest["files"]) == {
+        p.relative_to(tiny_ledger).as_posix() for p in tiny_ledger.rglob("*.parquet")
+    }
     assert ledger.verify(tiny_ledger) == []
 
 
@@ -104,9 +112,15 @@ def test_cards_table_is_plausible(tiny_frames):
     cards = tiny_frames["cards"]
     assert 2.5 < len(cards) / 300 < 3.7  # TabFormer: 3.07 cards per user
     assert set(cards["kind"]) == {"credit", "debit", "prepaid"}
+
     # Luhn check of every card number.
     def luhn(number: str) -> bool:
         digits = [int(d) for d in number][::-1]
-        return sum(d if i % 2 == 0 else (2 * d - 9 if d > 4 else 2 * d) for i, d in enumerate(digits)) % 10 == 0
+        return (
+            sum(d if i % 2 == 0 else (2 * d - 9 if d > 4 else 2 * d) for i, d in enumerate(digits))
+            % 10
+            == 0
+        )
+
     assert cards["card_number"].map(luhn).all()
     assert (cards.loc[cards["brand"] == "amex", "kind"] == "credit").all()

@@ -1,0 +1,186 @@
+"""Simulated behaviour matches the world's parameters, within tolerances from the sample size.
+
+A controlled world (the tiny world with income effects, travel, seasons, holidays and
+retirement switched off) makes the expectation of every count exact, so each test can
+compare counts with their expectation and a variance derived from the model:
+a consumer's count of type k is Poisson with a Gamma-mixed personal rate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import cardworld
+from cardworld.simulator.kernels.population import sample_consumers
+from cardworld.simulator.run import simulate
+from cardworld.simulator.world_arrays import build_arrays, copula_cholesky
+from cardworld.worlds.load import load_world, world_file
+
+YEAR = 365.2425
+
+
+@pytest.fixture(scope="module")
+def controlled(tmp_path_factory):
+    base = tmp_path_factory.mktemp("controlled")
+    goods = pd.read_csv(world_file("us").parent / "tables" / "goods.csv", comment="#")
+    for column in ("income_elasticity", "amount_income_elasticity"):
+        goods[column] = 0.0
+    for column in (
+        "holiday_factor",
+        "getaway_factor",
+        "vacation_factor",
+        "business_factor",
+        "retired_factor",
+    ):
+        goods[column] = 1.0
+    goods["season_profile"] = "flat"
+    goods.to_csv(base / "goods.csv", index=False)
+    no_trips = "\n".join(
+        f"[travel.{kind}]\nrate_per_year = 0.0\n" for kind in ("getaway", "vacation", "business")
+    )
+    (base / "world.toml").write_text(
+        'extends = "tiny"\nname = "controlled"\ndescription = "tiny without income, travel, season or holiday effects"\n'
+        '[tables]\ngoods = "goods.csv"\n[population]\nmove_rate_per_year = 0.0\n' + no_trips
+    )
+    out = base / "ledger"
+    simulate(base / "world.toml", out, workers=1)
+    world = load_world(base / "world.toml")
+    txns = cardworld.read_transactions(out)
+    cards = cardworld.read_table(out, "cards").to_pandas()
+    start = pd.Timestamp(world.spec.simulation.start)
+    end = pd.Timestamp(world.spec.simulation.end)
+    first = cards.groupby("consumer_id")["opened"].min().map(pd.Timestamp).clip(lower=start)
+    purchases = txns[(txns["amount"] > 0) & ~txns["is_fraud"]]
+    return world, purchases, first, start, end
+
+
+def _weekday_exposure(first: pd.Series, end: pd.Timestamp) -> np.ndarray:
+    """(consumers, 7): active days on each weekday (Monday first)."""
+    out = np.zeros((len(first), 7))
+    for i, day in enumerate(first):
+        days = pd.date_range(day, end, freq="D")
+        out[i] = np.bincount(days.day_of_week, minlength=7)
+    return out
+
+
+def test_category_counts_match_personal_rate_model(controlled):
+    world, purchases, first, start, end = controlled
+    arrays, labels = build_arrays(world)
+    exposure = _weekday_exposure(first, end) @ arrays.weekday_factor.T / YEAR  # (consumers, types)
+    p, rate, shape = arrays.participation, arrays.rate, arrays.rate_shape
+    lam = rate * exposure
+    expected = (p * lam).sum(axis=0)
+    variance = (p * lam + p * lam**2 * (1 + 1 / shape) - p**2 * lam**2).sum(axis=0)
+    observed = (
+        purchases["category"]
+        .astype(str)
+        .value_counts()
+        .reindex(labels.type_names, fill_value=0)
+        .to_numpy()
+    )
+    z = (observed - expected) / np.sqrt(variance)
+    # 104 types: |z| < 4.5 keeps the family-wise false alarm rate below 0.1%.
+    assert np.abs(z).max() < 4.5, dict(zip(labels.type_names, np.round(z, 1), strict=True))
+    assert abs(observed.sum() / expected.sum() - 1) < 0.05
+
+
+def test_weekday_profiles_match(controlled):
+    world, purchases, first, start, end = controlled
+    arrays, labels = build_arrays(world)
+    goods = world.tables["goods"].set_index("type")
+    full_year = first.index[first == start]
+    rows = purchases[purchases["consumer_id"].isin(full_year)]
+    days_per_weekday = np.bincount(pd.date_range(start, end).day_of_week, minlength=7)
+    for profile, types in goods.groupby("weekday_profile").groups.items():
+        chosen = rows[rows["category"].astype(str).isin(types)]
+        observed = np.bincount(chosen["timestamp"].dt.day_of_week, minlength=7)
+        # Every type of one profile shares the same normalised weekday factors.
+        factors = arrays.weekday_factor[labels.type_names.index(types[0])]
+        probs = days_per_weekday * factors / (days_per_weekday * factors).sum()
+        result = stats.chisquare(observed, probs * observed.sum())
+        assert result.pvalue > 1e-4, (profile, observed, np.round(probs * observed.sum()))
+
+
+def test_hour_profiles_match(controlled):
+    world, purchases, *_ = controlled
+    hours = world.tables["hours"].set_index("profile")
+    goods = world.tables["goods"].set_index("type")
+    for profile, types in goods.groupby("hour_profile").groups.items():
+        chosen = purchases[purchases["category"].astype(str).isin(types)]
+        observed = np.bincount(chosen["timestamp"].dt.hour, minlength=24)
+        weights = hours.loc[profile].to_numpy(float)
+        result = stats.chisquare(observed, weights / weights.sum() * observed.sum())
+        assert result.pvalue > 1e-4, profile
+
+
+def test_copula_gives_the_world_correlations():
+    world = load_world("us")
+    arrays, _ = build_arrays(world)
+    p = world.spec.population
+    ages = world.tables["ages"]
+    n = 20_000
+    birth, _, income, credit, _, _ = sample_consumers(
+        np.arange(n),
+        5,
+        copula_cholesky(world),
+        np.cumsum(ages["share"].to_numpy(float)),
+        ages["age_from"].to_numpy(np.int64),
+        ages["age_to"].to_numpy(np.int64),
+        arrays.end_day,
+        p.female_share,
+        p.income_median,
+        p.income_sigma,
+        p.credit_score_mean,
+        p.credit_score_sd,
+        p.retirement_age_mean,
+        p.retirement_age_sd,
+        arrays.home_city_cum,
+    )
+    se = (1 - p.corr_income_credit**2) / np.sqrt(n)
+    # Clipping scores to 300-850 and rounding move the correlation by well under 0.01.
+    assert abs(np.corrcoef(np.log(income), credit)[0, 1] - p.corr_income_credit) < 4 * se + 0.01
+    # Age is a monotone transform of its normal: Spearman's rho is (6/pi) asin(r/2).
+    rho = stats.spearmanr(-birth, credit).statistic
+    assert abs(rho - 6 / np.pi * np.arcsin(p.corr_age_credit / 2)) < 4 * se + 0.01
+    assert abs(np.median(income) / p.income_median - 1) < 0.03
+    shares = (
+        np.histogram(
+            (arrays.end_day - birth) / YEAR, bins=[*ages["age_from"], ages["age_to"].iloc[-1] + 1]
+        )[0]
+        / n
+    )
+    assert np.allclose(shares, ages["share"], atol=4 * np.sqrt(0.25 / n))
+
+
+def test_travel_moves_purchases_away_from_home(tiny_frames):
+    txns, merchants, consumers = (
+        tiny_frames["transactions"],
+        tiny_frames["merchants"],
+        tiny_frames["consumers"],
+    )
+    assert set(txns["consumer_state"].unique()) == {"home", "getaway", "vacation", "business"}
+    present = txns[(txns["channel"] != "online") & ~txns["is_fraud"] & (txns["amount"] > 0)]
+    where = (
+        merchants.set_index("merchant_id")
+        .loc[present["merchant_id"], ["state", "country"]]
+        .to_numpy()
+    )
+    home_state = consumers.set_index("consumer_id").loc[present["consumer_id"], "state"].to_numpy()
+    away = (where[:, 0] != home_state) | (where[:, 1] != "US")
+    on_trip = (present["consumer_state"] != "home").to_numpy()
+    # Trips go at least 150 km away: most trip purchases are out of state, few home ones are.
+    assert away[on_trip].mean() > 0.5
+    assert away[~on_trip].mean() < 0.1
+    assert (where[on_trip, 1] != "US").mean() > 0.01  # some trips are abroad
+
+
+def test_tiny_world_volume_is_realistic(tiny_frames):
+    txns = tiny_frames["transactions"]
+    per_consumer_year = len(txns) / 300
+    assert 300 < per_consumer_year < 700  # Fed Payments Study: ~450 card payments per adult-year
+    assert dt.date(2019, 1, 1) <= txns["timestamp"].min().date()

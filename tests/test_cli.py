@@ -1,0 +1,100 @@
+"""The command line as a user runs it: the installed `cardworld` script in a subprocess."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import cardworld
+from cardworld.errors import LedgerError
+from cardworld.simulator import run
+
+CLI = shutil.which("cardworld") or str(Path(sys.executable).parent / "cardworld")
+
+
+def cardworld_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def test_simulate_writes_a_valid_ledger_and_prints_a_summary(tmp_path):
+    out = tmp_path / "ledger"
+    result = cardworld_cli(
+        "simulate", "--world", "tiny", "--out", str(out), "--consumers", "20", "--workers", "1"
+    )
+    assert result.returncode == 0, result.stderr
+    for word in ("transactions", "fraud rate", "rows/s", "consumers"):
+        assert word in result.stdout
+    assert cardworld.verify(out) == []
+    assert cardworld.read_table(out, "consumers").num_rows == 20
+    again = cardworld_cli("simulate", "--world", "tiny", "--out", str(out), "--consumers", "20")
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["simulate", "--world", "atlantis", "--out", "x"], "unknown world 'atlantis'"),
+        (
+            ["simulate", "--world", "tiny", "--out", "x", "--start", "2019-02-30"],
+            "--start must be a date",
+        ),
+        (["simulate", "--world", "tiny", "--out", "x", "--consumers", "0"], "--consumers"),
+        (["verify", "nowhere"], "not a cardworld ledger"),
+    ],
+)
+def test_bad_input_is_one_clear_error_with_exit_code_2(tmp_path, args, message):
+    result = cardworld_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_worlds_lists_the_shipped_worlds():
+    result = cardworld_cli("worlds")
+    assert result.returncode == 0
+    assert "tiny" in result.stdout and "us" in result.stdout
+
+
+def test_verify_finds_missing_and_corrupted_files(tmp_path, tiny_ledger):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_ledger, copy)
+    assert cardworld_cli("verify", str(copy)).returncode == 0
+    (copy / "transactions" / "part-00001.parquet").unlink()
+    data = bytearray((copy / "cards.parquet").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / "cards.parquet").write_bytes(bytes(data))
+    result = cardworld_cli("verify", str(copy))
+    assert result.returncode == 1
+    assert "missing: transactions/part-00001.parquet" in result.stdout
+    assert "corrupted: cards.parquet" in result.stdout
+
+
+def test_a_failed_run_leaves_no_ledger(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = run._run_shard
+
+    def failing(*args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("worker died")
+        return real(*args)
+
+    monkeypatch.setattr(run, "_run_shard", failing)
+    out = tmp_path / "ledger"
+    with pytest.raises(RuntimeError, match="worker died"):
+        run.simulate("tiny", out, consumers=30, shard_size=10, workers=1)
+    assert not out.exists()
+    with pytest.raises(LedgerError):
+        cardworld.verify(out)
+
+
+def test_overwrite_replaces_a_ledger_only_when_the_new_one_is_complete(tmp_path):
+    out = tmp_path / "ledger"
+    run.simulate("tiny", out, consumers=10, workers=1)
+    run.simulate("tiny", out, consumers=12, workers=1, overwrite=True)
+    assert cardworld.read_table(out, "consumers").num_rows == 12
+    assert cardworld.verify(out) == []

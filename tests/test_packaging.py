@@ -1,0 +1,45 @@
+"""The distribution: every package folder is installed, under cardworld.* only."""
+
+from __future__ import annotations
+
+import importlib
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import cardworld
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_package_folder_is_listed_in_pyproject():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    mapping = {v: k for k, v in config["package-dir"].items()}
+    found = set()
+    for top, name in mapping.items():
+        for init in (ROOT / top).rglob("__init__.py"):
+            if ".venv" in init.parts:
+                continue
+            rel = init.parent.relative_to(ROOT / top).parts
+            found.add(".".join((name, *rel)))
+    assert found == listed
+
+
+@pytest.mark.parametrize("name", ["simulator", "worlds", "synthesizer"])
+def test_generic_names_are_not_installed_top_level(name):
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(name)
+
+
+def test_public_api():
+    for name in (
+        "simulate",
+        "load_world",
+        "verify",
+        "read_table",
+        "read_transactions",
+        "CardworldError",
+    ):
+        assert hasattr(cardworld, name)

@@ -1,0 +1,181 @@
+"""Loading worlds: shipped worlds validate, `extends` overrides, bad files give one clear error."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from cardworld.errors import WorldError
+from cardworld.worlds.load import load_world, shipped_worlds, world_file
+from cardworld.worlds.reference import mcc_descriptions
+
+US_TABLES = world_file("us").parent / "tables"
+
+
+def test_shipped_worlds_load():
+    assert {"tiny", "us"} <= set(shipped_worlds())
+    for name in shipped_worlds():
+        world = load_world(name)
+        assert world.spec.simulation.consumers > 0
+        assert len(world.tables["goods"]) >= 90  # Altman's ~100 goods and services types
+
+
+def test_extends_inherits_and_overrides():
+    us, tiny = load_world("us"), load_world("tiny")
+    assert tiny.spec.simulation.consumers == 300 and us.spec.simulation.consumers == 2000
+    assert tiny.spec.cards == us.spec.cards
+    assert tiny.tables["goods"].equals(us.tables["goods"])
+    assert tiny.config_hash != us.config_hash
+
+
+def test_overrides_from_arguments_change_the_hash():
+    assert load_world("tiny", consumers=10).config_hash != load_world("tiny").config_hash
+    assert load_world("tiny", consumers=10).spec.simulation.consumers == 10
+
+
+def test_world_mccs_are_iso_18245():
+    known = mcc_descriptions()
+    assert set(load_world("us").tables["mccs"]["mcc"]) <= set(known)
+
+
+def write_world(tmp_path, body: str, tables: dict[str, str] | None = None):
+    (tmp_path / "world.toml").write_text(textwrap.dedent(body))
+    for name, text in (tables or {}).items():
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    return tmp_path / "world.toml"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            'extends = "tiny"\nname = "x"\ndescription = ""\n[simulation]\nconsumerz = 3\n',
+            "unknown key 'simulation.consumerz'",
+        ),
+        (
+            'extends = "tiny"\nname = "x"\ndescription = ""\n[simulation]\nconsumers = "many"\n',
+            "'simulation.consumers' must be a int, found 'many'",
+        ),
+        (
+            'extends = "tiny"\nname = "x"\ndescription = ""\n[travel.vacation]\nrate_per_year = -1.0\n',
+            "'travel.vacation.rate_per_year' must be at least 0.0, found -1.0",
+        ),
+        (
+            'extends = "tiny"\nname = "x"\ndescription = ""\n[cards]\nkind_shares = { credit = 0.5, debit = 0.3, prepaid = 0.1 }\n',
+            "'cards.kind_shares' shares must sum to 1, found 0.9",
+        ),
+        (
+            'extends = "tiny"\nname = "x"\ndescription = ""\n[errors]\nbad_pin = 1.5\n',
+            "'errors.bad_pin' must be at most 1.0, found 1.5",
+        ),
+        (
+            'extends = "tiny"\nname = "x"\ndescription = ""\n[simulation]\nstart = 2020-01-01\nend = 2019-01-01\n',
+            "must not be before 'simulation.start'",
+        ),
+        ('extends = "nowhere"\nname = "x"\n', "unknown world 'nowhere'"),
+        ('name = "x"\ndescription = [1\n', "not valid TOML"),
+        (
+            'extends = "tiny"\nname = "x"\ndescription = ""\n[population]\ncorr_age_income = 0.99\ncorr_age_credit = -0.99\ncorr_income_credit = 0.99\n',
+            "positive-definite",
+        ),
+    ],
+)
+def test_invalid_world_files_name_file_key_and_expectation(tmp_path, body, message):
+    path = write_world(tmp_path, body)
+    with pytest.raises(WorldError) as err:
+        load_world(path)
+    assert message in str(err.value)
+    if "unknown world" not in message:
+        assert str(path) in str(err.value)
+
+
+def _goods_with(column: str, value: str) -> str:
+    lines = (US_TABLES / "goods.csv").read_text().splitlines()
+    data = [line for line in lines if not line.startswith("#")]
+    header = data[0].split(",")
+    first = data[1].split(",")
+    first[header.index(column)] = value
+    return "\n".join([data[0], ",".join(first), *data[2:]]) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("table", "text", "message"),
+    [
+        (
+            "goods.csv",
+            _goods_with("participation", "1.5"),
+            "column 'participation' data row 1 must be a probability in [0, 1], found 1.5",
+        ),
+        (
+            "goods.csv",
+            _goods_with("rate_per_year", "-3"),
+            "column 'rate_per_year' data row 1 must be non-negative, found -3.0",
+        ),
+        (
+            "goods.csv",
+            _goods_with("hour_profile", "brunch"),
+            "column 'hour_profile' data row 1 must be a profile of",
+        ),
+        (
+            "goods.csv",
+            _goods_with("amount_median", "cheap"),
+            "column 'amount_median' data row 1 must be a number, found 'cheap'",
+        ),
+        (
+            "goods.csv",
+            (US_TABLES / "goods.csv").read_text().replace(",refund_rate", ",refunds"),
+            "lacks column(s) ['refund_rate']",
+        ),
+    ],
+)
+def test_invalid_tables_name_file_column_and_row(tmp_path, table, text, message):
+    path = write_world(
+        tmp_path,
+        f'extends = "tiny"\nname = "x"\ndescription = ""\n[tables]\ngoods = "{table}"\n',
+        {table: text},
+    )
+    with pytest.raises(WorldError) as err:
+        load_world(path)
+    assert message in str(err.value)
+    assert str(tmp_path / table) in str(err.value)
+
+
+def test_unknown_mcc_is_rejected(tmp_path):
+    mccs = (US_TABLES / "mccs.csv").read_text() + "1234,1,true\n"
+    path = write_world(
+        tmp_path,
+        'extends = "tiny"\nname = "x"\ndescription = ""\n[tables]\nmccs = "mccs.csv"\n',
+        {"mccs.csv": mccs},
+    )
+    with pytest.raises(WorldError, match="must be an ISO 18245 merchant category code, found 1234"):
+        load_world(path)
+
+
+def test_ages_must_sum_to_one(tmp_path):
+    ages = "age_from,age_to,share\n18,50,0.5\n51,90,0.4\n"
+    path = write_world(
+        tmp_path,
+        'extends = "tiny"\nname = "x"\ndescription = ""\n[tables]\nages = "ages.csv"\n',
+        {"ages.csv": ages},
+    )
+    with pytest.raises(WorldError, match="'share' must sum to 1, found 0.9"):
+        load_world(path)
+
+
+def test_drift_table_must_cover_the_simulated_years(tmp_path):
+    path = write_world(
+        tmp_path,
+        'extends = "tiny"\nname = "x"\ndescription = ""\n[simulation]\nstart = 1970-01-01\n',
+    )
+    with pytest.raises(
+        WorldError, match=r"drift.csv: column 'year' must cover 1970-2019; missing \[1970"
+    ):
+        load_world(path)
+
+
+def test_extends_cycle_is_an_error(tmp_path):
+    (tmp_path / "a.toml").write_text('extends = "b.toml"\nname = "a"\n')
+    (tmp_path / "b.toml").write_text('extends = "a.toml"\nname = "b"\n')
+    with pytest.raises(WorldError, match="cycle"):
+        load_world(tmp_path / "a.toml")
