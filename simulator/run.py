@@ -112,6 +112,8 @@ def simulate(
     )
     loaded = load_world(world, **dict(overrides))
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise LedgerError(f"{out}: exists and is not a directory; choose another --out")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise LedgerError(
             f"{out}: already exists and is not empty; choose another --out or pass --overwrite"

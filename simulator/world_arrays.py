@@ -309,17 +309,22 @@ def _segment_cumsum(weights: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 
 def _nearby(lat, lon, population, k, scale_km):
-    """For each city, itself and its k-1 nearest cities, weighted by population * exp(-d/scale)."""
+    """For each city, itself and its k-1 nearest cities, weighted by population * exp(-d/scale).
+
+    lat, lon: (n,) radians.
+    """
     n = len(lat)
     k = min(k, n)
-    near = np.empty((n, k), dtype=np.int64)
-    cum = np.empty((n, k))
-    for i in range(n):
-        d = reference.haversine_km(lat[i], lon[i], lat, lon)
-        idx = np.argpartition(d, k - 1)[:k]
-        idx = idx[np.lexsort((idx, d[idx]))]
-        near[i] = idx
-        cum[i] = np.cumsum(population[idx] * np.exp(-d[idx] / scale_km))
+    lat_deg, lon_deg = np.degrees(lat), np.degrees(lon)
+    _, near = reference.unit_vectors_tree(lat_deg, lon_deg).query(
+        reference.unit_vectors(lat_deg, lon_deg), k=k
+    )
+    near = near.reshape(n, k).astype(np.int64)
+    d = reference.haversine_km(lat[:, None], lon[:, None], lat[near], lon[near])
+    order = np.lexsort((near, d), axis=1)  # by distance, ties by index: the same on every machine
+    near = np.take_along_axis(near, order, axis=1)
+    d = np.take_along_axis(d, order, axis=1)
+    cum = np.cumsum(population[near] * np.exp(-d / scale_km), axis=1)
     return np.arange(0, n * k + 1, k, dtype=np.int64), near.ravel(), cum.ravel()
 
 

@@ -74,16 +74,29 @@ def _zips_by_city(names, states, lats, lons) -> tuple[np.ndarray, np.ndarray]:
         zlat.append(float(z["lat"]))
         zlon.append(float(z["long"]))
         zcode.append(code)
-    zlat, zlon, zcode = np.radians(zlat), np.radians(zlon), np.array(zcode)
+    zcode = np.array(zcode)
+    _, nearest = unit_vectors_tree(np.array(zlat), np.array(zlon)).query(
+        unit_vectors(np.asarray(lats), np.asarray(lons))
+    )
     offsets, codes = [0], []
-    for name, state, lat, lon in zip(names, states, lats, lons, strict=True):
-        found = sorted(by_city.get((name.upper(), state), []))
-        if not found:
-            distance = haversine_km(np.radians(lat), np.radians(lon), zlat, zlon)
-            found = [int(zcode[np.argmin(distance)])]
+    for i, (name, state) in enumerate(zip(names, states, strict=True)):
+        found = sorted(by_city.get((name.upper(), state), [])) or [int(zcode[nearest[i]])]
         codes.extend(found)
         offsets.append(len(codes))
     return np.array(offsets, dtype=np.int64), np.array(codes, dtype=np.int32)
+
+
+def unit_vectors(lat_deg: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
+    """Points on the unit sphere, (n, 3): chord distance orders pairs as great-circle distance does."""
+    lat, lon = np.radians(lat_deg), np.radians(lon_deg)
+    return np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+
+
+def unit_vectors_tree(lat_deg: np.ndarray, lon_deg: np.ndarray):
+    """A k-d tree over points on the unit sphere, for nearest-neighbour queries."""
+    from scipy.spatial import cKDTree
+
+    return cKDTree(unit_vectors(lat_deg, lon_deg))
 
 
 def haversine_km(lat1, lon1, lat2, lon2):

@@ -1,0 +1,172 @@
+"""Simulation benchmark: transactions per second including Parquet writing, and peak memory.
+
+A fixed world (the `us` world, 1,000 consumers x 5 years by default) is simulated at 1
+and 2 workers, each run in a fresh process so its peak RSS is its own. In the same run,
+the floor: the time pyarrow takes merely to write the same transactions table with the
+same settings (zstd), so simulation speed is reported as a ratio to writing alone.
+Prints a table and writes benchmarks/results/simulate.json.
+
+    python benchmarks/simulate.py [--consumers 1000] [--start 2016-01-01] [--end 2020-12-31]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import write_result  # noqa: E402
+
+
+def child(args: argparse.Namespace) -> None:
+    """Run one simulation in this process and print its figures as JSON."""
+    import cardworld
+
+    began = time.perf_counter()
+    summary = cardworld.simulate(
+        "us",
+        args.out,
+        consumers=args.consumers,
+        start=args.start,
+        end=args.end,
+        workers=args.workers,
+    )
+    seconds = time.perf_counter() - began
+    peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**10
+    data_bytes = sum(p.stat().st_size for p in Path(args.out, "transactions").glob("*.parquet"))
+    print(
+        json.dumps(
+            {
+                "rows": summary.rows,
+                "seconds": seconds,
+                "peak_rss_mib_main": peak_self,
+                "peak_rss_mib_worker": peak_children,
+                "transaction_bytes": data_bytes,
+            }
+        )
+    )
+
+
+def write_floor(ledger: Path) -> dict:
+    """pyarrow alone writing the same transactions (same compression), single thread per file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cardworld.simulator import ledger as ledger_module
+
+    table = pa.concat_tables(
+        pq.read_table(p) for p in sorted((ledger / "transactions").glob("*.parquet"))
+    )
+    best = float("inf")
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(3):
+            began = time.perf_counter()
+            ledger_module.write_parquet(table, Path(tmp) / "t.parquet")
+            best = min(best, time.perf_counter() - began)
+    return {"rows": table.num_rows, "seconds": best, "rows_per_second": table.num_rows / best}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--consumers", type=int, default=1000)
+    parser.add_argument("--start", default="2016-01-01")
+    parser.add_argument("--end", default="2020-12-31")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        import datetime as dt
+
+        args.start, args.end = dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end)
+        child(args)
+        return
+
+    runs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        # A warm-up run compiles the kernels into numba's cache, so no timed run pays for it.
+        base = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--consumers",
+            str(args.consumers),
+            "--start",
+            args.start,
+            "--end",
+            args.end,
+        ]
+        subprocess.run(
+            [*base[:4], "20", "--start", args.start, "--end", args.end, "--out", f"{tmp}/warm"],
+            check=True,
+            capture_output=True,
+        )
+        for workers in (1, 2):
+            out = f"{tmp}/w{workers}"
+            done = subprocess.run(
+                [*base, "--workers", str(workers), "--out", out],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            runs[workers] = json.loads(done.stdout.strip().splitlines()[-1])
+        floor = write_floor(Path(f"{tmp}/w1"))
+
+    rows = runs[1]["rows"]
+    table = [("configuration", "rows/s", "seconds", "peak RSS MiB (main / worker)", "bytes/txn")]
+    for workers, r in runs.items():
+        rss = f"{r['peak_rss_mib_main']:.0f} / {r['peak_rss_mib_worker']:.0f}"
+        table.append(
+            (
+                f"simulate, {workers} worker(s)",
+                f"{r['rows'] / r['seconds']:,.0f}",
+                f"{r['seconds']:.1f}",
+                rss,
+                f"{r['transaction_bytes'] / r['rows']:.1f}",
+            )
+        )
+    table.append(
+        (
+            "pyarrow write only (floor, 1 thread)",
+            f"{floor['rows_per_second']:,.0f}",
+            f"{floor['seconds']:.2f}",
+            "",
+            "",
+        )
+    )
+    widths = [max(len(str(row[i])) for row in table) for i in range(5)]
+    for row in table:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)))
+    ratio = {w: r["seconds"] / floor["seconds"] for w, r in runs.items()}
+    print(
+        f"\n{rows:,} transactions; simulate time / write-only time: 1 worker {ratio[1]:.1f}x, 2 workers {ratio[2]:.1f}x"
+    )
+    path = write_result(
+        "simulate",
+        {
+            "workload": {
+                "world": "us",
+                "consumers": args.consumers,
+                "start": args.start,
+                "end": args.end,
+            },
+            "runs": {
+                f"workers_{w}": {**r, "rows_per_second": r["rows"] / r["seconds"]}
+                for w, r in runs.items()
+            },
+            "write_only_floor": floor,
+            "ratio_to_write_only": {f"workers_{w}": v for w, v in ratio.items()},
+        },
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
