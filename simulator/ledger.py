@@ -21,19 +21,8 @@ from cardworld.errors import LedgerError
 
 FORMAT = "cardworld-ledger/1"
 MANIFEST = "manifest.json"
-TABLES = ("consumers", "cards", "merchants", "fraudsters")
+TABLES = ("consumers", "cards", "merchants", "fraudsters", "compromises")
 ROW_GROUP_ROWS = 1 << 20
-
-FRAUDSTER_SCHEMA = pa.schema(
-    [
-        ("fraudster_id", pa.int64()),
-        ("home_city", pa.string()),
-        ("home_state", pa.string()),
-        ("methods", pa.list_(pa.string())),
-        ("active_from", pa.date32()),
-        ("active_to", pa.date32()),
-    ]
-)
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:

@@ -8,9 +8,11 @@ import numpy as np
 import pyarrow as pa
 
 from cardworld.simulator import rng
+from cardworld.simulator.kernels.calendar import civil_from_days
 from cardworld.simulator.kernels.population import (
     DAYS_PER_YEAR,
     NEVER,
+    pan,
     sample_cards,
     sample_consumers,
 )
@@ -19,7 +21,6 @@ from cardworld.simulator.world_arrays import (
     CARD_KINDS,
     WorldArrays,
     copula_cholesky,
-    day_number,
 )
 from cardworld.worlds import reference
 from cardworld.worlds.schema import World
@@ -169,8 +170,14 @@ def consumers_table(world: World, consumers: Consumers, cards: Cards) -> pa.Tabl
     )
 
 
-def cards_table(consumers: Consumers, cards: Cards) -> pa.Table:
-    """The cards.parquet rows of a shard."""
+def cards_table(
+    consumers: Consumers, cards: Cards, blocked_at: np.ndarray, replaces: np.ndarray
+) -> pa.Table:
+    """The cards.parquet rows of a shard.
+
+    blocked_at: (m,) int64 seconds when the card was blocked, -1 if never; replaces: (m,)
+    int64 the card a replacement replaces, -1 for original cards.
+    """
     chip_from = np.where(cards.chip_from == NEVER, 0, cards.chip_from)  # masked below
     return pa.table(
         {
@@ -187,15 +194,55 @@ def cards_table(consumers: Consumers, cards: Cards) -> pa.Table:
                 pa.date32()
             ),
             "credit_limit": cards.limit,
+            "replaces": pa.array(replaces, pa.int64(), mask=replaces < 0),
+            "blocked_at": pa.array(
+                np.maximum(blocked_at, 0) * 1_000_000, pa.int64(), mask=blocked_at < 0
+            ).cast(pa.timestamp("us")),
         }
     )
 
 
-__all__ = [
-    "Cards",
-    "Consumers",
-    "cards_table",
-    "consumers_table",
-    "day_number",
-    "sample_population",
-]
+def with_replacements(
+    seed: int,
+    cards: Cards,
+    reps: np.ndarray,
+    validity_days: int,
+    chip_card_share: np.ndarray,
+    first_year: int,
+) -> tuple[Cards, np.ndarray]:
+    """Cards plus the replacements of blocked cards, in consumer then slot order.
+
+    reps: (p, 4) int64 rows of old card index, new card id, opened day, owner index.
+    Returns the cards and, per card, the card id it replaces (-1 for originals).
+    """
+    old = reps[:, 0]
+    new_ids = reps[:, 1]
+    opened = reps[:, 2]
+    chip_from = cards.chip_from[old].copy()
+    pans, cvvs = [], []
+    for i, card in enumerate(new_ids):
+        st = rng.stream(seed, card, rng.CARDS)
+        year = min(max(civil_from_days(opened[i])[0] - first_year, 0), len(chip_card_share) - 1)
+        if chip_from[i] == NEVER and rng.uniform(st) < chip_card_share[year]:
+            chip_from[i] = opened[i]
+        elif chip_from[i] != NEVER:
+            chip_from[i] = max(chip_from[i], opened[i])
+        pans.append(pan(st, cards.brand[old[i]]))
+        cvvs.append(rng.integer(st, 900) + 100)
+    merged = {
+        "card_id": np.concatenate([cards.card_id, new_ids]),
+        "owner": np.concatenate([cards.owner, reps[:, 3]]),
+        "kind": np.concatenate([cards.kind, cards.kind[old]]),
+        "brand": np.concatenate([cards.brand, cards.brand[old]]),
+        "opened": np.concatenate([cards.opened, opened]),
+        "chip_from": np.concatenate([cards.chip_from, chip_from]),
+        "expires": np.concatenate([cards.expires, opened + validity_days]),
+        "limit": np.concatenate([cards.limit, cards.limit[old]]),
+        "pan": np.concatenate([cards.pan, np.array(pans, np.int64)]),
+        "cvv": np.concatenate([cards.cvv, np.array(cvvs, np.int16)]),
+    }
+    replaces = np.concatenate([np.full(len(cards.card_id), -1), cards.card_id[old]])
+    order = np.argsort(merged["card_id"], kind="stable")
+    merged = {k: v[order] for k, v in merged.items()}
+    offsets = np.searchsorted(merged["owner"], np.arange(len(cards.offsets))).astype(np.int64)
+    return Cards(offsets=offsets, **merged), replaces[order]

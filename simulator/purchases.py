@@ -7,13 +7,21 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from cardworld.simulator.fraud import Fraudsters, compromises_table
+from cardworld.simulator.kernels import fraud as kf
 from cardworld.simulator.kernels import purchases as k
-from cardworld.simulator.population import cards_table, consumers_table, sample_population
+from cardworld.simulator.population import (
+    cards_table,
+    consumers_table,
+    sample_population,
+    with_replacements,
+)
 from cardworld.simulator.timeline import build_timeline
 from cardworld.simulator.world_arrays import (
     CHANNELS,
     ERRORS,
     FRAUD_MECHANISMS,
+    FRAUD_METHODS,
     STATES,
     WorldArrays,
     WorldLabels,
@@ -40,6 +48,8 @@ TRANSACTION_SCHEMA = pa.schema(
         ("fraud_mechanism", pa.dictionary(pa.int8(), pa.string())),
         ("fraudster_id", pa.int64()),
         ("consumer_state", pa.dictionary(pa.int8(), pa.string())),
+        ("fraud_method", pa.dictionary(pa.int8(), pa.string())),
+        ("compromise_id", pa.int64()),
     ]
 )
 
@@ -49,11 +59,16 @@ class ShardResult:
     consumers: pa.Table
     cards: pa.Table
     transactions: pa.Table
+    compromises: pa.Table
     merchant_ids: np.ndarray
 
 
 def simulate_shard(
-    world: World, arrays: WorldArrays, labels: WorldLabels, consumer_ids: np.ndarray
+    world: World,
+    arrays: WorldArrays,
+    labels: WorldLabels,
+    fraud: Fraudsters,
+    consumer_ids: np.ndarray,
 ) -> ShardResult:
     """Simulate the consumers `consumer_ids` over the world's whole period."""
     consumers, cards = sample_population(world, arrays, consumer_ids)
@@ -62,41 +77,42 @@ def simulate_shard(
     first_day = np.maximum(first_open, arrays.start_day)
     segments = build_timeline(world, arrays, consumers, first_day)
     rows = k.simulate_purchases(
-        arrays,
-        consumer_ids,
-        consumers.income,
-        first_day,
-        consumers.retirement_day,
-        cards.offsets,
-        cards.card_id,
-        cards.kind,
-        cards.opened,
-        cards.chip_from,
-        segments.offsets,
-        segments.start,
-        segments.end,
-        segments.state,
-        segments.city,
-        segments.home_city,
-        segments.epoch,
+        arrays, consumer_ids, consumers.income, first_day, consumers.retirement_day,
+        cards.offsets, cards.card_id, cards.kind, cards.opened, cards.chip_from,
+        segments.offsets, segments.start, segments.end, segments.state, segments.city,
+        segments.home_city, segments.epoch,
+    )  # fmt: skip
+    rows, records, replacements = kf.simulate_fraud(
+        arrays, fraud.arrays, rows, consumer_ids, consumers.home_city,
+        cards.offsets, cards.card_id, cards.kind, cards.opened, cards.chip_from,
+        segments.offsets, segments.start, segments.end, segments.state,
+    )  # fmt: skip
+    blocked_at = np.full(len(cards.card_id), -1, np.int64)
+    blocked = records[records[:, kf.K_BLOCKED_AT] >= 0]
+    index = np.searchsorted(cards.card_id, blocked[:, kf.K_CARD])
+    for i, t in zip(index, blocked[:, kf.K_BLOCKED_AT], strict=True):
+        blocked_at[i] = t if blocked_at[i] < 0 else min(blocked_at[i], t)
+    validity = int(world.spec.cards.validity_years * 365.2425)
+    all_cards, replaces = with_replacements(
+        arrays.seed, cards, replacements, validity, arrays.chip_card_share, arrays.first_year
     )
-    transactions = _to_arrow(rows, labels)
+    blocked_all = np.full(len(all_cards.card_id), -1, np.int64)
+    blocked_all[np.searchsorted(all_cards.card_id, cards.card_id)] = blocked_at
     return ShardResult(
-        consumers=consumers_table(world, consumers, cards),
-        cards=cards_table(consumers, cards),
-        transactions=transactions,
+        consumers=consumers_table(world, consumers, all_cards),
+        cards=cards_table(consumers, all_cards, blocked_all, replaces),
+        transactions=_to_arrow(rows, labels),
+        compromises=compromises_table(records, fraud.breaches),
         merchant_ids=np.unique(rows[:, k.C_MERCHANT]),
     )
 
 
 def _dictionary(
-    codes: np.ndarray, values: tuple[str, ...] | list[str], index_type, null_code: int | None = None
+    codes: np.ndarray, values, index_type, null_code: int | None = None
 ) -> pa.DictionaryArray:
     mask = codes == null_code if null_code is not None else None
-    return pa.DictionaryArray.from_arrays(
-        pa.array(codes.astype(index_type.to_pandas_dtype()), index_type, mask=mask),
-        pa.array(list(values), pa.string()),
-    )
+    indices = pa.array(codes.astype(index_type.to_pandas_dtype()), index_type, mask=mask)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(list(values), pa.string()))
 
 
 def _to_arrow(rows: np.ndarray, labels: WorldLabels) -> pa.Table:
@@ -114,7 +130,13 @@ def _to_arrow(rows: np.ndarray, labels: WorldLabels) -> pa.Table:
         "errors": _dictionary(rows[:, k.C_ERROR], ERRORS, pa.int8(), null_code=0),
         "is_fraud": mechanism != 0,
         "fraud_mechanism": _dictionary(mechanism, FRAUD_MECHANISMS, pa.int8(), null_code=0),
-        "fraudster_id": pa.nulls(len(rows), pa.int64()),
+        "fraudster_id": pa.array(
+            rows[:, k.C_FRAUDSTER], pa.int64(), mask=rows[:, k.C_FRAUDSTER] < 0
+        ),
         "consumer_state": _dictionary(rows[:, k.C_STATE], STATES, pa.int8()),
+        "fraud_method": _dictionary(rows[:, k.C_METHOD], FRAUD_METHODS, pa.int8(), null_code=0),
+        "compromise_id": pa.array(
+            rows[:, k.C_COMPROMISE], pa.int64(), mask=rows[:, k.C_COMPROMISE] < 0
+        ),
     }
     return pa.table(columns, schema=TRANSACTION_SCHEMA)

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from cardworld.errors import LedgerError
 from cardworld.simulator import ledger
+from cardworld.simulator.fraud import build_fraud
 from cardworld.simulator.merchants import merchants_table
 from cardworld.simulator.purchases import simulate_shard
 from cardworld.simulator.world_arrays import build_arrays
@@ -55,23 +56,25 @@ class Summary:
 
 @functools.cache
 def _world(path: str, overrides: tuple) -> tuple:
+    """The world and everything built from it, once per process."""
     world = load_world(path, **dict(overrides))
     arrays, labels = build_arrays(world)
-    return world, arrays, labels
+    return world, arrays, labels, build_fraud(world, arrays, labels)
 
 
 def _run_shard(
     path: str, overrides: tuple, index: int, lo: int, hi: int, parts: str
 ) -> tuple[int, int, dict]:
     """Simulate consumers [lo, hi) and write the shard's part files; returns row counts."""
-    world, arrays, labels = _world(path, overrides)
-    result = simulate_shard(world, arrays, labels, np.arange(lo, hi, dtype=np.int64))
+    world, arrays, labels, fraud = _world(path, overrides)
+    result = simulate_shard(world, arrays, labels, fraud, np.arange(lo, hi, dtype=np.int64))
     parts_dir = Path(parts)
     ledger.write_parquet(
         result.transactions, parts_dir.parent / "transactions" / f"part-{index:05d}.parquet"
     )
     ledger.write_parquet(result.consumers, parts_dir / f"consumers-{index:05d}.parquet")
     ledger.write_parquet(result.cards, parts_dir / f"cards-{index:05d}.parquet")
+    ledger.write_parquet(result.compromises, parts_dir / f"compromises-{index:05d}.parquet")
     ledger.write_parquet(
         pa.table({"merchant_id": result.merchant_ids}), parts_dir / f"merchants-{index:05d}.parquet"
     )
@@ -129,14 +132,18 @@ def simulate(
     shards = [(i, lo, min(n, lo + size)) for i, lo in enumerate(range(0, n, size))]
     workers = max(1, min(workers or os.cpu_count() or 1, len(shards)))
     path = str(loaded.path)
-    rows = fraud = 0
+    rows = fraud_rows = 0
     by_mechanism: dict[str, int] = {}
     done = 0
     if workers == 1:
         results = (_run_shard(path, overrides, i, lo, hi, str(parts)) for i, lo, hi in shards)
         executor = None
     else:
-        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        # NOTE: fork (where it exists) lets workers inherit the world already built here and
+        # needs no `if __name__ == "__main__"` guard in the caller's script.
+        _world(path, overrides)
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
         futures = [
             executor.submit(_run_shard, path, overrides, i, lo, hi, str(parts))
             for i, lo, hi in shards
@@ -145,7 +152,7 @@ def simulate(
     try:
         for shard_rows, shard_fraud, shard_mechanisms in results:
             rows += shard_rows
-            fraud += shard_fraud
+            fraud_rows += shard_fraud
             for m, c in shard_mechanisms.items():
                 by_mechanism[m] = by_mechanism.get(m, 0) + c
             done += 1
@@ -155,11 +162,13 @@ def simulate(
         if executor is not None:
             executor.shutdown(cancel_futures=True)
 
-    _, arrays, labels = _world(path, overrides)
-    tables = {name: _concat(parts, name, len(shards)) for name in ("consumers", "cards")}
+    _, arrays, labels, fraud = _world(path, overrides)
+    tables = {
+        name: _concat(parts, name, len(shards)) for name in ("consumers", "cards", "compromises")
+    }
     merchant_ids = _concat(parts, "merchants", len(shards)).column("merchant_id").to_numpy()
     tables["merchants"] = merchants_table(merchant_ids, arrays, labels)
-    tables["fraudsters"] = ledger.FRAUDSTER_SCHEMA.empty_table()
+    tables["fraudsters"] = fraud.table
     for name, table in tables.items():
         ledger.write_parquet(table, partial / f"{name}.parquet")
     shutil.rmtree(parts)
@@ -172,7 +181,7 @@ def simulate(
         cards=tables["cards"].num_rows,
         merchants=tables["merchants"].num_rows,
         rows=rows,
-        fraud_rows=fraud,
+        fraud_rows=fraud_rows,
         fraud_by_mechanism=by_mechanism,
         seconds=time.perf_counter() - began,
     )

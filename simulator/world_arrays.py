@@ -28,8 +28,19 @@ ERRORS = (
     "Bad Expiration",
     "Bad Card Number",
     "Bad Zipcode",
+    "Card Blocked",
 )
 FRAUD_MECHANISMS = ("", "random", "fraudster")
+FRAUD_METHODS = (
+    "",
+    "random",
+    "card_testing",
+    "cnp_burst",
+    "counterfeit",
+    "high_value",
+    "lost_stolen",
+)
+COMPROMISE_KINDS = ("breach", "skimming", "phishing", "lost_stolen")
 CARD_KINDS = ("credit", "debit", "prepaid")
 BRANDS = ("visa", "mastercard", "amex", "discover")
 
@@ -220,11 +231,11 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
         "err_bad_zipcode": e.bad_zipcode,
         "refund_delay_days_max": r.delay_days_max,
         "refund_online_factor": r.online_factor,
-        "fraud_episodes_per_year": f.random_episodes_per_year,
-        "fraud_burst_mean": f.random_burst_mean,
-        "fraud_online_share": f.random_online_share,
-        "fraud_amount_median": f.random_amount_median,
-        "fraud_amount_sigma": f.random_amount_sigma,
+        "fraud_episodes_per_year": f.random.episodes_per_year,
+        "fraud_burst_mean": f.random.burst_mean,
+        "fraud_online_share": f.random.online_share,
+        "fraud_amount_median": f.random.amount_median,
+        "fraud_amount_sigma": f.random.amount_sigma,
         "income_median": spec.population.income_median,
     }
     for name, value in values.items():

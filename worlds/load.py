@@ -56,7 +56,7 @@ def load_world(name_or_path: str | Path, **overrides) -> World:
     spec: WorldSpec = build(WorldSpec, raw, file=file)
     _check_spec(spec, file)
     tables = {name: _read_table(name, Path(getattr(spec.tables, name))) for name in TABLE_COLUMNS}
-    _check_tables(spec, tables)
+    _check_tables(spec, tables, file)
     return World(spec=spec, tables=tables, path=file, config_hash=_config_hash(spec, tables))
 
 
@@ -187,7 +187,7 @@ def _fail_rows(df: pd.DataFrame, bad: pd.Series, path: str, column: str, expecte
         )
 
 
-def _check_tables(spec: WorldSpec, tables: dict[str, pd.DataFrame]) -> None:
+def _check_tables(spec: WorldSpec, tables: dict[str, pd.DataFrame], file: Path) -> None:
     paths = dataclasses.asdict(spec.tables)
     goods, goods_mcc, mccs = tables["goods"], tables["goods_mcc"], tables["mccs"]
 
@@ -280,6 +280,8 @@ def _check_tables(spec: WorldSpec, tables: dict[str, pd.DataFrame]) -> None:
         "non-negative",
     )
 
+    _check_fraud(spec, tables, known_mccs, file)
+
     ages = tables["ages"]
     _fail_rows(
         ages, ages["age_to"] < ages["age_from"], paths["ages"], "age_to", "at least age_from"
@@ -302,6 +304,36 @@ def _check_tables(spec: WorldSpec, tables: dict[str, pd.DataFrame]) -> None:
     if not needed <= years:
         raise WorldError(
             f"{paths['drift']}: column 'year' must cover {spec.simulation.start.year}-{spec.simulation.end.year}; missing {sorted(needed - years)[:5]}"
+        )
+
+
+def _check_fraud(
+    spec: WorldSpec, tables: dict[str, pd.DataFrame], known_mccs: set, file: Path
+) -> None:
+    fraud = spec.fraud
+    known_methods = ("card_testing", "cnp_burst", "counterfeit", "high_value", "lost_stolen")
+    if sorted(fraud.methods) != sorted(known_methods):
+        raise WorldError(
+            f"{file}: [fraud.methods] must define exactly {', '.join(known_methods)}; found {', '.join(sorted(fraud.methods))}"
+        )
+    types = set(tables["goods"]["type"])
+    for name, method in fraud.methods.items():
+        unknown = [t for t in method.types if t not in types]
+        if unknown or not method.types:
+            raise WorldError(
+                f"{file}: 'fraud.methods.{name}.types' must be non-empty goods types; unknown: {unknown}"
+            )
+    comp = fraud.compromise
+    for key in ("breach_methods", "skimming_methods", "phishing_methods", "lost_stolen_methods"):
+        unknown = [m for m in getattr(comp, key) if m not in known_methods]
+        if unknown:
+            raise WorldError(
+                f"{file}: 'fraud.compromise.{key}' has unknown method(s) {unknown}; expected some of {', '.join(known_methods)}"
+            )
+    unknown_mccs = [m for m in comp.skim_mccs if m not in known_mccs]
+    if unknown_mccs:
+        raise WorldError(
+            f"{file}: 'fraud.compromise.skim_mccs' has MCC(s) {unknown_mccs} not listed in {spec.tables.mccs}"
         )
 
 

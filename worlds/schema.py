@@ -122,12 +122,83 @@ class Refunds:
 
 
 @dataclass(frozen=True)
+class RandomFraud:
+    """Altman's second mechanism: fraud at random times on random cards, no fraudster."""
+
+    episodes_per_year: float = field(metadata=NON_NEGATIVE)
+    burst_mean: float = field(metadata={"min": 1.0})
+    online_share: float = field(metadata=PROBABILITY)
+    amount_median: float = field(metadata=POSITIVE)
+    amount_sigma: float = field(metadata=NON_NEGATIVE)
+
+
+@dataclass(frozen=True)
+class Fraudsters:
+    """The population of fraudsters: how many, where, and how long their careers last.
+
+    The population is sized so that about max(minimum_active, active_per_1000_consumers *
+    consumers / 1000) fraudsters work at any time, careers coming and going.
+    """
+
+    active_per_1000_consumers: float = field(metadata=NON_NEGATIVE)
+    minimum_active: int = field(metadata={"min": 1})
+    foreign_share: float = field(metadata=PROBABILITY)
+    career_months_median: float = field(metadata=POSITIVE)
+    career_months_sigma: float = field(metadata=NON_NEGATIVE)
+    careers_start_years_before: float = field(metadata=NON_NEGATIVE)
+    pause_probability: float = field(metadata=PROBABILITY)
+    pause_months_mean: float = field(metadata=NON_NEGATIVE)
+    work_days_per_week_mean: float = field(metadata={"min": 1.0, "max": 7.0})
+    work_hours_per_day_mean: float = field(metadata={"min": 1.0, "max": 24.0})
+
+
+@dataclass(frozen=True)
+class Compromise:
+    """How cards get exposed, as events with a time and a place."""
+
+    breaches_per_year: float = field(metadata=NON_NEGATIVE)
+    breach_window_days: int = field(metadata={"min": 1})
+    breach_card_probability: float = field(metadata=PROBABILITY)
+    breach_use_delay_days_mean: float = field(metadata=NON_NEGATIVE)
+    skim_merchant_share_per_quarter: float = field(metadata=PROBABILITY)
+    skim_card_probability: float = field(metadata=PROBABILITY)
+    skim_mccs: list[int]
+    phishing_per_card_year: float = field(metadata=NON_NEGATIVE)
+    lost_stolen_per_card_year: float = field(metadata=NON_NEGATIVE)
+    # Which methods a fraudster may use with each kind of compromised card data.
+    breach_methods: list[str]
+    skimming_methods: list[str]
+    phishing_methods: list[str]
+    lost_stolen_methods: list[str]
+
+
+@dataclass(frozen=True)
+class FraudMethod:
+    """How a fraudster uses a card: what, how much, how fast, and how visible it is."""
+
+    weight: float = field(metadata=NON_NEGATIVE)
+    online: bool
+    attempts_mean: float = field(metadata={"min": 1.0})
+    span_days: float = field(metadata=NON_NEGATIVE)
+    amount_median: float = field(metadata=POSITIVE)
+    amount_sigma: float = field(metadata=NON_NEGATIVE)
+    types: list[str]
+    detect_probability: float = field(metadata=PROBABILITY)
+    detect_delay_hours: float = field(metadata=NON_NEGATIVE)
+    # Card testing: this many tiny probes before the real purchases.
+    probes_mean: float = field(default=0.0, metadata=NON_NEGATIVE)
+
+
+@dataclass(frozen=True)
 class Fraud:
-    random_episodes_per_year: float = field(metadata=NON_NEGATIVE)
-    random_burst_mean: float = field(metadata={"min": 1.0})
-    random_online_share: float = field(metadata=PROBABILITY)
-    random_amount_median: float = field(metadata=POSITIVE)
-    random_amount_sigma: float = field(metadata=NON_NEGATIVE)
+    error_multiplier: float = field(metadata={"min": 1.0})
+    reissue_days: int = field(metadata={"min": 0})
+    consumer_notices_probability: float = field(metadata=PROBABILITY)
+    consumer_report_days_mean: float = field(metadata=POSITIVE)
+    random: RandomFraud
+    fraudsters: Fraudsters
+    compromise: Compromise
+    methods: dict[str, FraudMethod]
 
 
 @dataclass(frozen=True)
@@ -275,6 +346,11 @@ def _convert(hint: typing.Any, value: typing.Any, *, file: Path, key: str) -> ty
         return {
             str(k): _convert(value_hint, v, file=file, key=f"{key}.{k}") for k, v in value.items()
         }
+    if origin is list:
+        (item_hint,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise WorldError(f"{file}: '{key}' must be a list, found {value!r}")
+        return [_convert(item_hint, v, file=file, key=f"{key}[{i}]") for i, v in enumerate(value)]
     if origin in (typing.Union, types.UnionType):
         raise TypeError(f"unsupported hint {hint}")  # not used by the schema
     if hint is bool:

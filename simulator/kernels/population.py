@@ -125,7 +125,7 @@ def sample_cards(
     chip_from = np.empty(m, np.int64)
     expires = np.empty(m, np.int64)
     limit = np.empty(m, np.float64)
-    pan = np.empty(m, np.int64)
+    pans = np.empty(m, np.int64)
     cvv = np.empty(m, np.int16)
     other_brands = brand_cum.copy()
     k = 0
@@ -173,16 +173,16 @@ def sample_cards(
                 limit[k] = round(income[i] / 12.0 * math.exp(0.5 * rng.normal(st)), 0)
             else:
                 limit[k] = round(50.0 + 450.0 * rng.uniform(st), 0)
-            pan[k] = _pan(st, brand[k])
+            pans[k] = pan(st, brand[k])
             cvv[k] = rng.integer(st, 9000 if brand[k] == 2 else 900) + (
                 1000 if brand[k] == 2 else 100
             )
             k += 1
-    return owner, slot, kind, brand, opened, chip_from, expires, limit, pan, cvv
+    return owner, slot, kind, brand, opened, chip_from, expires, limit, pans, cvv
 
 
 @kernel
-def _pan(st, brand):
+def pan(st, brand):
     """A Luhn-valid card number with the brand's prefix and length."""
     if brand == 0:
         prefix, length = 4, 16

@@ -24,7 +24,9 @@ from cardworld.simulator.kernels.jit import kernel
 # Columns of the output matrix.
 C_TIME, C_CONSUMER, C_CARD, C_MERCHANT, C_MCC_SLOT, C_TYPE, C_CENTS = 0, 1, 2, 3, 4, 5, 6
 C_CHANNEL, C_ERROR, C_FRAUD, C_STATE, C_CITY, C_SEQ = 7, 8, 9, 10, 11, 12
-N_COLUMNS = 13
+C_FRAUDSTER, C_COMPROMISE, C_METHOD = 13, 14, 15  # -1 / -1 / 0 when not fraud by a fraudster
+N_COLUMNS = 16
+CARD_BLOCKED = 8  # index of "Card Blocked" in world_arrays.ERRORS
 
 SWIPE, CHIP, ONLINE = 0, 1, 2
 FRAUD_RANDOM = 1
@@ -126,7 +128,7 @@ def pick_online(st, w, mcc_slot, independent_share):
 
 
 @kernel
-def _pick_mcc(st, w, k):
+def pick_mcc(st, w, k):
     a, b = w.type_mcc_offsets[k], w.type_mcc_offsets[k + 1]
     return w.type_mcc_slot[_segment_choice(st, w.type_mcc_cum, a, b)]
 
@@ -140,7 +142,7 @@ def _near_home(st, w, home):
 
 
 @kernel
-def _year_index(w, year):
+def year_index(w, year):
     return min(max(year - w.first_year, 0), w.online_multiplier.shape[0] - 1)
 
 
@@ -170,11 +172,11 @@ def _pick_card(st, w, cards_kind, cards_open, a, b, day, amount):
 
 
 @kernel
-def _error(st, w, kind, channel):
-    """The error string index of an attempt (0 = none)."""
+def attempt_error(st, w, kind, channel, scale):
+    """The error string index of an attempt (0 = none); fraud attempts fail `scale` times as often."""
     s = w.scalars
     balance = s[S_ERR_BALANCE] * (0.6 if kind == 0 else (1.3 if kind == 1 else 2.0))
-    u = rng.uniform(st)
+    u = rng.uniform(st) / scale
     p = balance
     if u < p:
         return 1
@@ -202,7 +204,7 @@ def _error(st, w, kind, channel):
 
 
 @kernel
-def _grow(buf, n, need):
+def grow(buf, n, need):
     if n + need <= buf.shape[0]:
         return buf
     bigger = np.empty((max(2 * buf.shape[0], n + need), N_COLUMNS), np.int64)
@@ -211,7 +213,7 @@ def _grow(buf, n, need):
 
 
 @kernel
-def _state_on(seg_start, seg_end, seg_state, a, b, day):
+def state_on(seg_start, seg_end, seg_state, a, b, day):
     for s in range(a, b):
         if seg_start[s] <= day < seg_end[s]:
             return seg_state[s]
@@ -297,7 +299,7 @@ def simulate_purchases(
             retired = 1 if day >= retirement_day[i] else 0
             wd = weekday(day)
             year, month1, _ = civil_from_days(day)
-            y = _year_index(w, year)
+            y = year_index(w, year)
             month = month1 - 1
             hol = 1 if w.holiday[day - w.start_day] else 0
             combo = (((retired * N_STATES + state) * N_MONTHS + month) * N_WEEKDAYS + wd) * 2 + hol
@@ -322,7 +324,7 @@ def simulate_purchases(
             count = rng.poisson(st, lam)
             if count == 0:
                 continue
-            buf = _grow(buf, n, 2 * count)
+            buf = grow(buf, n, 2 * count)
             for _ in range(count):
                 k = min(
                     int(
@@ -338,7 +340,7 @@ def simulate_purchases(
                     )
                 )
                 seconds = min(hour, 23) * 3600 + rng.integer(st, 3600)
-                mcc = _pick_mcc(st, w, k)
+                mcc = pick_mcc(st, w, k)
                 online = (not w.mcc_card_present[mcc]) or rng.uniform(st) < min(
                     1.0, w.online_share[k] * w.online_multiplier[y]
                 )
@@ -353,9 +355,9 @@ def simulate_purchases(
                         rng.FAVOURITES,
                         (seg_epoch[seg] * 4096 + k) * 16 + rng.integer(st, n_fav),
                     )
-                    mcc = _pick_mcc(fst, w, k)
+                    mcc = pick_mcc(fst, w, k)
                     if not w.mcc_card_present[mcc]:
-                        mcc = _pick_mcc(st, w, k)
+                        mcc = pick_mcc(st, w, k)
                     city = _near_home(fst, w, seg_home[seg])
                     merchant = pick_store(fst, w, city, mcc)
                 else:
@@ -374,8 +376,8 @@ def simulate_purchases(
                     channel = CHIP
                 else:
                     channel = SWIPE
-                error = _error(st, w, card_kind[c], channel)
-                _emit(
+                error = attempt_error(st, w, card_kind[c], channel, 1.0)
+                emit(
                     buf,
                     n,
                     day * 86400 + seconds,
@@ -401,9 +403,9 @@ def simulate_purchases(
                             if rng.uniform(st) < 0.7
                             else max(1, int(cents * (0.2 + 0.8 * rng.uniform(st))))
                         )
-                        rstate = _state_on(seg_start, seg_end, seg_state, sa, sb, rday)
+                        rstate = state_on(seg_start, seg_end, seg_state, sa, sb, rday)
                         rsec = 9 * 3600 + rng.integer(st, 11 * 3600)
-                        _emit(
+                        emit(
                             buf,
                             n,
                             rday * 86400 + rsec,
@@ -428,17 +430,30 @@ def simulate_purchases(
             episodes = rng.poisson(fst, s[S_FRAUD_RATE] * active_days / 365.2425)
             for _ in range(episodes):
                 day = day0 + rng.integer(fst, active_days)
-                c = ca + rng.integer(fst, cb - ca)
+                open_cards = 0
+                for cc in range(ca, cb):
+                    if card_open[cc] <= day:
+                        open_cards += 1
+                pick = rng.integer(fst, max(1, open_cards))
+                c = -1
+                for cc in range(ca, cb):
+                    if card_open[cc] <= day:
+                        if pick == 0:
+                            c = cc
+                            break
+                        pick -= 1
+                if c < 0:
+                    continue
                 burst = 1 + rng.poisson(fst, s[S_FRAUD_BURST] - 1.0)
                 t = day * 86400 + rng.integer(fst, 86400)
-                y = _year_index(w, civil_from_days(day)[0])
-                state = _state_on(seg_start, seg_end, seg_state, sa, sb, day)
-                buf = _grow(buf, n, burst)
+                y = year_index(w, civil_from_days(day)[0])
+                state = state_on(seg_start, seg_end, seg_state, sa, sb, day)
+                buf = grow(buf, n, burst)
                 for _ in range(burst):
                     if card_open[c] > t // 86400 or t // 86400 > w.end_day:
                         break
                     k = rng.choose(fst, fraud_cum)
-                    mcc = _pick_mcc(fst, w, k)
+                    mcc = pick_mcc(fst, w, k)
                     online = (not w.mcc_card_present[mcc]) or rng.uniform(fst) < s[S_FRAUD_ONLINE]
                     if online:
                         merchant, city, channel = pick_online(fst, w, mcc, 0.5), -1, ONLINE
@@ -451,8 +466,8 @@ def simulate_purchases(
                         * w.price_level[y]
                     )
                     cents = max(1, int(round(amount * 100.0)))
-                    error = _error(fst, w, card_kind[c], channel)
-                    _emit(
+                    error = attempt_error(fst, w, card_kind[c], channel, 1.0)
+                    emit(
                         buf,
                         n,
                         t,
@@ -481,7 +496,8 @@ def simulate_purchases(
 
 
 @kernel
-def _emit(buf, n, t, cid, card, merchant, mcc, k, cents, channel, error, fraud, state, city):
+def emit(buf, n, t, cid, card, merchant, mcc, k, cents, channel, error, fraud, state, city):
+    """Write one row; fraudster, compromise and method columns start empty."""
     buf[n, C_TIME] = t
     buf[n, C_CONSUMER] = cid
     buf[n, C_CARD] = card
@@ -494,3 +510,6 @@ def _emit(buf, n, t, cid, card, merchant, mcc, k, cents, channel, error, fraud, 
     buf[n, C_FRAUD] = fraud
     buf[n, C_STATE] = state
     buf[n, C_CITY] = city
+    buf[n, C_FRAUDSTER] = -1
+    buf[n, C_COMPROMISE] = -1
+    buf[n, C_METHOD] = 1 if fraud == FRAUD_RANDOM else 0
