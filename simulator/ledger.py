@@ -1,9 +1,10 @@
-"""The ledger on disk: Parquet files, the manifest with checksums, reading and verifying.
+"""The ledger on storage: Parquet files, the manifest with checksums, reading and verifying.
 
-Layout (DESIGN.md): manifest.json, consumers/cards/merchants/fraudsters.parquet and a
-transactions/ dataset of part files sorted by consumer then time. Every file is written
-under a temporary name and renamed when complete, so a half-written file is never
-visible under its final name.
+Layout (DESIGN.md): manifest.json, consumers/cards/merchants/fraudsters/compromises.parquet
+and a transactions/ dataset of part files sorted by consumer then time. A ledger lives at
+any fsspec URL (a local path, file://, memory://, s3://, ...). Every file is written under
+a temporary name and renamed when complete, so a half-written file is never visible
+under its final name.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from pathlib import Path
+import posixpath
 
+import fsspec
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
 from cardworld.errors import LedgerError
 
@@ -23,90 +26,124 @@ FORMAT = "cardworld-ledger/1"
 MANIFEST = "manifest.json"
 TABLES = ("consumers", "cards", "merchants", "fraudsters", "compromises")
 ROW_GROUP_ROWS = 1 << 20
+PARQUET_OPTIONS = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "row_group_size": ROW_GROUP_ROWS,
+    "use_dictionary": True,
+    "write_statistics": True,
+}
 
 
-def write_parquet(table: pa.Table, path: Path) -> None:
-    """Write a Parquet file atomically (temporary name, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(
-        table,
-        tmp,
-        compression="zstd",
-        compression_level=3,
-        row_group_size=ROW_GROUP_ROWS,
-        use_dictionary=True,
-        write_statistics=True,
-    )
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+def storage(url: str | os.PathLike) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The filesystem and the path inside it for a local path or an fsspec URL."""
+    fs, path = fsspec.core.url_to_fs(str(url))
+    return fs, path.rstrip("/") or "/"
 
 
-def sha256(path: Path) -> str:
+def _write_atomically(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+    tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp")
+    with fs.open(tmp, "wb") as handle:
+        handle.write(data)
+        if isinstance(fs, LocalFileSystem):
+            handle.flush()
+            os.fsync(handle.fileno())
+    fs.mv(tmp, path)
+
+
+def write_parquet(fs: fsspec.AbstractFileSystem, table: pa.Table, path: str) -> None:
+    """Write a Parquet file atomically (temporary name, then rename)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **PARQUET_OPTIONS)
+    _write_atomically(fs, path, sink.getvalue().to_pybytes())
+
+
+def write_json(fs: fsspec.AbstractFileSystem, obj: dict, path: str) -> None:
+    _write_atomically(fs, path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_parquet(fs: fsspec.AbstractFileSystem, path: str) -> pa.Table:
+    with fs.open(path, "rb") as handle:
+        return pq.read_table(handle)
+
+
+def sha256(fs: fsspec.AbstractFileSystem, path: str) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with fs.open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def write_manifest(directory: Path, manifest: dict) -> None:
-    """Add checksums of every data file and write manifest.json atomically."""
+def _data_files(fs: fsspec.AbstractFileSystem, root: str) -> list[str]:
+    """Relative paths of the ledger's Parquet files, hidden temporaries excluded."""
+    found = fs.find(root)
+    rel = [posixpath.relpath(p, root) for p in found]
+    return sorted(
+        r
+        for r in rel
+        if r.endswith(".parquet") and not any(part.startswith((".", "_")) for part in r.split("/"))
+    )
+
+
+def write_manifest(fs: fsspec.AbstractFileSystem, root: str, manifest: dict) -> None:
+    """Add checksums and row counts of every data file and write manifest.json atomically."""
     files = {}
-    for path in sorted(directory.rglob("*.parquet")):
-        rel = path.relative_to(directory).as_posix()
-        files[rel] = {
-            "sha256": sha256(path),
-            "bytes": path.stat().st_size,
-            "rows": pq.ParquetFile(path).metadata.num_rows,
-        }
-    manifest = {**manifest, "files": files}
-    tmp = directory / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, directory / MANIFEST)
+    for rel in _data_files(fs, root):
+        path = posixpath.join(root, rel)
+        with fs.open(path, "rb") as handle:
+            rows = pq.ParquetFile(handle).metadata.num_rows
+        files[rel] = {"sha256": sha256(fs, path), "bytes": fs.size(path), "rows": rows}
+    write_json(fs, {**manifest, "files": files}, posixpath.join(root, MANIFEST))
 
 
-def read_manifest(directory: str | Path) -> dict:
-    path = Path(directory) / MANIFEST
-    if not path.is_file():
-        raise LedgerError(f"{directory}: not a cardworld ledger (no {MANIFEST})")
+def read_manifest(url: str | os.PathLike) -> dict:
+    fs, root = storage(url)
+    path = posixpath.join(root, MANIFEST)
+    if not fs.isfile(path):
+        raise LedgerError(f"{url}: not a cardworld ledger (no {MANIFEST})")
     try:
-        manifest = json.loads(path.read_text())
+        manifest = json.loads(fs.cat_file(path))
     except json.JSONDecodeError as exc:
-        raise LedgerError(f"{path}: not valid JSON: {exc}") from None
+        raise LedgerError(f"{url}/{MANIFEST}: not valid JSON: {exc}") from None
     if manifest.get("format") != FORMAT:
-        raise LedgerError(f"{path}: 'format' must be {FORMAT!r}, found {manifest.get('format')!r}")
+        raise LedgerError(
+            f"{url}/{MANIFEST}: 'format' must be {FORMAT!r}, found {manifest.get('format')!r}"
+        )
     return manifest
 
 
-def verify(directory: str | Path) -> list[str]:
+def verify(url: str | os.PathLike) -> list[str]:
     """Problems found checking a ledger against its manifest (empty when intact)."""
-    directory = Path(directory)
-    manifest = read_manifest(directory)
+    manifest = read_manifest(url)
+    fs, root = storage(url)
     problems = []
     for rel, expected in manifest["files"].items():
-        path = directory / rel
-        if not path.is_file():
+        path = posixpath.join(root, rel)
+        if not fs.isfile(path):
             problems.append(f"missing: {rel}")
-        elif path.stat().st_size != expected["bytes"] or sha256(path) != expected["sha256"]:
+        elif fs.size(path) != expected["bytes"] or sha256(fs, path) != expected["sha256"]:
             problems.append(f"corrupted: {rel} (checksum differs from the manifest)")
-    listed = set(manifest["files"])
-    for path in sorted(directory.rglob("*.parquet")):
-        rel = path.relative_to(directory).as_posix()
-        if rel not in listed:
+    for rel in _data_files(fs, root):
+        if rel not in manifest["files"]:
             problems.append(f"unexpected: {rel} (not in the manifest)")
     return problems
 
 
-def transactions(directory: str | Path) -> ds.Dataset:
+def transactions(url: str | os.PathLike) -> ds.Dataset:
     """The transactions of a ledger as a pyarrow dataset (lazy; filter and project before reading)."""
-    read_manifest(directory)
-    return ds.dataset(Path(directory) / "transactions", format="parquet")
+    manifest = read_manifest(url)
+    fs, root = storage(url)
+    parts = [
+        posixpath.join(root, rel) for rel in manifest["files"] if rel.startswith("transactions/")
+    ]
+    return ds.dataset(parts, format="parquet", filesystem=fs)
 
 
-def read_table(directory: str | Path, name: str) -> pa.Table:
-    """One of the ledger's entity tables: consumers, cards, merchants or fraudsters."""
+def read_table(url: str | os.PathLike, name: str) -> pa.Table:
+    """One of the ledger's entity tables: consumers, cards, merchants, fraudsters or compromises."""
     if name not in TABLES:
         raise LedgerError(f"unknown ledger table {name!r}; expected one of {', '.join(TABLES)}")
-    read_manifest(directory)
-    return pq.read_table(Path(directory) / f"{name}.parquet")
+    read_manifest(url)
+    fs, root = storage(url)
+    return read_parquet(fs, posixpath.join(root, f"{name}.parquet"))

@@ -1,29 +1,34 @@
-"""Running a world: cut it into shards of consumers, simulate them on worker processes,
-and assemble the ledger directory atomically.
+"""Running a world: cut it into files of consumers, simulate them on worker processes or a
+Dask cluster, and assemble the ledger atomically.
 
-Shards write their part files into a hidden `.NAME.partial` directory beside the output;
-only when every shard and table is written and the manifest is complete is it renamed
-to the output path. A failed run leaves no directory that looks like a ledger.
+The ledger's layout is fixed by the world alone: consumers are cut into blocks sized so a
+block writes about `rows_per_file` transactions (one part file each). Tasks are runs of
+whole blocks, so neither the number of workers nor the task size (`shard_size`) changes a
+byte of the output. Memory is bounded by one block per worker.
+
+Blocks write into a hidden `.NAME.partial` directory beside the output; a block is done
+when its marker is written (after all its files). `resume=True` keeps done blocks and
+redoes the rest; only when every block and table is written and the manifest is complete
+is the directory renamed to the output path. A failed run leaves no directory that looks
+like a ledger.
 """
 
 from __future__ import annotations
 
-import functools
+import json
 import multiprocessing
-import os
 import platform
-import shutil
+import posixpath
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from cardworld.errors import LedgerError
+from cardworld.errors import ConfigError, LedgerError
 from cardworld.simulator import ledger
 from cardworld.simulator.fraud import build_fraud
 from cardworld.simulator.merchants import merchants_table
@@ -32,10 +37,12 @@ from cardworld.simulator.world_arrays import build_arrays
 from cardworld.worlds.load import load_world
 from cardworld.worlds.schema import World
 
+PART_TABLES = ("consumers", "cards", "compromises", "merchants")
+
 
 @dataclass(frozen=True)
 class Summary:
-    path: Path
+    path: str
     world: str
     consumers: int
     cards: int
@@ -44,6 +51,7 @@ class Summary:
     fraud_rows: int
     fraud_by_mechanism: dict[str, int]
     seconds: float
+    blocks_resumed: int = 0
 
     @property
     def fraud_rate(self) -> float:
@@ -54,37 +62,62 @@ class Summary:
         return self.rows / self.seconds if self.seconds else 0.0
 
 
-@functools.cache
-def _world(path: str, overrides: tuple) -> tuple:
-    """The world and everything built from it, once per process."""
-    world = load_world(path, **dict(overrides))
-    arrays, labels = build_arrays(world)
-    return world, arrays, labels, build_fraud(world, arrays, labels)
+_BUILT: dict[str, tuple] = {}
 
 
-def _run_shard(
-    path: str, overrides: tuple, index: int, lo: int, hi: int, parts: str
-) -> tuple[int, int, dict]:
-    """Simulate consumers [lo, hi) and write the shard's part files; returns row counts."""
-    world, arrays, labels, fraud = _world(path, overrides)
-    result = simulate_shard(world, arrays, labels, fraud, np.arange(lo, hi, dtype=np.int64))
-    parts_dir = Path(parts)
-    ledger.write_parquet(
-        result.transactions, parts_dir.parent / "transactions" / f"part-{index:05d}.parquet"
-    )
-    ledger.write_parquet(result.consumers, parts_dir / f"consumers-{index:05d}.parquet")
-    ledger.write_parquet(result.cards, parts_dir / f"cards-{index:05d}.parquet")
-    ledger.write_parquet(result.compromises, parts_dir / f"compromises-{index:05d}.parquet")
-    ledger.write_parquet(
-        pa.table({"merchant_id": result.merchant_ids}), parts_dir / f"merchants-{index:05d}.parquet"
-    )
-    mechanism = result.transactions.column("fraud_mechanism").drop_null().to_pylist()
-    by_mechanism = {m: mechanism.count(m) for m in sorted(set(mechanism))}
-    return result.transactions.num_rows, len(mechanism), by_mechanism
+def _built(world: World) -> tuple:
+    """Arrays, labels and the fraud world of a world, built once per process."""
+    if world.config_hash not in _BUILT:
+        arrays, labels = build_arrays(world)
+        _BUILT[world.config_hash] = (arrays, labels, build_fraud(world, arrays, labels))
+    return _BUILT[world.config_hash]
+
+
+def consumers_per_file(world: World) -> int:
+    """Consumers per part file: about `rows_per_file` expected transactions each."""
+    goods = world.tables["goods"]
+    per_year = float((goods["participation"] * goods["rate_per_year"]).sum())
+    sim = world.spec.simulation
+    years = ((sim.end - sim.start).days + 1) / 365.2425
+    return max(1, int(round(sim.rows_per_file / max(per_year * years, 1.0))))
+
+
+def _run_blocks(world: World, url: str, blocks: list[tuple[int, int, int]]) -> list[dict]:
+    """Simulate blocks of consumers and write their files; returns each block's counts."""
+    arrays, labels, fraud = _built(world)
+    fs, root = ledger.storage(url)
+    done = []
+    for index, lo, hi in blocks:
+        result = simulate_shard(world, arrays, labels, fraud, np.arange(lo, hi, dtype=np.int64))
+        ledger.write_parquet(
+            fs,
+            result.transactions,
+            posixpath.join(root, "transactions", f"part-{index:05d}.parquet"),
+        )
+        parts = {
+            "consumers": result.consumers,
+            "cards": result.cards,
+            "compromises": result.compromises,
+            "merchants": pa.table({"merchant_id": result.merchant_ids}),
+        }
+        for name, table in parts.items():
+            ledger.write_parquet(
+                fs, table, posixpath.join(root, "_parts", f"{name}-{index:05d}.parquet")
+            )
+        mechanism = result.transactions.column("fraud_mechanism").drop_null().to_pylist()
+        counts = {
+            "block": index,
+            "rows": result.transactions.num_rows,
+            "fraud_rows": len(mechanism),
+            "fraud_by_mechanism": {m: mechanism.count(m) for m in sorted(set(mechanism))},
+        }
+        ledger.write_json(fs, counts, posixpath.join(root, "_parts", f"done-{index:05d}.json"))
+        done.append(counts)
+    return done
 
 
 def simulate(
-    world: str | Path,
+    world: str | Path | World,
     out: str | Path,
     *,
     consumers: int | None = None,
@@ -93,107 +126,161 @@ def simulate(
     seed: int | None = None,
     workers: int | None = None,
     shard_size: int | None = None,
+    scheduler: str | None = None,
+    resume: bool = False,
     overwrite: bool = False,
     on_progress: Callable[[int, int, int], None] | None = None,
 ) -> Summary:
-    """Simulate a world and write its ledger to `out`; returns a summary of the run."""
+    """Simulate a world and write its ledger to `out` (a path or an fsspec URL).
+
+    workers: local worker processes (default: all cores); scheduler: the address of a
+    Dask scheduler (tcp://host:port) to run on instead. shard_size: consumers per task,
+    rounded up to whole part files. resume: keep the blocks a killed run finished.
+    """
     began = time.perf_counter()
-    overrides = tuple(
-        sorted(
-            {
-                k: v
-                for k, v in {
-                    "consumers": consumers,
-                    "start": start,
-                    "end": end,
-                    "seed": seed,
-                    "shard_size": shard_size,
-                }.items()
-                if v is not None
-            }.items()
-        )
-    )
-    loaded = load_world(world, **dict(overrides))
-    out = Path(out)
-    if out.exists() and not out.is_dir():
+    overrides = {"consumers": consumers, "start": start, "end": end, "seed": seed}
+    if isinstance(world, World):
+        if any(v is not None for v in overrides.values()):
+            raise ConfigError("pass overrides to load_world when giving a World object")
+        loaded = world
+    else:
+        loaded = load_world(world, **overrides)
+    fs, root = ledger.storage(out)
+    if fs.exists(root) and not fs.isdir(root):
         raise LedgerError(f"{out}: exists and is not a directory; choose another --out")
-    if out.exists() and any(out.iterdir()) and not overwrite:
+    if fs.exists(root) and fs.ls(root) and not overwrite:
         raise LedgerError(
             f"{out}: already exists and is not empty; choose another --out or pass --overwrite"
         )
-    partial = out.parent / f".{out.name}.partial"
-    if partial.exists():
-        shutil.rmtree(partial)
-    parts = partial / "_parts"
-    (partial / "transactions").mkdir(parents=True)
-    parts.mkdir()
+    partial = posixpath.join(posixpath.dirname(root), f".{posixpath.basename(root)}.partial")
+    partial_url = fs.unstrip_protocol(partial)
 
-    n, size = loaded.spec.simulation.consumers, loaded.spec.simulation.shard_size
-    shards = [(i, lo, min(n, lo + size)) for i, lo in enumerate(range(0, n, size))]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(shards)))
-    path = str(loaded.path)
-    rows = fraud_rows = 0
-    by_mechanism: dict[str, int] = {}
-    done = 0
-    if workers == 1:
-        results = (_run_shard(path, overrides, i, lo, hi, str(parts)) for i, lo, hi in shards)
-        executor = None
-    else:
-        # NOTE: fork (where it exists) lets workers inherit the world already built here and
-        # needs no `if __name__ == "__main__"` guard in the caller's script.
-        _world(path, overrides)
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
-        futures = [
-            executor.submit(_run_shard, path, overrides, i, lo, hi, str(parts))
-            for i, lo, hi in shards
-        ]
-        results = (f.result() for f in futures)
-    try:
-        for shard_rows, shard_fraud, shard_mechanisms in results:
-            rows += shard_rows
-            fraud_rows += shard_fraud
-            for m, c in shard_mechanisms.items():
-                by_mechanism[m] = by_mechanism.get(m, 0) + c
-            done += 1
-            if on_progress:
-                on_progress(done, len(shards), rows)
-    finally:
-        if executor is not None:
-            executor.shutdown(cancel_futures=True)
-
-    _, arrays, labels, fraud = _world(path, overrides)
-    tables = {
-        name: _concat(parts, name, len(shards)) for name in ("consumers", "cards", "compromises")
+    n = loaded.spec.simulation.consumers
+    per_file = consumers_per_file(loaded)
+    blocks = [(i, lo, min(n, lo + per_file)) for i, lo in enumerate(range(0, n, per_file))]
+    plan = {
+        "config_hash": loaded.config_hash,
+        "consumers_per_file": per_file,
+        "blocks": len(blocks),
     }
-    merchant_ids = _concat(parts, "merchants", len(shards)).column("merchant_id").to_numpy()
-    tables["merchants"] = merchants_table(merchant_ids, arrays, labels)
+    finished = _prepare_partial(fs, partial, plan, resume)
+    todo = [b for b in blocks if b[0] not in finished]
+    per_task = max(1, -(-(shard_size or per_file) // per_file))
+    tasks = [todo[i : i + per_task] for i in range(0, len(todo), per_task)]
+
+    counts = list(finished.values())
+    rows = sum(c["rows"] for c in counts)
+    if on_progress:
+        on_progress(len(counts), len(blocks), rows)
+    for task_counts in _execute(loaded, partial_url, tasks, workers, scheduler):
+        counts.extend(task_counts)
+        rows += sum(c["rows"] for c in task_counts)
+        if on_progress:
+            on_progress(len(counts), len(blocks), rows)
+
+    arrays, labels, fraud = _built(loaded)
+    parts = posixpath.join(partial, "_parts")
+    tables = {name: _concat(fs, parts, name, len(blocks)) for name in PART_TABLES}
+    tables["merchants"] = merchants_table(
+        tables["merchants"].column("merchant_id").to_numpy(), arrays, labels
+    )
     tables["fraudsters"] = fraud.table
     for name, table in tables.items():
-        ledger.write_parquet(table, partial / f"{name}.parquet")
-    shutil.rmtree(parts)
-    ledger.write_manifest(partial, _manifest(loaded, shards, rows, tables))
-    _publish(partial, out)
+        ledger.write_parquet(fs, table, posixpath.join(partial, f"{name}.parquet"))
+    fs.rm(parts, recursive=True)
+    ledger.write_manifest(fs, partial, _manifest(loaded, blocks, rows, tables))
+    _publish(fs, partial, root)
+
+    by_mechanism: dict[str, int] = {}
+    for c in counts:
+        for m, k in c["fraud_by_mechanism"].items():
+            by_mechanism[m] = by_mechanism.get(m, 0) + k
     return Summary(
-        path=out,
+        path=str(out),
         world=loaded.name,
         consumers=n,
         cards=tables["cards"].num_rows,
         merchants=tables["merchants"].num_rows,
         rows=rows,
-        fraud_rows=fraud_rows,
-        fraud_by_mechanism=by_mechanism,
+        fraud_rows=sum(c["fraud_rows"] for c in counts),
+        fraud_by_mechanism=dict(sorted(by_mechanism.items())),
         seconds=time.perf_counter() - began,
+        blocks_resumed=len(finished),
     )
 
 
-def _concat(parts: Path, name: str, n_shards: int) -> pa.Table:
+def _prepare_partial(fs, partial: str, plan: dict, resume: bool) -> dict[int, dict]:
+    """Set up the partial directory; with resume, the counts of blocks already done."""
+    plan_path = posixpath.join(partial, "_parts", "plan.json")
+    if resume and fs.exists(plan_path):
+        found = json.loads(fs.cat_file(plan_path))
+        if found != plan:
+            raise LedgerError(
+                f"{partial}: cannot resume: it was started for another world or layout ({found} != {plan})"
+            )
+        done = {}
+        for path in fs.glob(posixpath.join(partial, "_parts", "done-*.json")):
+            counts = json.loads(fs.cat_file(path))
+            done[counts["block"]] = counts
+        return done
+    if fs.exists(partial):
+        fs.rm(partial, recursive=True)
+    fs.makedirs(posixpath.join(partial, "transactions"), exist_ok=True)
+    fs.makedirs(posixpath.join(partial, "_parts"), exist_ok=True)
+    ledger.write_json(fs, plan, plan_path)
+    return {}
+
+
+def _execute(
+    world: World, url: str, tasks: list, workers: int | None, scheduler: str | None
+) -> Iterator[list[dict]]:
+    """Run tasks here, on local worker processes, or on a Dask cluster; yield as they finish."""
+    if not tasks:
+        return
+    if scheduler:
+        from distributed import Client
+        from distributed import as_completed as dask_completed
+
+        with Client(scheduler) as client:
+            remote_world = client.scatter(world, broadcast=True)
+            futures = [
+                client.submit(_run_blocks, remote_world, url, task, pure=False) for task in tasks
+            ]
+            for future in dask_completed(futures):
+                yield future.result()
+        return
+    import os
+
+    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    if workers == 1:
+        for task in tasks:
+            yield _run_blocks(world, url, task)
+        return
+    # NOTE: fork (where it exists) lets workers inherit the arrays already built here and
+    # needs no `if __name__ == "__main__"` guard in the caller's script.
+    _built(world)
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as executor:
+        futures = [executor.submit(_run_blocks, world, url, task) for task in tasks]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def _concat(fs, parts: str, name: str, n_blocks: int) -> pa.Table:
     return pa.concat_tables(
-        [pq.read_table(parts / f"{name}-{i:05d}.parquet") for i in range(n_shards)]
+        [
+            ledger.read_parquet(fs, posixpath.join(parts, f"{name}-{i:05d}.parquet"))
+            for i in range(n_blocks)
+        ]
     )
 
 
-def _manifest(world: World, shards: list, rows: int, tables: dict[str, pa.Table]) -> dict:
+def _manifest(world: World, blocks: list, rows: int, tables: dict[str, pa.Table]) -> dict:
     import numba
     import simpy
 
@@ -208,9 +295,9 @@ def _manifest(world: World, shards: list, rows: int, tables: dict[str, pa.Table]
         "start": sim.start.isoformat(),
         "end": sim.end.isoformat(),
         "consumers": sim.consumers,
-        "shards": [
+        "blocks": [
             {"index": i, "consumers": [lo, hi], "file": f"transactions/part-{i:05d}.parquet"}
-            for i, lo, hi in shards
+            for i, lo, hi in blocks
         ],
         "row_counts": {"transactions": rows, **{name: t.num_rows for name, t in tables.items()}},
         "versions": {
@@ -224,14 +311,14 @@ def _manifest(world: World, shards: list, rows: int, tables: dict[str, pa.Table]
     }
 
 
-def _publish(partial: Path, out: Path) -> None:
+def _publish(fs, partial: str, root: str) -> None:
     """Move the finished ledger into place; an existing one is replaced only now."""
-    if out.exists():
-        old = out.parent / f".{out.name}.old"
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(out, old)
-        os.replace(partial, out)
-        shutil.rmtree(old)
+    if fs.exists(root):
+        old = posixpath.join(posixpath.dirname(root), f".{posixpath.basename(root)}.old")
+        if fs.exists(old):
+            fs.rm(old, recursive=True)
+        fs.mv(root, old, recursive=True)
+        fs.mv(partial, root, recursive=True)
+        fs.rm(old, recursive=True)
     else:
-        os.replace(partial, out)
+        fs.mv(partial, root, recursive=True)

@@ -75,7 +75,7 @@ def test_verify_finds_missing_and_corrupted_files(tmp_path, tiny_ledger):
 
 def test_a_failed_run_leaves_no_ledger(tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = run._run_shard
+    real = run._run_blocks
 
     def failing(*args):
         calls["n"] += 1
@@ -83,10 +83,10 @@ def test_a_failed_run_leaves_no_ledger(tmp_path, monkeypatch):
             raise RuntimeError("worker died")
         return real(*args)
 
-    monkeypatch.setattr(run, "_run_shard", failing)
+    monkeypatch.setattr(run, "_run_blocks", failing)
     out = tmp_path / "ledger"
     with pytest.raises(RuntimeError, match="worker died"):
-        run.simulate("tiny", out, consumers=30, shard_size=10, workers=1)
+        run.simulate("tiny", out, consumers=250, workers=1)  # 3 part files, the 2nd fails
     assert not out.exists()
     with pytest.raises(LedgerError):
         cardworld.verify(out)

@@ -31,7 +31,8 @@ class Simulation:
     start: dt.date
     end: dt.date
     seed: int = field(metadata=NON_NEGATIVE)
-    shard_size: int = field(default=500, metadata={"min": 1})
+    # The ledger's layout: consumers are cut into part files of about this many transactions.
+    rows_per_file: int = field(default=1_000_000, metadata={"min": 1000})
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,9 @@ def simulate(
         "--world",
         help="A shipped world name (see `cardworld worlds`) or a path to a world.toml.",
     ),
-    out: Path = typer.Option(..., "--out", help="The ledger directory to write."),
+    out: str = typer.Option(
+        ..., "--out", help="The ledger directory to write (a path or an fsspec URL)."
+    ),
     consumers: int | None = typer.Option(
         None, "--consumers", min=1, help="Override the world's number of consumers."
     ),
@@ -85,7 +87,15 @@ def simulate(
         None, "--workers", min=1, help="Worker processes (default: all cores)."
     ),
     shard_size: int | None = typer.Option(
-        None, "--shard-size", min=1, help="Consumers per shard (default: the world's)."
+        None, "--shard-size", min=1, help="Consumers per task (rounded up to whole part files)."
+    ),
+    scheduler: str | None = typer.Option(
+        None,
+        "--scheduler",
+        help="Run on this Dask scheduler (tcp://host:port), not local processes.",
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Keep the part files a killed run finished; redo the rest."
     ),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace an existing ledger at --out."
@@ -101,6 +111,8 @@ def simulate(
         seed=seed,
         workers=workers,
         shard_size=shard_size,
+        scheduler=scheduler,
+        resume=resume,
         overwrite=overwrite,
     )
 
@@ -147,7 +159,9 @@ def worlds() -> None:
     console.print(table)
 
 
-def verify(ledger_dir: Path = typer.Argument(..., help="A ledger directory.")) -> None:
+def verify(
+    ledger_dir: str = typer.Argument(..., help="A ledger directory (a path or an fsspec URL)."),
+) -> None:
     """Check a ledger's files against the checksums in its manifest."""
     from cardworld.simulator.ledger import verify as verify_ledger
 
