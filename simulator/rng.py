@@ -45,15 +45,23 @@ def mix64(z: np.uint64) -> np.uint64:
 
 
 @kernel
-def stream(seed: int, entity: int, stream_id: int, sub: int = 0) -> np.ndarray:
-    """A new stream `[key, 0]` for (seed, entity, stream id, optional sub-id)."""
+def reseed(st: np.ndarray, seed: int, entity: int, stream_id: int, sub: int = 0) -> None:
+    """Point an existing stream array at (seed, entity, stream id, sub-id), counter 0.
+
+    NOTE: kernels reuse one array this way in hot loops instead of allocating a stream.
+    """
     key = mix64(np.uint64(seed) + _GOLDEN)
     key = mix64(key ^ np.uint64(entity))
     key = mix64(key + np.uint64(stream_id) * _GOLDEN)
-    key = mix64(key ^ (np.uint64(sub) * _M1))
+    st[0] = mix64(key ^ (np.uint64(sub) * _M1))
+    st[1] = 0
+
+
+@kernel
+def stream(seed: int, entity: int, stream_id: int, sub: int = 0) -> np.ndarray:
+    """A new stream `[key, 0]` for (seed, entity, stream id, optional sub-id)."""
     out = np.empty(2, dtype=np.uint64)
-    out[0] = key
-    out[1] = 0
+    reseed(out, seed, entity, stream_id, sub)
     return out
 
 

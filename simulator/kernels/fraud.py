@@ -76,6 +76,14 @@ def _fraudster_active(fw, f, day):
 
 
 @kernel
+def _at_work(fw, f, t):
+    """Whether moment t (seconds) falls in fraudster f's working hours on a working day."""
+    hour = (t % 86400) / 3600.0
+    start = fw.f_hour_start[f]
+    return fw.f_days[f, weekday(t // 86400)] and start <= hour < start + fw.f_hours[f]
+
+
+@kernel
 def _work_time(st, fw, f, t):
     """A moment in fraudster f's working hours on a working day, at or after t (seconds)."""
     day = t // 86400
@@ -274,6 +282,8 @@ def simulate_fraud(
                 n_done = 0
                 out = grow(out, n_out, attempts + probes + 1)
                 for a in range(probes + attempts):
+                    if kind != LOST_STOLEN and not _at_work(fw, f, t):
+                        t = _work_time(st, fw, f, t)
                     block = min(issuer_block, report, blocked[c - ca])
                     if t >= end_t or not _fraudster_active(fw, f, t // 86400):
                         break  # the period, or the fraudster's career, is over
@@ -347,8 +357,6 @@ def simulate_fraud(
                     if a < probes:
                         gap = 120.0
                     t += 60 + int(rng.exponential(st, gap))
-                    if kind != LOST_STOLEN and (t // 86400) != day:
-                        t = _work_time(st, fw, f, t)
                 block = min(issuer_block, report)
                 by = BY_NOBODY
                 if block < NEVER:

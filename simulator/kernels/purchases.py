@@ -81,11 +81,16 @@ def independent_online_id(mcc_slot, k):
 
 
 @kernel
-def _segment_choice(st, cum, a, b):
-    """Index in [a, b) drawn with the cumulative weights cum[a:b]."""
+def segment_pick(st, cum, a, b):
+    """Index in [a, b) drawn with the CSR segment's cumulative weights cum[a:b] (each segment
+    restarts at 0, see world_arrays._segment_cumsum); -1 if the segment's weights are all 0."""
+    total = cum[b - 1]
+    if total <= 0.0:
+        return -1
     if b - a == 1:
         return a
-    return a + rng.choose(st, cum[a:b])
+    j = a + int(np.searchsorted(cum[a:b], rng.uniform(st) * total, side="right"))
+    return min(j, b - 1)
 
 
 @kernel
@@ -94,16 +99,9 @@ def pick_store(st, w, city, mcc_slot):
     pop = w.city_population[city]
     a, b = w.mcc_chain_offsets[mcc_slot], w.mcc_chain_offsets[mcc_slot + 1]
     if b > a and rng.uniform(st) < w.mcc_chain_share[mcc_slot]:
-        base = w.mcc_chain_cum_store[a - 1] if a > 0 else 0.0
-        if w.mcc_chain_cum_store[b - 1] - base > 0.0:
-            j = a + int(
-                np.searchsorted(
-                    w.mcc_chain_cum_store[a:b] - base,
-                    rng.uniform(st) * (w.mcc_chain_cum_store[b - 1] - base),
-                    side="right",
-                )
-            )
-            chain = w.mcc_chain[min(j, b - 1)]
+        j = segment_pick(st, w.mcc_chain_cum_store, a, b)
+        if j >= 0:
+            chain = w.mcc_chain[j]
             n = int(round(pop * w.chain_density[chain]))
             if n >= 1:
                 return chain_store_id(chain, city, rng.integer(st, n))
@@ -115,22 +113,17 @@ def pick_store(st, w, city, mcc_slot):
 def pick_online(st, w, mcc_slot, independent_share):
     """An online merchant of MCC slot `mcc_slot`: a chain's web shop or an independent one."""
     a, b = w.mcc_chain_offsets[mcc_slot], w.mcc_chain_offsets[mcc_slot + 1]
-    base = (w.mcc_chain_cum_online[a - 1] if a > 0 else 0.0) if b > a else 0.0
-    total = w.mcc_chain_cum_online[b - 1] - base if b > a else 0.0
-    if total > 0.0 and rng.uniform(st) >= independent_share:
-        j = a + int(
-            np.searchsorted(
-                w.mcc_chain_cum_online[a:b] - base, rng.uniform(st) * total, side="right"
-            )
-        )
-        return chain_online_id(w.mcc_chain[min(j, b - 1)])
+    if b > a and rng.uniform(st) >= independent_share:
+        j = segment_pick(st, w.mcc_chain_cum_online, a, b)
+        if j >= 0:
+            return chain_online_id(w.mcc_chain[j])
     return independent_online_id(mcc_slot, rng.integer(st, 40))
 
 
 @kernel
 def pick_mcc(st, w, k):
     a, b = w.type_mcc_offsets[k], w.type_mcc_offsets[k + 1]
-    return w.type_mcc_slot[_segment_choice(st, w.type_mcc_cum, a, b)]
+    return w.type_mcc_slot[segment_pick(st, w.type_mcc_cum, a, b)]
 
 
 @kernel
@@ -138,7 +131,7 @@ def _near_home(st, w, home):
     if home >= w.n_us_cities:
         return home
     a, b = w.nearby_offsets[home], w.nearby_offsets[home + 1]
-    return w.nearby_city[_segment_choice(st, w.nearby_cum, a, b)]
+    return w.nearby_city[segment_pick(st, w.nearby_cum, a, b)]
 
 
 @kernel
@@ -147,15 +140,20 @@ def year_index(w, year):
 
 
 @kernel
+def _card_weight(w, kind, scale):
+    return w.card_usage[kind] * math.exp(w.card_amount_preference[kind] * scale)
+
+
+@kernel
 def _pick_card(st, w, cards_kind, cards_open, a, b, day, amount):
     """A card open on `day`, weighted by kind and how the kind suits the amount; -1 if none."""
+    scale = math.log(max(amount, 1.0) / 50.0)
+    w0, w1, w2 = _card_weight(w, 0, scale), _card_weight(w, 1, scale), _card_weight(w, 2, scale)
     total = 0.0
     for c in range(a, b):
         if cards_open[c] <= day:
             kind = cards_kind[c]
-            total += (
-                w.card_usage[kind] * (max(amount, 1.0) / 50.0) ** w.card_amount_preference[kind]
-            )
+            total += w0 if kind == 0 else (w1 if kind == 1 else w2)
     if total <= 0.0:
         return -1
     target = rng.uniform(st) * total
@@ -164,7 +162,7 @@ def _pick_card(st, w, cards_kind, cards_open, a, b, day, amount):
     for c in range(a, b):
         if cards_open[c] <= day:
             kind = cards_kind[c]
-            acc += w.card_usage[kind] * (max(amount, 1.0) / 50.0) ** w.card_amount_preference[kind]
+            acc += w0 if kind == 0 else (w1 if kind == 1 else w2)
             last = c
             if target < acc:
                 return c
@@ -258,6 +256,7 @@ def simulate_purchases(
     p_rate = np.empty(n_types)
     p_amount = np.empty(n_types)
     fraud_cum = np.cumsum(w.participation * w.rate)
+    fav = np.zeros(2, np.uint64)  # the favourite-merchant stream, reseeded per use
     s = w.scalars
     n_fav = int(s[S_FAV_COUNT])
     buf = np.empty((1024, N_COLUMNS), np.int64)
@@ -349,17 +348,18 @@ def simulate_purchases(
                     city = -1
                 elif state == 0 and n_fav > 0 and rng.uniform(st) < s[S_FAV_SHARE]:
                     # A favourite: redrawn from its own stream, so it is the same shop every time.
-                    fst = rng.stream(
+                    rng.reseed(
+                        fav,
                         w.seed,
                         cid,
                         rng.FAVOURITES,
                         (seg_epoch[seg] * 4096 + k) * 16 + rng.integer(st, n_fav),
                     )
-                    mcc = pick_mcc(fst, w, k)
+                    mcc = pick_mcc(fav, w, k)
                     if not w.mcc_card_present[mcc]:
                         mcc = pick_mcc(st, w, k)
-                    city = _near_home(fst, w, seg_home[seg])
-                    merchant = pick_store(fst, w, city, mcc)
+                    city = _near_home(fav, w, seg_home[seg])
+                    merchant = pick_store(fav, w, city, mcc)
                 else:
                     city = _near_home(st, w, seg_home[seg]) if state == 0 else seg_city[seg]
                     merchant = pick_store(st, w, city, mcc)

@@ -206,6 +206,7 @@ def test_long_run_drift(tmp_path):
     online = (txns["channel"] == "online").groupby(year).mean()
     chip = (txns["channel"] == "chip").groupby(year).mean()
     # Bills and mail orders are card-not-present from the start; e-commerce adds the rest.
-    assert online.loc[2020] - online.loc[1995] > 0.05
+    # ~10,000 rows a year give a standard error under 0.005 on each year's share.
+    assert online.loc[2018:2020].mean() - online.loc[1995:1997].mean() > 0.03
     assert (np.diff(online.loc[1995:2020].rolling(3).mean().dropna()) > -0.005).all()
     assert chip.loc[:2011].max() == 0 and chip.loc[2019] > 0.4
