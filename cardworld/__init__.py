@@ -21,6 +21,9 @@ _LAZY = {
     "verify": ("cardworld.simulator.ledger", "verify"),
     "read_table": ("cardworld.simulator.ledger", "read_table"),
     "transactions": ("cardworld.simulator.ledger", "transactions"),
+    "build_report": ("cardworld.simulator.report", "build_report"),
+    "calibrate": ("cardworld.simulator.calibrate", "calibrate"),
+    "export": ("cardworld.simulator.export", "export"),
 }
 
 

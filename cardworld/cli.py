@@ -11,7 +11,9 @@ import sys
 import typer
 from rich.console import Console
 
+from cardworld.commands import report as report_commands
 from cardworld.commands import simulate as simulate_commands
+from cardworld.commands.targets import targets
 from cardworld.errors import CardworldError
 
 app = typer.Typer(
@@ -25,6 +27,10 @@ app.command("demo")(simulate_commands.demo)
 app.command("worlds")(simulate_commands.worlds)
 app.command("simulate")(simulate_commands.simulate)
 app.command("verify")(simulate_commands.verify)
+app.command("calibrate")(report_commands.calibrate)
+app.command("export")(report_commands.export)
+app.command("report")(report_commands.report)
+app.command("targets")(targets)
 
 
 def main() -> None:

@@ -121,9 +121,12 @@ def demo(
     out: Path = typer.Option(DEMO_DIR, "--out", help="Where to put the demo's ledger and outputs."),
     consumers: int = typer.Option(300, "--consumers", min=1, help="Consumers in the demo world."),
 ) -> None:
-    """Simulate a small slice of the `us` world, then show what to do next."""
+    """The main job on the embedded `us` world: simulate a slice, export it, report on it."""
+    from cardworld.simulator.export import export
+    from cardworld.simulator.report import build_report
+
     ledger_dir = out / "ledger"
-    summary = run_simulation(
+    run_simulation(
         "us",
         ledger_dir,
         consumers=consumers,
@@ -131,15 +134,21 @@ def demo(
         end=dt.date(2020, 12, 31),
         overwrite=True,
     )
-    console.print(f"\n[bold green]Done.[/] The ledger is in [bold]{summary.path}[/].\nNext:")
+    with console.status("exporting to the TabFormer CSV schema and drawing the report"):
+        csv = out / "transactions-tabformer.csv"
+        export(ledger_dir, csv, format="tabformer")
+        page = build_report(ledger_dir, out / "report")
+    console.print(f"\n[bold green]Done.[/] In [bold]{out}[/]:")
+    console.print(f"  {ledger_dir}/                  the ledger (Parquet, with manifest.json)")
+    console.print(f"  {csv}   the same rows in IBM TabFormer's CSV schema")
+    console.print(f"  {page}           the report: open it in a browser")
+    console.print("Next:")
+    console.print(f"  cardworld verify {ledger_dir}")
     console.print(
-        f"  cardworld verify {summary.path}                    # check it against its manifest"
+        f"  python -c \"import cardworld; print(cardworld.read_transactions('{ledger_dir}').head())\""
     )
     console.print(
-        f"  python -c \"import cardworld; print(cardworld.read_transactions('{summary.path}').head())\""
-    )
-    console.print(
-        "  cardworld simulate --world us --out my-ledger --consumers 2000   # a bigger world"
+        "  cardworld simulate --world us --out my-ledger --consumers 2000 --start 2010-01-01"
     )
 
 

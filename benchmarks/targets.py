@@ -1,0 +1,401 @@
+"""Targets benchmark: 2,000 users x 4,096 transactions, 1 and 20 targets, float32 output.
+
+Cases: "1 target" (the published pipeline's daily cumulative spend at MCC 5411); "20 mixed"
+(calendar and rolling 7d/30d windows, past and future, every aggregate, MCC and category
+filters, a label); "20 calendar" (the published pipeline's kind of workload: day/week/month
+buckets, MCC filters, sum/mean/min/max/count/top-3).
+
+Compares, in one run: the kernels on arrays already in memory (NUMBA_NUM_THREADS threads,
+and 1 thread), `compute_table` from an Arrow table (conversion included), a straightforward
+pandas/NumPy reference on a few users (a Python loop over each user's rows, a slice and a
+mask per window, NumPy aggregates: the published pipeline's baseline design; its rows are
+checked against the kernels'), and the memory-bandwidth floor (the time to merely write a
+fresh output array of the same size on the same threads). Then the steady rate of a torch
+DataLoader (2 workers) over TargetDataset. Prints a table and writes
+benchmarks/results/targets.json.
+
+    python benchmarks/targets.py [--users 2000] [--txns 4096] [--repeats 5]
+    NUMBA_NUM_THREADS=2 taskset -c 0,1 python benchmarks/targets.py   # pin to 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numba
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from cardworld.simulator.kernels.jit import kernel
+from cardworld.simulator.targets.arrays import Columns, prepare
+from cardworld.simulator.targets.compute import compute_table, run_plan
+from cardworld.simulator.targets.plan import make_plan, needed_columns
+from cardworld.simulator.targets.spec import Target, TargetSet
+
+RESULTS = Path(__file__).resolve().parent / "results" / "targets.json"
+
+# A world-like MCC mix: (mcc, category, weight).
+MCC_MIX = [
+    (5411, "grocery", 18),
+    (5499, "grocery", 4),
+    (5812, "dining", 12),
+    (5814, "dining", 10),
+    (5541, "fuel", 8),
+    (5912, "pharmacy", 4),
+    (5311, "retail", 6),
+    (5651, "retail", 3),
+    (5732, "electronics", 2),
+    (4111, "transit", 6),
+    (4121, "transit", 3),
+    (4511, "travel", 1),
+    (7011, "travel", 1),
+    (4900, "utilities", 2),
+    (4814, "utilities", 2),
+    (5942, "books", 2),
+    (7832, "entertainment", 3),
+    (5999, "retail", 5),
+    (8011, "health", 1),
+    (5200, "home", 2),
+]
+
+ONE = (Target("grocery_day_so_far", "sum", "day", mcc=5411),)
+
+TWENTY = (
+    Target("grocery_day_so_far", "sum", "day", mcc=5411),
+    Target("grocery_week_so_far", "sum", "week", mcc=5411),
+    Target("month_spend_so_far", "sum", "month"),
+    Target("grocery_rest_of_week", "sum", "week", direction="future", category="grocery"),
+    Target("dining_rest_of_month_mean", "mean", "month", direction="future", category="dining"),
+    Target("day_count_so_far", "count", "day"),
+    Target("week_max_so_far", "max", "week"),
+    Target("dining_month_min_so_far", "min", "month", mcc=5812),
+    Target("grocery_month_top3", "topk_mean", "month", k=3, mcc=5411),
+    Target("rest_of_week_top3", "topk_mean", "week", k=3, direction="future"),
+    Target("spend_7d", "sum", "7d"),
+    Target("grocery_mean_30d", "mean", "30d", category="grocery"),
+    Target("count_next_7d", "count", "7d", direction="future"),
+    Target("travel_next_30d", "any", "30d", direction="future", category="travel"),
+    Target("grocery_max_7d", "max", "7d", mcc=(5411, 5499)),
+    Target("count_7d", "count", "7d"),
+    Target("top3_30d", "topk_mean", "30d", k=3),
+    Target("rest_of_month_max", "max", "month", direction="future"),
+    Target("rest_of_day_sum", "sum", "day", direction="future"),
+    Target("airline_next_30d", "any", "30d", direction="future", mcc=4511),
+)
+
+# The published pipeline's kind of workload: calendar buckets only, MCC filters, mixed aggregates.
+CALENDAR_TWENTY = (
+    Target("c_sum_day_5411", "sum", "day", mcc=5411),
+    Target("c_sum_week_5411", "sum", "week", mcc=5411),
+    Target("c_sum_month_5411", "sum", "month", mcc=5411),
+    Target("c_mean_week_5812", "mean", "week", mcc=5812),
+    Target("c_mean_month_5812", "mean", "month", mcc=5812),
+    Target("c_max_day_5541", "max", "day", mcc=5541),
+    Target("c_max_week_5541", "max", "week", mcc=5541),
+    Target("c_max_month_5912", "max", "month", mcc=5912),
+    Target("c_top3_week_5411", "topk_mean", "week", k=3, mcc=5411),
+    Target("c_top3_month_5812", "topk_mean", "month", k=3, mcc=5812),
+    Target("c_sum_day", "sum", "day"),
+    Target("c_count_week", "count", "week"),
+    Target("c_mean_month", "mean", "month"),
+    Target("c_max_month", "max", "month"),
+    Target("c_min_week_4111", "min", "week", mcc=4111),
+    Target("c_sum_rest_of_week_5411", "sum", "week", direction="future", mcc=5411),
+    Target("c_sum_rest_of_month", "sum", "month", direction="future"),
+    Target("c_top3_rest_of_month_5411", "topk_mean", "month", k=3, direction="future", mcc=5411),
+    Target("c_count_rest_of_day_5812", "count", "day", direction="future", mcc=5812),
+    Target("c_mean_rest_of_week_5541", "mean", "week", direction="future", mcc=5541),
+)
+
+CASES = (
+    ("1 target", ONE),
+    ("20 mixed", TWENTY),
+    ("20 calendar", CALENDAR_TWENTY),
+)
+
+
+def make_ledger(users: int, txns: int, seed: int = 0) -> pa.Table:
+    """users x txns transactions over about a year each, sorted by user then time."""
+    rng = np.random.default_rng(seed)
+    n = users * txns
+    start = np.datetime64("2023-01-01T00:00:00", "us").astype(np.int64)
+    gaps = rng.exponential(365 * 86_400e6 / txns, size=(users, txns)).astype(np.int64)
+    stamps = start + rng.integers(0, 30 * 86_400_000_000, size=(users, 1)) + np.cumsum(gaps, axis=1)
+    weights = np.array([w for _, _, w in MCC_MIX], dtype=np.float64)
+    pick = rng.choice(len(MCC_MIX), size=n, p=weights / weights.sum())
+    mccs = np.array([m for m, _, _ in MCC_MIX], dtype=np.int16)[pick]
+    names = sorted({c for _, c, _ in MCC_MIX})
+    codes = np.array([names.index(c) for _, c, _ in MCC_MIX], dtype=np.int32)[pick]
+    amounts = np.round(rng.lognormal(3.3, 1.0, n), 2)
+    amounts[rng.random(n) < 0.01] *= -1.0
+    return pa.table(
+        {
+            "txn_id": np.arange(n, dtype=np.int64),
+            "timestamp": pa.array(stamps.ravel(), pa.timestamp("us")),
+            "consumer_id": np.repeat(np.arange(users, dtype=np.int64), txns),
+            "mcc": mccs,
+            "category": pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(names)),
+            "amount": amounts,
+        }
+    )
+
+
+# --- the straightforward pandas/NumPy reference -------------------------------------------
+
+_PERIODS = {"day": "D", "week": "W-SUN", "month": "M"}
+
+
+def reference_user(frame: pd.DataFrame, targets: tuple[Target, ...]) -> np.ndarray:
+    """One user's targets the plain way: per target, per row, slice the window and aggregate."""
+    stamps = frame["timestamp"].to_numpy()
+    amounts = frame["amount"].to_numpy()
+    out = np.empty((len(frame), len(targets)), dtype=np.float32)
+    for t, target in enumerate(targets):
+        if target.mcc is not None:
+            match = frame["mcc"].isin(np.atleast_1d(target.mcc)).to_numpy()
+        elif target.category is not None:
+            match = frame["category"].isin(np.atleast_1d(target.category)).to_numpy()
+        else:
+            match = np.ones(len(frame), dtype=bool)
+        if target.unit == "rolling":
+            width = np.timedelta64(target.rolling_us, "us")
+        else:
+            bucket = frame["timestamp"].dt.to_period(_PERIODS[target.unit]).array.asi8
+        for i in range(len(frame)):
+            if target.unit == "rolling":
+                if target.direction == "past":
+                    lo, hi = np.searchsorted(stamps, stamps[i] - width, side="right"), i + 1
+                else:
+                    lo, hi = i, np.searchsorted(stamps, stamps[i] + width, side="left")
+            else:
+                if target.direction == "past":
+                    lo, hi = np.searchsorted(bucket, bucket[i], side="left"), i + 1
+                else:
+                    lo, hi = i, np.searchsorted(bucket, bucket[i], side="right")
+            if not target.include_current:
+                lo, hi = (lo, hi - 1) if target.direction == "past" else (lo + 1, hi)
+            values = amounts[lo:hi][match[lo:hi]]
+            out[i, t] = _reference_aggregate(values, target)
+    return out
+
+
+def _reference_aggregate(values: np.ndarray, target: Target) -> float:
+    if target.aggregate == "sum":
+        return values.sum()
+    if target.aggregate == "count":
+        return len(values)
+    if target.aggregate == "any":
+        return float(len(values) > 0)
+    if len(values) == 0:
+        return target.fill
+    if target.aggregate == "mean":
+        return values.mean()
+    if target.aggregate == "min":
+        return values.min()
+    if target.aggregate == "max":
+        return values.max()
+    return np.sort(values)[::-1][: target.k].mean()
+
+
+# --- the floor -------------------------------------------------------------------------------
+
+
+@kernel(parallel=True)
+def _write_all(out, chunks):
+    """Write 1.0 to every element of out ((size,) float32), in `chunks` runs over the threads."""
+    size = out.shape[0]
+    for c in numba.prange(chunks):
+        for i in range(c * size // chunks, (c + 1) * size // chunks):
+            out[i] = 1.0
+
+
+def best_of(repeats: int, fn) -> float:
+    times = []
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - begin)
+    return min(times)
+
+
+def machine() -> dict:
+    model = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    packages = {}
+    for name in ("cardworld", "numpy", "numba", "pandas", "pyarrow"):
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            packages[name] = None
+    try:
+        import torch
+
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:
+        gpu = None
+    return {
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "cpu_model": model,
+        "numba_threads": numba.config.NUMBA_NUM_THREADS,
+        "threading_layer": numba.config.THREADING_LAYER,
+        "gpu": gpu,
+        "python": platform.python_version(),
+        "packages": packages,
+    }
+
+
+def run(users: int, txns: int, repeats: int, reference_users: dict[int, int]) -> dict:
+    ledger = make_ledger(users, txns)
+    columns = Columns()
+    results = {
+        "workload": {"users": users, "txns_per_user": txns},
+        "machine": machine(),
+        "cases": [],
+    }
+    for label, chosen in CASES:
+        targets = TargetSet(chosen, dtype="float32")
+        arrays = prepare(ledger, columns, *needed_columns(targets))
+        plan = make_plan(targets, arrays.categories)
+        run_plan(arrays, plan)  # compile / load from cache outside the timings
+        run_plan(arrays, plan, parallel=False)
+        kernel_s = best_of(repeats, lambda a=arrays, p=plan: run_plan(a, p))
+        serial_s = best_of(
+            max(1, repeats // 2), lambda a=arrays, p=plan: run_plan(a, p, parallel=False)
+        )
+        compute_table(ledger.slice(0, txns), targets)
+        table_s = best_of(max(1, repeats // 2), lambda t=targets: compute_table(ledger, t))
+        size = arrays.n_rows * len(targets)
+        threads = numba.config.NUMBA_NUM_THREADS
+        _write_all(np.empty(size, dtype=np.float32), threads)
+        floor_s = best_of(repeats, lambda s=size, k=threads: _write_all(np.empty(s, np.float32), k))
+        # Reference on the first few users; its rows are checked against the kernel's.
+        sample = reference_users[len(chosen)]
+        frame = ledger.slice(0, sample * txns).to_pandas()
+        frame["category"] = frame["category"].astype(str)
+        begin = time.perf_counter()
+        expected = np.concatenate(
+            [
+                reference_user(group.reset_index(drop=True), chosen)
+                for _, group in frame.groupby("consumer_id")
+            ]
+        )
+        reference_s = time.perf_counter() - begin
+        got = run_plan(arrays, plan)[: sample * txns]
+        np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-2, equal_nan=True)
+        case = {
+            "case": label,
+            "targets": len(chosen),
+            "target_names": [target.name for target in chosen],
+            "kernel_users_per_s": users / kernel_s,
+            "kernel_s": kernel_s,
+            "kernel_1_thread_users_per_s": users / serial_s,
+            "compute_table_users_per_s": users / table_s,
+            "compute_table_s": table_s,
+            "reference_users": sample,
+            "reference_users_per_s": sample / reference_s,
+            "speedup_vs_reference": (users / kernel_s) / (sample / reference_s),
+            "floor_users_per_s": users / floor_s,
+            "floor_s": floor_s,
+            "fraction_of_floor": floor_s / kernel_s,
+            "output_bytes": arrays.n_rows * len(targets) * 4,
+        }
+        results["cases"].append(case)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return results
+    workers = max(
+        1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
+    )
+    sample = ledger.slice(0, min(users, 1000) * txns)
+    rate = dataloader_users_per_s(sample, TargetSet(TWENTY), workers)
+    results["dataloader"] = {
+        "case": "20 mixed",
+        "workers": workers,
+        "batch_users": 32,
+        "users_per_s": rate,
+    }
+    return results
+
+
+def dataloader_users_per_s(ledger: pa.Table, targets: TargetSet, workers: int) -> float:
+    """Steady users/s through a torch DataLoader over TargetDataset (features: amount, hour)
+    in padded batches of 32 users, collated in the workers."""
+    from torch.utils.data import DataLoader
+
+    from cardworld.simulator.targets.dataset import TargetDataset, pad_collate
+
+    dataset = TargetDataset.from_table(ledger, targets, features=("amount", "hour"))
+    loader = DataLoader(
+        dataset, batch_size=32, num_workers=workers, collate_fn=pad_collate, prefetch_factor=4
+    )
+    batches = iter(loader)
+    for _ in range(workers):  # worker start-up (fork, numba cache load) is not throughput
+        next(batches)
+    begin = time.perf_counter()
+    seen = sum(len(batch["lengths"]) for batch in batches)
+    return seen / (time.perf_counter() - begin)
+
+
+def print_table(results: dict) -> None:
+    m = results["machine"]
+    w = results["workload"]
+    print(
+        f"targets: {w['users']} users x {w['txns_per_user']} txns; {m['cpu_model']}, {m['cores']} cores, {m['numba_threads']} numba threads"
+    )
+    header = f"{'case':<13}{'kernel u/s':>12}{'1 thread':>10}{'table u/s':>11}{'reference u/s':>15}{'speedup':>10}{'floor u/s':>11}{'of floor':>10}"
+    print(header)
+    print("-" * len(header))
+    for c in results["cases"]:
+        print(
+            f"{c['case']:<13}{c['kernel_users_per_s']:>12,.0f}{c['kernel_1_thread_users_per_s']:>10,.0f}{c['compute_table_users_per_s']:>11,.0f}"
+            f"{c['reference_users_per_s']:>15,.2f}{c['speedup_vs_reference']:>9,.0f}x"
+            f"{c['floor_users_per_s']:>11,.0f}{100 * c['fraction_of_floor']:>9.0f}%"
+        )
+    if "dataloader" in results:
+        d = results["dataloader"]
+        print(
+            f"DataLoader ({d['case']}, {d['workers']} workers, padded batches of "
+            f"{d['batch_users']} users): "
+            f"{d['users_per_s']:,.0f} users/s"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--txns", type=int, default=4096)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--reference-users-1", type=int, default=8)
+    parser.add_argument("--reference-users-20", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    results = run(
+        args.users,
+        args.txns,
+        args.repeats,
+        {1: args.reference_users_1, 20: args.reference_users_20},
+    )
+    print_table(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

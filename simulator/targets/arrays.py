@@ -1,0 +1,251 @@
+"""Turn a transaction table into the flat, user-sorted CSR arrays the target kernels read.
+
+Timestamps must be tz-naive local time (the ledger contract): calendar buckets are local days,
+weeks and months, and converting a tz-aware column would have to guess which zone is local.
+A tz-aware column is rejected with the conversion to use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from cardworld.errors import DataError, LedgerError
+from cardworld.simulator.targets import kernels as K
+
+_US_PER = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 1}
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Names of the input columns the targets read."""
+
+    user: str = "consumer_id"
+    timestamp: str = "timestamp"
+    amount: str = "amount"
+    mcc: str = "mcc"
+    category: str = "category"
+
+
+@dataclass(frozen=True)
+class UserArrays:
+    """Transactions sorted by (user, timestamp), users side by side, cut by `offsets`."""
+
+    offsets: np.ndarray  # (n_users + 1,) int64 row offsets
+    users: np.ndarray  # (n_users,) int64 user ids (codes when the user column is not integer)
+    timestamps: np.ndarray  # (N,) int64 microseconds since 1970-01-01, local naive
+    amounts: np.ndarray  # (N,) float64
+    mcc: np.ndarray  # (N,) int32, MCC_NONE where null or outside 0..9999
+    category: np.ndarray  # (N,) int32 codes into `categories`, len(categories) where null
+    categories: tuple[str, ...]
+    order: np.ndarray | None  # (N,) int64: sorted row r is input row order[r]; None if unchanged
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.timestamps.shape[0])
+
+    @property
+    def n_users(self) -> int:
+        return int(self.offsets.shape[0] - 1)
+
+    def restore(self, sorted_rows: np.ndarray) -> np.ndarray:
+        """Put per-row results (sorted order) back into the input's row order."""
+        if self.order is None:
+            return sorted_rows
+        result = np.empty_like(sorted_rows)  # keeps the memory order
+        result[self.order] = sorted_rows
+        return result
+
+
+def to_arrow(table: pd.DataFrame | pa.Table | pa.RecordBatch, names: Sequence[str]) -> pa.Table:
+    """The named columns of a pandas DataFrame or Arrow table as an Arrow table."""
+    available = list(table.columns) if isinstance(table, pd.DataFrame) else table.schema.names
+    for name in names:
+        if name not in available:
+            raise DataError(
+                f"column {name!r}: not found; expected it among the table's columns "
+                f"({', '.join(map(str, available[:30]))})"
+            )
+    if isinstance(table, pd.DataFrame):
+        frame = table[list(names)]
+        for name in names:
+            column = frame[name]
+            if isinstance(column.dtype, pd.DatetimeTZDtype):
+                raise _tz_error(name, str(column.dtype.tz))
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    if isinstance(table, pa.Table):
+        return table.select(list(names))
+    raise DataError(
+        f"table of type {type(table).__name__}: expected a pandas DataFrame or a pyarrow Table"
+    )
+
+
+def read_ledger(ledger_dir: str | Path, names: Sequence[str]) -> pa.Table:
+    """Read the named columns of a ledger's transactions/ dataset."""
+    path = Path(ledger_dir) / "transactions"
+    if not path.exists():
+        raise LedgerError(f"{ledger_dir}: no transactions/ dataset; expected a ledger directory")
+    dataset = ds.dataset(path, format="parquet")
+    for name in names:
+        if name not in dataset.schema.names:
+            raise DataError(
+                f"{path}: column {name!r}: not found; expected it among {', '.join(dataset.schema.names)}"
+            )
+    return dataset.to_table(columns=list(names))
+
+
+def prepare(table: pa.Table, columns: Columns, need_mcc: bool, need_category: bool) -> UserArrays:
+    """Validate and convert an Arrow table into sorted CSR arrays."""
+    if table.num_rows == 0:  # an empty frame's columns may have no type at all
+        empty = np.empty(0, np.int64)
+        return from_numpy(
+            empty, empty, np.empty(0), np.empty(0, np.int32), np.empty(0, np.int32), ()
+        )
+    users = _users(table.column(columns.user), columns.user)
+    timestamps = timestamps_us(table.column(columns.timestamp), columns.timestamp)
+    amounts = _amounts(table.column(columns.amount), columns.amount)
+    n = len(users)
+    mcc = _mccs(table.column(columns.mcc), columns.mcc) if need_mcc else np.zeros(n, np.int32)
+    if need_category:
+        category, categories = _categories(table.column(columns.category), columns.category)
+    else:
+        category, categories = np.zeros(n, np.int32), ()
+    return from_numpy(users, timestamps, amounts, mcc, category, categories)
+
+
+def from_numpy(
+    users: np.ndarray,
+    timestamps: np.ndarray,
+    amounts: np.ndarray,
+    mcc: np.ndarray,
+    category: np.ndarray,
+    categories: tuple[str, ...],
+) -> UserArrays:
+    """Sort by (user, timestamp) if needed (stable) and cut into users."""
+    order = None
+    if not K._is_sorted(users, timestamps):
+        order = np.lexsort((timestamps, users))
+        users, timestamps, amounts = users[order], timestamps[order], amounts[order]
+        mcc, category = mcc[order], category[order]
+    starts = np.flatnonzero(users[1:] != users[:-1]) + 1 if len(users) else np.empty(0, np.int64)
+    offsets = np.concatenate(([0], starts, [len(users)])).astype(np.int64)
+    if len(users) == 0:
+        offsets = np.zeros(1, np.int64)
+    return UserArrays(
+        offsets=offsets,
+        users=users[offsets[:-1]],
+        timestamps=np.ascontiguousarray(timestamps, dtype=np.int64),
+        amounts=np.ascontiguousarray(amounts, dtype=np.float64),
+        mcc=np.ascontiguousarray(mcc, dtype=np.int32),
+        category=np.ascontiguousarray(category, dtype=np.int32),
+        categories=tuple(categories),
+        order=order,
+    )
+
+
+def _tz_error(name: str, tz: str) -> DataError:
+    return DataError(
+        f"column {name!r}: timezone-aware timestamps ({tz}); expected tz-naive local time, as in a "
+        "ledger. Targets bucket by the local day/week/month, so convert first, e.g. "
+        "df[col].dt.tz_convert(local_tz).dt.tz_localize(None)"
+    )
+
+
+def _no_nulls(column: pa.ChunkedArray, name: str, expected: str) -> None:
+    if column.null_count:
+        raise DataError(
+            f"column {name!r}: {column.null_count} null values; expected {expected} without nulls"
+        )
+
+
+def _users(column: pa.ChunkedArray, name: str) -> np.ndarray:
+    _no_nulls(column, name, "user ids")
+    if pa.types.is_integer(column.type):
+        return column.to_numpy().astype(np.int64, copy=False)
+    if (
+        pa.types.is_string(column.type)
+        or pa.types.is_large_string(column.type)
+        or pa.types.is_dictionary(column.type)
+    ):
+        encoded = pc.dictionary_encode(
+            column.cast(pa.string()) if pa.types.is_dictionary(column.type) else column
+        )
+        return encoded.combine_chunks().indices.to_numpy().astype(np.int64)
+    raise DataError(f"column {name!r}: type {column.type}; expected integer or string user ids")
+
+
+def timestamps_us(column: pa.ChunkedArray, name: str) -> np.ndarray:
+    """Microseconds since 1970-01-01 of a tz-naive timestamp or date column, as int64."""
+    kind = column.type
+    if pa.types.is_date(kind):
+        column = column.cast(pa.timestamp("us"))
+        kind = column.type
+    if not pa.types.is_timestamp(kind):
+        raise DataError(f"column {name!r}: type {kind}; expected a tz-naive timestamp (local time)")
+    if kind.tz is not None:
+        raise _tz_error(name, kind.tz)
+    _no_nulls(column, name, "timestamps")
+    raw = column.cast(pa.int64()).to_numpy()
+    if kind.unit == "ns":
+        return raw // 1000
+    return raw * _US_PER[kind.unit]
+
+
+def _amounts(column: pa.ChunkedArray, name: str) -> np.ndarray:
+    if not (
+        pa.types.is_integer(column.type)
+        or pa.types.is_floating(column.type)
+        or pa.types.is_decimal(column.type)
+    ):
+        raise DataError(f"column {name!r}: type {column.type}; expected numeric amounts")
+    _no_nulls(column, name, "amounts")
+    values = column.cast(pa.float64()).to_numpy()
+    if not np.isfinite(values).all():
+        raise DataError(
+            f"column {name!r}: non-finite amounts (NaN or inf); expected finite numbers"
+        )
+    return values
+
+
+def _mccs(column: pa.ChunkedArray, name: str) -> np.ndarray:
+    if not pa.types.is_integer(column.type):
+        raise DataError(f"column {name!r}: type {column.type}; expected integer MCCs (ISO 18245)")
+    if column.null_count:
+        column = column.cast(pa.int32()).fill_null(-1)
+    codes = column.to_numpy().astype(np.int32)
+    codes[(codes < 0) | (codes >= K.MCC_NONE)] = K.MCC_NONE
+    return codes
+
+
+def _categories(column: pa.ChunkedArray, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    kind = column.type
+    if pa.types.is_dictionary(kind) and column.num_chunks:
+        unified = column.unify_dictionaries()
+        dictionary = unified.chunk(0).dictionary
+        categories = tuple(dictionary.to_pylist())
+        if len(set(categories)) == len(categories) and pa.types.is_string(dictionary.type):
+            # NOTE: reuse the dictionary codes: decoding 10^7 strings to re-encode them is slow.
+            codes = [
+                chunk.indices.fill_null(len(categories)).to_numpy() for chunk in unified.chunks
+            ]
+            return np.concatenate(codes).astype(np.int32), categories
+    if pa.types.is_dictionary(kind):
+        column = column.cast(kind.value_type)
+        kind = column.type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        raise DataError(
+            f"column {name!r}: type {kind}; expected string or dictionary<string> categories"
+        )
+    encoded = pc.dictionary_encode(column).combine_chunks()
+    categories = tuple(encoded.dictionary.to_pylist())
+    codes = encoded.indices.fill_null(len(categories)).to_numpy().astype(np.int32)
+    return codes, categories

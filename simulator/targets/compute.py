@@ -1,0 +1,182 @@
+"""Compute targets on a ledger, a pandas/Arrow table, or one user's arrays (public functions).
+
+Each function checks its inputs, builds the flat arrays and the kernel plan, runs the
+kernel over runs of users on threads (NUMBA_NUM_THREADS of them; the kernels release the
+GIL) and returns rows in the input's order.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cardworld.errors import DataError
+from cardworld.simulator.targets import kernels as K
+from cardworld.simulator.targets.arrays import Columns, UserArrays, prepare, read_ledger, to_arrow
+from cardworld.simulator.targets.plan import Plan, make_plan, needed_columns
+from cardworld.simulator.targets.spec import Target, TargetSet, as_target_set
+
+TargetsLike = TargetSet | Target | Iterable[Target] | Mapping[str, Any] | str | Path
+
+
+def run_plan(arrays: UserArrays, plan: Plan, *, parallel: bool = True) -> np.ndarray:
+    """Targets of every row of `arrays`, in sorted (user, timestamp) order: (N, n_targets).
+
+    The result is column-major (Fortran order): each target's column is contiguous, which is
+    how the kernels write it (one sweep per target) and how Parquet and pandas store it.
+    With `parallel`, runs of users go to threads (the kernels release the GIL).
+    """
+    # NOTE: a row-major result makes every target sweep write with a stride of n_targets
+    # values, touching a new cache line per row; column-major writes stream.
+    out = np.empty((arrays.n_rows, plan.params.shape[0]), dtype=plan.dtype, order="F")
+    if arrays.n_rows == 0:
+        return out
+    args = (
+        arrays.timestamps,
+        arrays.amounts,
+        arrays.mcc,
+        arrays.category,
+        *plan.kernel_args(),
+        out,
+        0,
+    )
+    threads = min(numba.config.NUMBA_NUM_THREADS, arrays.n_users) if parallel else 1
+    # A few runs per thread, so users of uneven length still balance.
+    runs = min(arrays.n_users, 4 * threads)
+    cuts = [run * arrays.n_users // runs for run in range(runs + 1)]
+
+    def users(run: int) -> None:
+        K._targets_range(arrays.offsets, cuts[run], cuts[run + 1], *args)
+
+    if threads == 1:
+        K._targets_range(arrays.offsets, 0, arrays.n_users, *args)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(users, range(runs)))
+    return out
+
+
+def compute_table(
+    table: pd.DataFrame | pa.Table,
+    targets: TargetsLike,
+    *,
+    user: str = "consumer_id",
+    timestamp: str = "timestamp",
+    amount: str = "amount",
+    mcc: str = "mcc",
+    category: str = "category",
+    parallel: bool = True,
+) -> np.ndarray:
+    """Targets for every row of a DataFrame or Arrow table, aligned with its rows.
+
+    Returns an (n_rows, n_targets) column-major array of the target set's dtype, columns in
+    target order
+    (`pd.DataFrame(result, columns=target_set.names, index=df.index)` for a frame). The
+    table need not be sorted. The mcc/category columns are read only when a target filters on them.
+    """
+    target_set = as_target_set(targets)
+    columns = Columns(user, timestamp, amount, mcc, category)
+    table = to_arrow(table, input_columns(target_set, columns))
+    arrays = prepare(table, columns, *needed_columns(target_set))
+    plan = make_plan(target_set, arrays.categories)
+    return arrays.restore(run_plan(arrays, plan, parallel=parallel))
+
+
+def compute_user(
+    timestamps: Any,
+    amounts: Any,
+    targets: TargetsLike,
+    *,
+    mcc: Any = None,
+    category: Any = None,
+) -> np.ndarray:
+    """Targets of one user's transactions given as arrays, in the order given: (n, n_targets).
+
+    timestamps: datetime64 values (tz-naive local time) or anything pandas turns into them.
+    amounts: numbers. mcc: integer codes, needed when a target filters by MCC. category:
+    strings, needed when a target filters by category.
+    """
+    target_set = as_target_set(targets)
+    need_mcc, need_category = needed_columns(target_set)
+    frame: dict[str, Any] = {
+        "user": np.zeros(len(amounts), np.int64),
+        "timestamp": timestamps,
+        "amount": amounts,
+    }
+    for name, values, needed in (("mcc", mcc, need_mcc), ("category", category, need_category)):
+        if needed:
+            if values is None:
+                raise DataError(
+                    f"{name} = None: expected {name} values, since a target filters by {name}"
+                )
+            frame[name] = values
+    try:
+        table = pd.DataFrame(frame)
+    except ValueError as error:
+        raise DataError(f"user arrays of different lengths: {error}") from None
+    return compute_table(
+        table, target_set, user="user", timestamp="timestamp", amount="amount", parallel=False
+    )
+
+
+def compute_ledger(
+    ledger_dir: str | Path,
+    targets: TargetsLike,
+    *,
+    columns: Columns = Columns(),
+    id_column: str = "txn_id",
+    parallel: bool = True,
+) -> pa.Table:
+    """Targets of a ledger: an Arrow table with `id_column` then one column per target,
+    rows in the ledger's row order."""
+    target_set = as_target_set(targets)
+    table = read_ledger(ledger_dir, [id_column, *input_columns(target_set, columns)])
+    arrays = prepare(table, columns, *needed_columns(target_set))
+    plan = make_plan(target_set, arrays.categories)
+    values = arrays.restore(run_plan(arrays, plan, parallel=parallel))
+    fields = [pa.field(id_column, table.schema.field(id_column).type)]
+    fields += [pa.field(name, pa.from_numpy_dtype(values.dtype)) for name in target_set.names]
+    data = [table.column(id_column)] + [pa.array(values[:, t]) for t in range(values.shape[1])]
+    return pa.Table.from_arrays(data, schema=pa.schema(fields))
+
+
+def write_targets(
+    ledger_dir: str | Path,
+    targets: TargetsLike,
+    out: str | Path,
+    *,
+    columns: Columns = Columns(),
+) -> pa.Table:
+    """Compute a ledger's targets and write them as one Parquet file, atomically."""
+    result = compute_ledger(ledger_dir, targets, columns=columns)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(handle)
+    try:
+        pq.write_table(result, temporary)
+        os.replace(temporary, out)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return result
+
+
+def input_columns(target_set: TargetSet, columns: Columns, extra: Sequence[str] = ()) -> list[str]:
+    """The input columns the targets read (mcc/category only when a target filters on them),
+    then `extra`, without repeats."""
+    need_mcc, need_category = needed_columns(target_set)
+    names = [columns.user, columns.timestamp, columns.amount]
+    names += [columns.mcc] if need_mcc else []
+    names += [columns.category] if need_category else []
+    return list(dict.fromkeys([*names, *extra]))

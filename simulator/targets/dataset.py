@@ -1,0 +1,267 @@
+"""PyTorch datasets that yield (features, targets) per user, computing targets on the fly.
+
+The datasets hold plain NumPy arrays and frozen dataclasses, so they pickle (spawned
+DataLoader workers) and fork cleanly; each item runs the serial numba kernel, so workers
+need no thread pool of their own. torch is imported here only: the rest of
+cardworld.targets works without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from cardworld.errors import DataError
+from cardworld.simulator.targets import kernels as K
+from cardworld.simulator.targets.arrays import Columns, UserArrays, prepare, read_ledger, to_arrow
+from cardworld.simulator.targets.compute import TargetsLike, input_columns
+from cardworld.simulator.targets.plan import Plan, make_plan, needed_columns
+from cardworld.simulator.targets.spec import TargetSet, as_target_set
+
+# Features computed from the timestamp rather than read from a column.
+_DERIVED_ATTRIBUTE = {
+    "hour": "hour",
+    "weekday": "day_of_week",
+    "day_of_month": "day",
+    "month": "month",
+}
+DERIVED_FEATURES = tuple(_DERIVED_ATTRIBUTE)
+
+
+class _UserTargets:
+    """Shared state of both datasets: sorted user arrays, features and the kernel plan."""
+
+    def __init__(
+        self, arrays: UserArrays, features: np.ndarray, targets: TargetSet, plan: Plan
+    ) -> None:
+        self.arrays = arrays
+        self.features = features  # (N, n_features) float32, rows in sorted order
+        self.targets = targets
+        self.plan = plan
+
+    @classmethod
+    def build(
+        cls,
+        source: pd.DataFrame | pa.Table | str | Path,
+        targets: TargetsLike,
+        features: Sequence[str],
+        columns: Columns,
+    ) -> _UserTargets:
+        """From a table, or from a ledger directory when `source` is a path."""
+        if isinstance(features, str):
+            raise DataError(
+                f"features = {features!r}: expected a list of column names, not one string"
+            )
+        target_set = as_target_set(targets)
+        derived = [name for name in features if name in DERIVED_FEATURES]
+        names = input_columns(
+            target_set, columns, [name for name in features if name not in derived]
+        )
+        if isinstance(source, str | Path):
+            table = read_ledger(source, names)
+        else:
+            table = to_arrow(source, names)
+        arrays = prepare(table, columns, *needed_columns(target_set))
+        plan = make_plan(target_set, arrays.categories)
+        return cls(arrays, _features(table, features, arrays), target_set, plan)
+
+    def users_range(self, first: int, stop: int) -> np.ndarray:
+        """Targets of users [first, stop): (rows, n_targets), rows in sorted order."""
+        offsets = self.arrays.offsets
+        rows = offsets[stop] - offsets[first]
+        out = np.empty((rows, len(self.targets)), dtype=self.plan.dtype, order="F")
+        if out.shape[0]:
+            a = self.arrays
+            K._targets_range(
+                offsets,
+                first,
+                stop,
+                a.timestamps,
+                a.amounts,
+                a.mcc,
+                a.category,
+                *self.plan.kernel_args(),
+                out,
+                offsets[first],
+            )
+        return out
+
+    def item(self, user: int, targets: np.ndarray, row0: int) -> tuple[torch.Tensor, torch.Tensor]:
+        s, e = self.arrays.offsets[user], self.arrays.offsets[user + 1]
+        return torch.from_numpy(self.features[s:e]), torch.from_numpy(targets[s - row0 : e - row0])
+
+
+class TargetDataset(Dataset):
+    """Map-style dataset: item u is user u's (features (T, F) float32, targets (T, n_targets)).
+
+    Items follow the sorted user column; `user_ids` gives each item's user id (for string
+    ids: codes in order of first appearance). Rows within a user are in time order, ties in
+    input order. Build with `from_ledger` or `from_table`; the table is held in memory.
+    """
+
+    def __init__(self, state: _UserTargets) -> None:
+        self._state = state
+
+    @classmethod
+    def from_table(
+        cls,
+        table: pd.DataFrame | pa.Table,
+        targets: TargetsLike,
+        *,
+        features: Sequence[str] = ("amount",),
+        columns: Columns = Columns(),
+    ) -> TargetDataset:
+        """From a DataFrame or Arrow table; `features` name numeric columns or DERIVED_FEATURES."""
+        return cls(_UserTargets.build(table, targets, features, columns))
+
+    @classmethod
+    def from_ledger(
+        cls,
+        ledger_dir: str | Path,
+        targets: TargetsLike,
+        *,
+        features: Sequence[str] = ("amount",),
+        columns: Columns = Columns(),
+    ) -> TargetDataset:
+        """From a ledger directory's transactions/ dataset (read once, held in memory)."""
+        return cls(_UserTargets.build(Path(ledger_dir), targets, features, columns))
+
+    @property
+    def user_ids(self) -> np.ndarray:
+        return self._state.arrays.users
+
+    @property
+    def target_names(self) -> list[str]:
+        return self._state.targets.names
+
+    def __len__(self) -> int:
+        return self._state.arrays.n_users
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"user index {index} out of range for {len(self)} users")
+        index %= len(self)
+        row0 = int(self._state.arrays.offsets[index])
+        return self._state.item(index, self._state.users_range(index, index + 1), row0)
+
+
+class TargetIterableDataset(IterableDataset):
+    """Iterable dataset: yields (features, targets) per user, computing users in chunks.
+
+    DataLoader workers split the users into disjoint contiguous shares. With `shuffle`, the
+    chunk order changes with `seed` and `set_epoch`.
+    """
+
+    def __init__(
+        self, state: _UserTargets, *, chunk_users: int = 64, shuffle: bool = False, seed: int = 0
+    ) -> None:
+        if chunk_users < 1:
+            raise DataError(f"chunk_users = {chunk_users}: expected an integer >= 1")
+        self._state = state
+        self.chunk_users = chunk_users
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+
+    @classmethod
+    def from_table(
+        cls,
+        table: pd.DataFrame | pa.Table,
+        targets: TargetsLike,
+        *,
+        features: Sequence[str] = ("amount",),
+        columns: Columns = Columns(),
+        **options: Any,
+    ) -> TargetIterableDataset:
+        """As TargetDataset.from_table; options: chunk_users, shuffle, seed."""
+        return cls(_UserTargets.build(table, targets, features, columns), **options)
+
+    @classmethod
+    def from_ledger(
+        cls,
+        ledger_dir: str | Path,
+        targets: TargetsLike,
+        *,
+        features: Sequence[str] = ("amount",),
+        columns: Columns = Columns(),
+        **options: Any,
+    ) -> TargetIterableDataset:
+        """As TargetDataset.from_ledger; options: chunk_users, shuffle, seed."""
+        return cls(_UserTargets.build(Path(ledger_dir), targets, features, columns), **options)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self._state.arrays.n_users
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n_users = self._state.arrays.n_users
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        first, stop = worker * n_users // workers, (worker + 1) * n_users // workers
+        starts = np.arange(first, stop, self.chunk_users)
+        if self.shuffle:
+            np.random.default_rng((self.seed, self.epoch, worker)).shuffle(starts)
+        offsets = self._state.arrays.offsets
+        for start in starts:
+            end = min(start + self.chunk_users, stop)
+            targets = self._state.users_range(start, end)
+            for user in range(start, end):
+                yield self._state.item(user, targets, int(offsets[start]))
+
+
+def pad_collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack users of different lengths: features (B, T, F) zero-padded, targets (B, T, K)
+    NaN-padded, mask (B, T) true on real rows, lengths (B,)."""
+    lengths = torch.tensor([len(features) for features, _ in batch], dtype=torch.int64)
+    longest = int(lengths.max()) if len(batch) else 0
+    features = torch.zeros(
+        (len(batch), longest, batch[0][0].shape[1] if batch else 0), dtype=torch.float32
+    )
+    targets = torch.full(
+        (len(batch), longest, batch[0][1].shape[1] if batch else 0),
+        float("nan"),
+        dtype=batch[0][1].dtype if batch else torch.float32,
+    )
+    for b, (feature_rows, target_rows) in enumerate(batch):
+        features[b, : len(feature_rows)] = feature_rows
+        targets[b, : len(target_rows)] = target_rows
+    mask = torch.arange(longest)[None, :] < lengths[:, None]
+    return {"features": features, "targets": targets, "mask": mask, "lengths": lengths}
+
+
+def _features(table: pa.Table, names: Sequence[str], arrays: UserArrays) -> np.ndarray:
+    """(N, n_features) float32 in the arrays' sorted order."""
+    out = np.empty((arrays.n_rows, len(names)), dtype=np.float32)
+    index = pd.DatetimeIndex(arrays.timestamps.astype("datetime64[us]"))
+    for f, name in enumerate(names):
+        if name in DERIVED_FEATURES:
+            out[:, f] = getattr(index, _DERIVED_ATTRIBUTE[name])
+            continue
+        column = table.column(name)
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            values = pa.chunked_array(column).dictionary_encode().combine_chunks().indices
+            values = values.to_numpy(zero_copy_only=False).astype(np.float32)
+        elif (
+            pa.types.is_integer(column.type)
+            or pa.types.is_floating(column.type)
+            or pa.types.is_boolean(column.type)
+        ):
+            values = column.cast(pa.float64()).fill_null(np.nan).to_numpy()
+        else:
+            raise DataError(
+                f"feature column {name!r}: type {column.type}; expected a number, boolean or string column, "
+                f"or one of {', '.join(DERIVED_FEATURES)}"
+            )
+        out[:, f] = values if arrays.order is None else values[arrays.order]
+    return out

@@ -1,0 +1,286 @@
+"""Targets on ledgers, Arrow/pandas tables and user arrays; the CLI; input errors."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from cardworld.commands.targets import targets as targets_command
+from cardworld.errors import DataError, LedgerError
+from cardworld.targets import (
+    Target,
+    TargetSet,
+    compute_ledger,
+    compute_table,
+    compute_user,
+    write_targets,
+)
+
+TARGETS = TargetSet(
+    (
+        Target("grocery_day", "sum", "day", mcc=5411),
+        Target("dining_rest_of_week", "count", "week", direction="future", category="dining"),
+        Target("max_7d", "max", "7d"),
+    ),
+    dtype="float64",
+)
+
+
+def _ledger_table(rng: np.random.Generator, users: int = 5, per_user: int = 30) -> pa.Table:
+    n = users * per_user
+    stamps = np.datetime64("2024-01-01", "us") + np.sort(
+        rng.integers(0, 60 * 86_400_000_000, n)
+    ).astype("timedelta64[us]")
+    consumer = rng.integers(100, 100 + users, n)
+    order = np.lexsort((stamps, consumer))
+    return pa.table(
+        {
+            "txn_id": pa.array(np.arange(n, dtype=np.int64) * 7 + 3),
+            "timestamp": pa.array(stamps[order], pa.timestamp("us")),
+            "consumer_id": pa.array(consumer[order], pa.int64()),
+            "card_id": pa.array(consumer[order] * 10, pa.int64()),
+            "mcc": pa.array(rng.choice([5411, 5812, 4111], n), pa.int16()),
+            "category": pa.array(
+                rng.choice(["grocery", "dining", "transit"], n)
+            ).dictionary_encode(),
+            "amount": pa.array(np.round(rng.uniform(-10, 200, n), 2)),
+        }
+    )
+
+
+def _write_ledger(path, table: pa.Table, files: int = 3) -> None:
+    (path / "transactions").mkdir(parents=True)
+    cuts = np.linspace(0, table.num_rows, files + 1).astype(int)
+    for part in range(files):
+        pq.write_table(
+            table.slice(cuts[part], cuts[part + 1] - cuts[part]),
+            path / "transactions" / f"part-{part}.parquet",
+        )
+
+
+def test_ledger_targets_align_with_txn_id(tmp_path):
+    table = _ledger_table(np.random.default_rng(1))
+    _write_ledger(tmp_path / "ledger", table)
+    result = compute_ledger(tmp_path / "ledger", TARGETS)
+    assert result.column_names == ["txn_id", *TARGETS.names]
+    expected = pd.DataFrame(compute_table(table.to_pandas(), TARGETS), columns=TARGETS.names)
+    expected.insert(0, "txn_id", table.column("txn_id").to_numpy())
+    got = result.to_pandas().sort_values("txn_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, expected.sort_values("txn_id").reset_index(drop=True))
+
+
+def test_cli_writes_parquet_with_txn_id_and_one_column_per_target(tmp_path):
+    table = _ledger_table(np.random.default_rng(2))
+    _write_ledger(tmp_path / "ledger", table)
+    config = tmp_path / "targets.toml"
+    config.write_text('[[target]]\nname = "spend_day"\naggregate = "sum"\nwindow = "day"\n')
+    app = typer.Typer()
+    app.command()(targets_command)
+    out = tmp_path / "out" / "targets.parquet"
+    result = CliRunner().invoke(
+        app, [str(tmp_path / "ledger"), "--config", str(config), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    written = pq.read_table(out)
+    assert written.schema.names == ["txn_id", "spend_day"]
+    assert written.schema.field("spend_day").type == pa.float32()
+    frame = table.to_pandas()
+    want = (
+        frame.groupby(["consumer_id", frame["timestamp"].dt.date])["amount"]
+        .cumsum()
+        .to_numpy(np.float32)
+    )
+    np.testing.assert_allclose(written.column("spend_day").to_numpy(), want, rtol=1e-6)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["targets.parquet"]  # no temp file left
+
+
+def test_cli_bad_config_is_a_config_error(tmp_path):
+    _write_ledger(tmp_path / "ledger", _ledger_table(np.random.default_rng(3)))
+    config = tmp_path / "bad.toml"
+    config.write_text('[[target]]\nname = "x"\naggregate = "avg"\nwindow = "day"\n')
+    app = typer.Typer()
+    app.command()(targets_command)
+    result = CliRunner().invoke(
+        app,
+        [str(tmp_path / "ledger"), "--config", str(config), "--out", str(tmp_path / "o.parquet")],
+    )
+    assert result.exit_code != 0
+    assert "aggregate = 'avg'" in str(result.exception)
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_missing_ledger_and_missing_column(tmp_path):
+    with pytest.raises(LedgerError, match="no transactions/ dataset"):
+        compute_ledger(tmp_path, TARGETS)
+    table = _ledger_table(np.random.default_rng(4)).drop_columns(["mcc"])
+    _write_ledger(tmp_path / "ledger", table)
+    with pytest.raises(DataError, match="column 'mcc': not found"):
+        write_targets(tmp_path / "ledger", TARGETS, tmp_path / "o.parquet")
+
+
+def test_configurable_columns_pandas_ns_and_arrow_us_agree():
+    table = _ledger_table(np.random.default_rng(5))
+    frame = table.to_pandas().rename(
+        columns={
+            "consumer_id": "acct",
+            "timestamp": "when",
+            "amount": "amt",
+            "mcc": "code",
+            "category": "kind",
+        }
+    )
+    frame["when"] = frame["when"].astype("datetime64[ns]")
+    renamed = compute_table(
+        frame, TARGETS, user="acct", timestamp="when", amount="amt", mcc="code", category="kind"
+    )
+    np.testing.assert_array_equal(renamed, compute_table(table, TARGETS))
+
+
+def test_string_user_ids_and_shuffled_rows():
+    frame = _ledger_table(np.random.default_rng(6)).to_pandas()
+    frame["consumer_id"] = "user-" + frame["consumer_id"].astype(str)
+    shuffled = frame.sample(frac=1.0, random_state=0)
+    np.testing.assert_array_equal(
+        compute_table(shuffled, TARGETS), compute_table(frame, TARGETS)[shuffled.index.to_numpy()]
+    )
+
+
+def test_compute_user_matches_the_table_path():
+    frame = _ledger_table(np.random.default_rng(7)).to_pandas()
+    one = frame[frame["consumer_id"] == frame["consumer_id"].iloc[0]]
+    got = compute_user(
+        one["timestamp"].to_numpy(),
+        one["amount"].to_numpy(),
+        TARGETS,
+        mcc=one["mcc"].to_numpy(),
+        category=one["category"].astype(str).to_numpy(),
+    )
+    np.testing.assert_array_equal(got, compute_table(frame, TARGETS)[: len(one)])
+    with pytest.raises(DataError, match="mcc = None"):
+        compute_user(one["timestamp"].to_numpy(), one["amount"].to_numpy(), TARGETS)
+
+
+def test_local_time_buckets_and_tz_aware_columns_rejected():
+    # 23:30 local on Jan 1 is Jan 2 in UTC for a UTC-5 zone: targets use the local day.
+    frame = pd.DataFrame(
+        {
+            "consumer_id": [1, 1],
+            "timestamp": pd.to_datetime(["2024-01-01 23:30", "2024-01-02 00:30"]),
+            "amount": [1.0, 2.0],
+        }
+    )
+    day = TargetSet((Target("d", "sum", "day"),))
+    np.testing.assert_array_equal(compute_table(frame, day)[:, 0], [1.0, 2.0])
+    aware = frame.assign(timestamp=frame["timestamp"].dt.tz_localize("America/New_York"))
+    with pytest.raises(
+        DataError,
+        match=r"column 'timestamp': timezone-aware timestamps \(America/New_York\); expected tz-naive",
+    ):
+        compute_table(aware, day)
+    arrow = pa.table(
+        {
+            "consumer_id": [1],
+            "timestamp": pa.array([0], pa.timestamp("us", tz="UTC")),
+            "amount": [1.0],
+        }
+    )
+    with pytest.raises(DataError, match=r"timezone-aware timestamps \(UTC\)"):
+        compute_table(arrow, day)
+    local = aware.assign(timestamp=aware["timestamp"].dt.tz_localize(None))
+    np.testing.assert_array_equal(compute_table(local, day)[:, 0], [1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "message"),
+    [
+        ("amount", [1.0, None], r"column 'amount': 1 null values; expected amounts without nulls"),
+        ("amount", [1.0, float("inf")], r"column 'amount': non-finite amounts \(NaN or inf\)"),
+        ("amount", ["a", "b"], r"column 'amount': type (large_)?string; expected numeric amounts"),
+        (
+            "timestamp",
+            ["2024-01-01", "2024-01-02"],
+            r"column 'timestamp': type (large_)?string; expected a tz-naive timestamp",
+        ),
+        (
+            "consumer_id",
+            [1.5, 2.5],
+            r"column 'consumer_id': type double; expected integer or string user ids",
+        ),
+        ("mcc", ["5411", "5411"], r"column 'mcc': type (large_)?string; expected integer MCCs"),
+    ],
+)
+def test_bad_columns_name_column_value_and_expectation(column, values, message):
+    frame = pd.DataFrame(
+        {
+            "consumer_id": [1, 1],
+            "timestamp": pd.to_datetime(["2024-01-01", "2024-01-02"]),
+            "amount": [1.0, 2.0],
+            "mcc": [5411, 5411],
+        }
+    )
+    frame[column] = values
+    with pytest.raises(DataError) as error:
+        compute_table(frame, TargetSet((Target("g", "sum", "day", mcc=5411),)))
+    assert re.search(message, str(error.value)), str(error.value)
+
+
+def test_null_mcc_and_category_match_nothing_and_unknown_category_warns():
+    frame = pd.DataFrame(
+        {
+            "consumer_id": [1, 1, 1],
+            "timestamp": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-01"]),
+            "amount": [1.0, 2.0, 4.0],
+            "mcc": pd.array([5411, None, 5411], dtype="Int16"),
+            "category": ["g", None, "g"],
+        }
+    )
+    targets = TargetSet(
+        (Target("m", "sum", "day", mcc=5411), Target("c", "count", "day", category="g")),
+        dtype="float64",
+    )
+    np.testing.assert_array_equal(
+        compute_table(frame, targets), [[1.0, 1.0], [1.0, 1.0], [5.0, 2.0]]
+    )
+    with pytest.warns(UserWarning, match="category 'groceries' named by a target does not occur"):
+        got = compute_table(frame, TargetSet((Target("c", "count", "day", category="groceries"),)))
+    np.testing.assert_array_equal(got[:, 0], [0.0, 0.0, 0.0])
+
+
+def test_empty_table_gives_empty_result():
+    frame = pd.DataFrame(
+        {
+            "consumer_id": pd.Series([], dtype=np.int64),
+            "timestamp": pd.to_datetime([]),
+            "amount": [],
+        }
+    )
+    assert compute_table(frame, TARGETS.targets[2]).shape == (0, 1)
+
+
+def test_dictionary_categories_with_different_chunk_dictionaries_and_nulls():
+    first = pa.DictionaryArray.from_arrays(pa.array([0, 1, None], pa.int32()), pa.array(["a", "b"]))
+    second = pa.DictionaryArray.from_arrays(pa.array([1, 0], pa.int32()), pa.array(["c", "a"]))
+    table = pa.table(
+        {
+            "consumer_id": pa.array([1, 1, 1, 1, 1], pa.int64()),
+            "timestamp": pa.array(np.arange(5) * 1_000_000, pa.timestamp("us")),
+            "amount": pa.array([1.0, 2.0, 4.0, 8.0, 16.0]),
+            "category": pa.chunked_array([first, second]),
+        }
+    )
+    targets = TargetSet(
+        (Target("a", "sum", "day", category="a"), Target("bc", "sum", "day", category=("b", "c"))),
+        dtype="float64",
+    )
+    as_strings = table.set_column(3, "category", table.column("category").cast(pa.string()))
+    got = compute_table(table, targets)
+    np.testing.assert_array_equal(got, compute_table(as_strings, targets))
+    np.testing.assert_array_equal(got[:, 0], [1.0, 1.0, 1.0, 9.0, 9.0])  # a, b, null, a, c
+    np.testing.assert_array_equal(got[:, 1], [0.0, 2.0, 2.0, 2.0, 18.0])
