@@ -23,9 +23,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import sys
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numba
@@ -38,6 +37,9 @@ from cardworld.simulator.targets.arrays import Columns, prepare
 from cardworld.simulator.targets.compute import compute_table, run_plan
 from cardworld.simulator.targets.plan import make_plan, needed_columns
 from cardworld.simulator.targets.spec import Target, TargetSet
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import machine as shared_machine  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "targets.json"
 
@@ -226,36 +228,11 @@ def best_of(repeats: int, fn) -> float:
 
 
 def machine() -> dict:
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    packages = {}
-    for name in ("cardworld", "numpy", "numba", "pandas", "pyarrow"):
-        try:
-            packages[name] = version(name)
-        except PackageNotFoundError:
-            packages[name] = None
-    try:
-        import torch
-
-        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    except ImportError:
-        gpu = None
+    """The shared machine record, plus numba's threading set-up."""
     return {
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "cpu_model": model,
+        **shared_machine(),
         "numba_threads": numba.config.NUMBA_NUM_THREADS,
         "threading_layer": numba.config.THREADING_LAYER,
-        "gpu": gpu,
-        "python": platform.python_version(),
-        "packages": packages,
     }
 
 
