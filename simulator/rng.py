@@ -137,11 +137,26 @@ def gamma(st: np.ndarray, shape: float) -> float:
 
 
 @kernel
+def bisect_right(cumulative: np.ndarray, lo: int, hi: int, target: float) -> int:
+    """The first index i in [lo, hi) with cumulative[i] > target (hi - 1 if none).
+
+    NOTE: a plain binary search; numba's np.searchsorted costs several times more per call.
+    """
+    last = hi - 1
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if cumulative[mid] > target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return min(lo, last)
+
+
+@kernel
 def choose(st: np.ndarray, cumulative: np.ndarray) -> int:
     """An index drawn with weights given as a non-decreasing cumulative array (1-D, float64)."""
-    total = cumulative[-1]
-    target = uniform(st) * total
-    return min(int(np.searchsorted(cumulative, target, side="right")), cumulative.shape[0] - 1)
+    n = cumulative.shape[0]
+    return bisect_right(cumulative, 0, n, uniform(st) * cumulative[n - 1])
 
 
 def uniforms(seed: int, entity: int, stream_id: int, n: int, sub: int = 0) -> np.ndarray:

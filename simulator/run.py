@@ -93,6 +93,7 @@ def _run_blocks(world: World, url: str, blocks: list[tuple[int, int, int]]) -> l
             fs,
             result.transactions,
             posixpath.join(root, "transactions", f"part-{index:05d}.parquet"),
+            ledger.TRANSACTION_OPTIONS,
         )
         parts = {
             "consumers": result.consumers,

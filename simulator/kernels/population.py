@@ -61,7 +61,7 @@ def sample_consumers(
             z[r] = chol[r, 0] * e0 + chol[r, 1] * e1 + chol[r, 2] * e2
         # Age: the inverse CDF of a piecewise-uniform distribution over census bands.
         u = _phi(z[0]) * age_cum[-1]
-        band = min(int(np.searchsorted(age_cum, u, side="right")), age_cum.shape[0] - 1)
+        band = rng.bisect_right(age_cum, 0, age_cum.shape[0], u)
         low = age_cum[band - 1] if band > 0 else 0.0
         within = (u - low) / max(age_cum[band] - low, 1e-12)
         age = age_from[band] + within * (age_to[band] + 1 - age_from[band])

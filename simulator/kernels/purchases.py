@@ -89,8 +89,7 @@ def segment_pick(st, cum, a, b):
         return -1
     if b - a == 1:
         return a
-    j = a + int(np.searchsorted(cum[a:b], rng.uniform(st) * total, side="right"))
-    return min(j, b - 1)
+    return rng.bisect_right(cum, a, b, rng.uniform(st) * total)
 
 
 @kernel
@@ -325,20 +324,9 @@ def simulate_purchases(
                 continue
             buf = grow(buf, n, 2 * count)
             for _ in range(count):
-                k = min(
-                    int(
-                        np.searchsorted(
-                            combo_cum[combo], rng.uniform(st) * combo_total[combo], side="right"
-                        )
-                    ),
-                    n_types - 1,
-                )
-                hour = int(
-                    np.searchsorted(
-                        w.hour_cum[k], rng.uniform(st) * w.hour_cum[k, 23], side="right"
-                    )
-                )
-                seconds = min(hour, 23) * 3600 + rng.integer(st, 3600)
+                k = rng.bisect_right(combo_cum[combo], 0, n_types, rng.uniform(st) * combo_total[combo])
+                hour = rng.bisect_right(w.hour_cum[k], 0, 24, rng.uniform(st) * w.hour_cum[k, 23])
+                seconds = hour * 3600 + rng.integer(st, 3600)
                 mcc = pick_mcc(st, w, k)
                 online = (not w.mcc_card_present[mcc]) or rng.uniform(st) < min(
                     1.0, w.online_share[k] * w.online_multiplier[y]
