@@ -13,6 +13,8 @@ from rich.console import Console
 
 from cardworld.commands import report as report_commands
 from cardworld.commands import simulate as simulate_commands
+from cardworld.commands.evaluate import evaluate
+from cardworld.commands.synth import synth_app
 from cardworld.commands.targets import targets
 from cardworld.errors import CardworldError
 
@@ -31,6 +33,8 @@ app.command("calibrate")(report_commands.calibrate)
 app.command("export")(report_commands.export)
 app.command("report")(report_commands.report)
 app.command("targets")(targets)
+app.add_typer(synth_app, name="synth")
+app.command("evaluate")(evaluate)
 
 
 def main() -> None:

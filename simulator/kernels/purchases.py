@@ -324,7 +324,9 @@ def simulate_purchases(
                 continue
             buf = grow(buf, n, 2 * count)
             for _ in range(count):
-                k = rng.bisect_right(combo_cum[combo], 0, n_types, rng.uniform(st) * combo_total[combo])
+                k = rng.bisect_right(
+                    combo_cum[combo], 0, n_types, rng.uniform(st) * combo_total[combo]
+                )
                 hour = rng.bisect_right(w.hour_cum[k], 0, 24, rng.uniform(st) * w.hour_cum[k, 23])
                 seconds = hour * 3600 + rng.integer(st, 3600)
                 mcc = pick_mcc(st, w, k)

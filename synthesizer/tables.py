@@ -1,0 +1,78 @@
+"""Reading and writing the tables the synthesizer learns: CSV, Parquet or a cardworld ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from cardworld.errors import DataError
+from cardworld.synthesizer.schema import looks_like_datetime
+
+SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+@dataclass
+class Table:
+    """Events, and for a ledger its subject table and default keys."""
+
+    events: pd.DataFrame
+    subjects: pd.DataFrame | None = None
+    group_by: str | None = None
+    order_by: str | None = None
+
+
+def read_table(path: str | Path) -> Table:
+    """A CSV/Parquet file, or a ledger directory (transactions/ grouped by consumers.parquet)."""
+    path = Path(path)
+    if path.is_dir():
+        tx = path / "transactions"
+        if not tx.exists():
+            raise DataError(
+                f"{path} is a directory without transactions/; expected a cardworld ledger "
+                "directory or a CSV/Parquet file"
+            )
+        events = pd.read_parquet(tx)
+        consumers = path / "consumers.parquet"
+        subjects = pd.read_parquet(consumers) if consumers.exists() else None
+        if subjects is not None and "consumer_id" not in subjects.columns:
+            subjects = None
+        if subjects is not None:
+            # Keep only subject attributes that are not already event columns.
+            keep = ["consumer_id"] + [c for c in subjects.columns if c not in events.columns]
+            subjects = subjects[keep]
+        return Table(events, subjects, "consumer_id", "timestamp")
+    if not path.exists():
+        raise DataError(f"input {path} does not exist; expected a CSV/Parquet file or a ledger")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return Table(parse_dates(pd.read_csv(path)))
+    if suffix in (".parquet", ".pq"):
+        return Table(pd.read_parquet(path))
+    raise DataError(f"input {path} has suffix {suffix!r}; expected one of {SUFFIXES} or a ledger")
+
+
+def write_table(df: pd.DataFrame, path: str | Path) -> Path:
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DataError(f"output {path} has suffix {suffix!r}; expected one of {SUFFIXES}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        df.to_csv(path, index=False)
+    else:
+        df.to_parquet(path, index=False)
+    return path
+
+
+def parse_dates(df: pd.DataFrame) -> pd.DataFrame:
+    """Turn ISO date strings (as CSV stores datetimes) into datetimes; tz-aware become naive."""
+    df = df.copy()
+    for c in df.columns:
+        if df[c].dtype == object or pd.api.types.is_string_dtype(df[c]):
+            if looks_like_datetime(df[c].astype(object)):
+                df[c] = pd.to_datetime(df[c], format="mixed")
+        if isinstance(df[c].dtype, pd.DatetimeTZDtype):
+            df[c] = df[c].dt.tz_localize(None)
+    return df

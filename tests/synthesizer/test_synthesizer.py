@@ -1,0 +1,156 @@
+"""Fit, sample, save and load: valid records, learned patterns, determinism, no PII leaks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cardworld.errors import ConfigError, DataError
+from cardworld.synthesizer import Synthesizer
+
+
+def test_every_sampled_record_is_valid(table: pd.DataFrame, sampled: pd.DataFrame) -> None:
+    assert list(sampled.columns) == list(table.columns)
+    assert len(sampled) > 0 and sampled["acct_id"].nunique() == 40
+    assert sampled.notna().all().all()
+    assert set(sampled["merchant_cat"]) <= set(table["merchant_cat"])
+    assert set(sampled["state"]) <= set(table["state"])
+    assert sampled["txn_amount"].between(table["txn_amount"].min(), table["txn_amount"].max()).all()
+    assert (sampled["txn_amount"].round(2) == sampled["txn_amount"]).all()
+    assert sampled["timestamp"].dtype == table["timestamp"].dtype
+    assert sampled["txn_index"].dtype == np.int64
+    for _, g in sampled.groupby("acct_id"):
+        assert g["state"].nunique() == 1  # static attribute: one value per group
+        assert g["cardholder"].nunique() == 1  # PII: consistent within a group
+        assert g["txn_index"].tolist() == list(range(1, len(g) + 1))
+        assert g["timestamp"].is_monotonic_increasing
+
+
+def test_pattern_is_learned(sampled: pd.DataFrame) -> None:
+    # In training, A is always followed by B and B never follows anything else. A model that
+    # ignored order would put B after A about a quarter of the time (B is ~25% of rows).
+    c = sampled["merchant_cat"].to_numpy()
+    same = sampled["acct_id"].to_numpy()[1:] == sampled["acct_id"].to_numpy()[:-1]
+    after_a = c[1:][(c[:-1] == "A") & same]
+    after_other = c[1:][(c[:-1] != "A") & same]
+    assert len(after_a) >= 30
+    assert np.mean(after_a == "B") >= 0.85
+    assert np.mean(after_other == "B") <= 0.15
+
+
+def test_amount_and_hour_follow_category(sampled: pd.DataFrame) -> None:
+    median = sampled.groupby("merchant_cat")["txn_amount"].median()
+    assert median["B"] > 5 * median["A"] > 5 * median["D"] / 2
+    hour = sampled.groupby("merchant_cat")["timestamp"].apply(lambda t: t.dt.hour.median())
+    assert hour["A"] < hour["B"] < hour["C"] < hour["D"]
+
+
+def test_no_pii_value_from_training_appears(table: pd.DataFrame, sampled: pd.DataFrame) -> None:
+    assert not set(sampled["cardholder"]) & set(table["cardholder"])
+    assert not set(sampled["acct_id"]) & set(table["acct_id"])
+    assert sampled["acct_id"].str.fullmatch(r"ACCT-\d{5}").all()
+
+
+def test_pii_never_emitted_even_when_faker_would(tmp_path, tiny, make_table) -> None:
+    from faker import Faker
+
+    fake = Faker()
+    fake.seed_instance(3)  # the same stream sampling with seed=3 would draw
+    names = [fake.name() for _ in range(30)]
+    df = make_table(30).assign(cardholder=lambda d: [names[int(a[5:])] for a in d["acct_id"]])
+    synth = Synthesizer(**{**tiny, "max_epochs": 2}).fit(
+        df, group_by="acct_id", order_by="txn_index"
+    )
+    out = synth.sample(30, seed=3)
+    assert not set(out["cardholder"]) & set(names)
+    # The saved model holds hashes of training PII, never the values.
+    synth.save(tmp_path)
+    text = (tmp_path / "synthesizer.json").read_text()
+    assert not any(n in text for n in names)
+    assert "ACCT-00001" not in text
+
+
+def test_save_load_gives_identical_samples(fitted: Synthesizer, tmp_path) -> None:
+    a = fitted.sample(12, seed=11)
+    fitted.save(tmp_path / "model")
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
+        "model.safetensors",
+        "synthesizer.json",
+    ]
+    json.loads((tmp_path / "model" / "synthesizer.json").read_text())
+    loaded = Synthesizer.load(tmp_path / "model")
+    b = loaded.sample(12, seed=11)
+    pd.testing.assert_frame_equal(a, b)
+    c = loaded.sample(12, seed=12)
+    assert not a["txn_amount"].equals(c["txn_amount"])
+
+
+def test_fit_is_deterministic_on_cpu(table: pd.DataFrame, tiny: dict) -> None:
+    cfg = {**tiny, "max_epochs": 2}
+    a = Synthesizer(**cfg).fit(table, group_by="acct_id", order_by="txn_index").sample(5, seed=1)
+    b = Synthesizer(**cfg).fit(table, group_by="acct_id", order_by="txn_index").sample(5, seed=1)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_conditional_on_static_attributes(fitted: Synthesizer) -> None:
+    out = fitted.sample(static=pd.DataFrame({"state": ["TX"] * 6 + ["CA"] * 4}), seed=2)
+    states = out.groupby("acct_id", sort=False)["state"].first().tolist()
+    assert states == ["TX"] * 6 + ["CA"] * 4
+    with pytest.raises(DataError, match="static column 'state' has value 'ZZ'"):
+        fitted.sample(static=pd.DataFrame({"state": ["ZZ"]}))
+    with pytest.raises(ConfigError, match="not static attributes"):
+        fitted.sample(static=pd.DataFrame({"merchant_cat": ["A"]}))
+
+
+def test_continue_a_history(fitted: Synthesizer, table: pd.DataFrame) -> None:
+    # Histories that end in A: the continuation's first event must be B.
+    hist = []
+    for _key, g in table.groupby("acct_id", sort=False):
+        idx = np.flatnonzero(g["merchant_cat"].to_numpy() == "A")
+        if len(idx):
+            hist.append(g.iloc[: idx[0] + 1])
+        if len(hist) == 10:
+            break
+    history = pd.concat(hist)
+    out = fitted.sample(history=history, seed=5)
+    assert set(out["acct_id"]) == set(history["acct_id"])
+    firsts = []
+    for key, g in out.groupby("acct_id", sort=False):
+        h = history[history["acct_id"] == key]
+        assert g["merchant_cat"].iloc[: len(h)].tolist() == h["merchant_cat"].tolist()
+        assert g["cardholder"].iloc[0] == h["cardholder"].iloc[0]
+        if len(g) > len(h):
+            firsts.append(g["merchant_cat"].iloc[len(h)])
+    assert len(firsts) >= 5 and np.mean(np.array(firsts) == "B") >= 0.8
+
+
+def test_subject_and_event_tables(table: pd.DataFrame, tiny: dict) -> None:
+    subjects = table.groupby("acct_id", as_index=False).first()[["acct_id", "state"]]
+    subjects["segment"] = np.where(subjects["state"] == "CA", "gold", "basic")
+    events = table.drop(columns=["state"])
+    synth = Synthesizer(**{**tiny, "max_epochs": 3}).fit(
+        events, group_by="acct_id", order_by="txn_index", subjects=subjects
+    )
+    assert synth.schema.column("segment").role == "static"
+    subj, ev = synth.sample(8, seed=0, as_tables=True)
+    assert list(subj.columns) == ["acct_id", "state", "segment"]
+    assert len(subj) == 8 and subj["acct_id"].is_unique
+    assert "state" not in ev.columns and set(ev["acct_id"]) == set(subj["acct_id"])
+    with pytest.raises(DataError, match="repeats key"):
+        Synthesizer(**tiny).fit(events, group_by="acct_id", subjects=pd.concat([subjects] * 2))
+
+
+def test_long_histories_are_sampled_in_windows(table: pd.DataFrame, tiny: dict) -> None:
+    # A window holds only a few events, so every group needs several carried-context slides.
+    synth = Synthesizer(**{**tiny, "block_size": 40, "max_epochs": 3}).fit(
+        table, group_by="acct_id", order_by="txn_index"
+    )
+    assert synth.codec.events_per_window(synth.model.config.block_size) <= 5
+    out = synth.sample(6, seed=0, max_events=25)
+    sizes = out.groupby("acct_id").size()
+    assert sizes.max() > 5
+    assert (sizes <= 25).all()
+    assert out.groupby("acct_id")["timestamp"].apply(lambda t: t.is_monotonic_increasing).all()
