@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cardworld.simulator import rng
 from cardworld.simulator.kernels.purchases import (
@@ -87,16 +88,16 @@ def merchants_table(ids: np.ndarray, arrays: WorldArrays, labels: WorldLabels) -
     )
 
     chain_names = np.array(labels.chain_names, dtype=object)
-    names = np.where(
-        has_chain,
-        chain_names[np.maximum(parts["chain"], 0)],
+    names = pc.if_else(
+        pa.array(has_chain),
+        pa.array(labels.chain_names).take(pa.array(np.maximum(parts["chain"], 0))),
         _company_names(draws[:, 1:], parts["kind"] == INDEPENDENT_ONLINE),
     )
     online = ~in_city
     return pa.table(
         {
             "merchant_id": pa.array(ids, pa.int64()),
-            "name": names.tolist(),
+            "name": names,
             "mcc": pa.array(np.array(labels.mcc_codes, np.int16)[mcc_slot], pa.int16()),
             "kind": pa.array([MERCHANT_KINDS[int(k)] for k in parts["kind"]]).dictionary_encode(),
             "chain": pa.array(
@@ -110,7 +111,7 @@ def merchants_table(ids: np.ndarray, arrays: WorldArrays, labels: WorldLabels) -
             "city": pa.array(np.where(in_city, cities.name[safe_city], None)),
             "state": pa.array(np.where(in_city, cities.state[safe_city], None)),
             "country": pa.array(np.where(in_city, cities.country[safe_city], None)),
-            "zip": pa.array([f"{z:05d}" if z >= 0 else None for z in zips], pa.string()),
+            "zip": pc.utf8_lpad(pa.array(zips, mask=zips < 0).cast(pa.string()), width=5, padding="0"),
             "lat": pa.array(
                 np.where(in_city, cities.lat[safe_city] + 0.04 * jitter, np.nan), mask=online
             ),
@@ -121,22 +122,27 @@ def merchants_table(ids: np.ndarray, arrays: WorldArrays, labels: WorldLabels) -
     )
 
 
-def _company_names(u: np.ndarray, web: np.ndarray) -> np.ndarray:
-    """Company names in faker's en_US patterns, vectorised over uniforms u (n, 4)."""
+def _company_names(u: np.ndarray, web: np.ndarray) -> pa.Array:
+    """Company names in faker's en_US patterns from its word lists, for uniforms u (n, 4).
+
+    NOTE: built with Arrow's string kernels; per-name Python string work costs seconds
+    for the hundreds of thousands of merchants a large ledger references.
+    """
     from faker.providers.company.en_US import Provider as Company
     from faker.providers.internet.en_US import Provider as Internet
     from faker.providers.person.en_US import Provider as Person
 
-    last = np.array(list(Person.last_names), dtype=object)
-    suffix = np.array(list(Company.company_suffixes), dtype=object)
-    tld = np.array(list(Internet.tlds), dtype=object)
-    pick = lambda arr, col: arr[np.minimum((u[:, col] * len(arr)).astype(np.int64), len(arr) - 1)]  # noqa: E731
-    a, b, c = pick(last, 0), pick(last, 1), pick(last, 2)
+    def pick(words, column: int) -> pa.Array:
+        index = np.minimum((u[:, column] * len(words)).astype(np.int64), len(words) - 1)
+        return pa.array(list(words)).take(pa.array(index))
+
+    join = pc.binary_join_element_wise
+    a, b, c = pick(Person.last_names, 0), pick(Person.last_names, 1), pick(Person.last_names, 2)
     pattern = u[:, 3]
-    names = np.where(
-        pattern < 0.4,
-        a + " " + pick(suffix, 1),
-        np.where(pattern < 0.75, a + "-" + b, a + ", " + b + " and " + c),
+    names = pc.if_else(
+        pa.array(pattern < 0.4),
+        join(a, pick(Company.company_suffixes, 1), " "),
+        pc.if_else(pa.array(pattern < 0.75), join(a, b, "-"), join(a, join(b, c, " and "), ", ")),
     )
-    domain = np.char.lower((a + "-" + b).astype(str)).astype(object) + "." + pick(tld, 2)
-    return np.where(web, domain, names)
+    domains = join(pc.utf8_lower(join(a, b, "-")), pick(Internet.tlds, 2), ".")
+    return pc.if_else(pa.array(web), domains, names)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from cardworld.simulator.fraud import Fraudsters, compromises_table
@@ -103,7 +104,7 @@ def simulate_shard(
         cards=cards_table(consumers, all_cards, blocked_all, replaces),
         transactions=_to_arrow(rows, labels),
         compromises=compromises_table(records, fraud.breaches),
-        merchant_ids=np.unique(rows[:, k.C_MERCHANT]),
+        merchant_ids=np.sort(pd.unique(rows[:, k.C_MERCHANT])),
     )
 
 
@@ -115,7 +116,10 @@ def _dictionary(
     return pa.DictionaryArray.from_arrays(indices, pa.array(list(values), pa.string()))
 
 
-def _to_arrow(rows: np.ndarray, labels: WorldLabels) -> pa.Table:
+def _to_arrow(matrix: np.ndarray, labels: WorldLabels) -> pa.Table:
+    # NOTE: one transpose makes every column contiguous; slicing the row-major matrix
+    # column by column would stride through all of it sixteen times.
+    rows = np.ascontiguousarray(matrix.T).T
     mechanism = rows[:, k.C_FRAUD]
     columns = {
         "txn_id": rows[:, k.C_CONSUMER] * TXN_ID_STRIDE + rows[:, k.C_SEQ],

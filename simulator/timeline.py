@@ -12,7 +12,6 @@ not depend on which other consumers share its shard.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +19,7 @@ import simpy
 
 from cardworld.simulator import rng
 from cardworld.simulator.population import Consumers
-from cardworld.simulator.world_arrays import EPOCH, STATES, WorldArrays
+from cardworld.simulator.world_arrays import STATES, WorldArrays
 from cardworld.worlds import reference
 from cardworld.worlds.schema import Trip, World
 
@@ -88,34 +87,34 @@ def _close(segs: list[tuple], day: int) -> None:
 
 
 def _life(env, world, arrays, consumers, i, first_day, segs):
+    # NOTE: plain floats, not numpy, in this per-event loop: tiny arrays cost microseconds.
     spec = world.spec
     st = rng.stream(arrays.seed, consumers.ids[i], rng.TIMELINE)
-    income_ratio = consumers.income[i] / spec.population.income_median
+    income_ratio = float(consumers.income[i]) / spec.population.income_median
     trips = [getattr(spec.travel, kind) for kind in TRIP_KINDS]
-    rates = (
-        np.array([t.rate_per_year * income_ratio**t.income_elasticity for t in trips]) / 365.2425
-    )
+    rates = [t.rate_per_year * income_ratio**t.income_elasticity / 365.2425 for t in trips]
     move_rate = spec.population.move_rate_per_year / 365.2425
+    retirement_day = int(consumers.retirement_day[i])
     home, epoch = int(consumers.home_city[i]), 0
     if first_day > arrays.end_day:
         return
     yield env.timeout(max(0, first_day - env.now))
     segs.append((int(env.now), None, HOME, home, home, epoch))
     while True:
-        working = env.now < consumers.retirement_day[i]
-        kind_rates = rates * np.array([1.0, 1.0, 1.0 if working else 0.0])
-        total = kind_rates.sum() + move_rate
+        # Business trips end with working life.
+        trip_total = rates[0] + rates[1] + (rates[2] if env.now < retirement_day else 0.0)
+        total = trip_total + move_rate
         if total <= 0:
             return  # a life without trips or moves: home until the end
         wait = rng.exponential(st, 1.0 / total)
         yield env.timeout(max(1, int(round(wait))))
         pick = rng.uniform(st) * total
-        if pick >= kind_rates.sum():
+        if pick >= trip_total:
             _close(segs, int(env.now))
             home, epoch = int(rng.choose(st, arrays.home_city_cum)), epoch + 1
             segs.append((int(env.now), None, HOME, home, home, epoch))
             continue
-        k = int(np.searchsorted(np.cumsum(kind_rates), pick, side="right"))
+        k = 0 if pick < rates[0] else (1 if pick < rates[0] + rates[1] else 2)
         trip: Trip = trips[k]
         start = _trip_start(int(env.now), trip.weekend_start)
         duration = max(1, int(round(rng.exponential(st, trip.duration_days_mean - 0.5) + 0.5)))
@@ -131,7 +130,7 @@ def _life(env, world, arrays, consumers, i, first_day, segs):
 
 def _trip_start(day: int, weekend: bool) -> int:
     """Leisure trips leave on a Friday or Saturday, business trips on a weekday."""
-    weekday = (EPOCH + dt.timedelta(days=day)).weekday()
+    weekday = (day + 3) % 7  # 1970-01-01 was a Thursday
     if weekend:
         return day + (4 - weekday) % 7  # the coming Friday
     return day + (0 if weekday < 5 else 7 - weekday)

