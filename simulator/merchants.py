@@ -11,6 +11,7 @@ the same shop in every run of the world.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -63,7 +64,9 @@ def decode(ids: np.ndarray) -> dict[str, np.ndarray]:
 
 def merchants_table(ids: np.ndarray, arrays: WorldArrays, labels: WorldLabels) -> pa.Table:
     """Rows of merchants.parquet for the given (unique) merchant ids, in id order."""
-    ids = np.unique(np.asarray(ids, dtype=np.int64))
+    ids = np.sort(
+        pd.unique(np.asarray(ids, dtype=np.int64))
+    )  # a hash, then sort: faster than np.unique
     parts = decode(ids)
     has_chain = parts["chain"] >= 0
     mcc_slot = np.where(
@@ -111,7 +114,9 @@ def merchants_table(ids: np.ndarray, arrays: WorldArrays, labels: WorldLabels) -
             "city": pa.array(np.where(in_city, cities.name[safe_city], None)),
             "state": pa.array(np.where(in_city, cities.state[safe_city], None)),
             "country": pa.array(np.where(in_city, cities.country[safe_city], None)),
-            "zip": pc.utf8_lpad(pa.array(zips, mask=zips < 0).cast(pa.string()), width=5, padding="0"),
+            "zip": pc.utf8_lpad(
+                pa.array(zips, mask=zips < 0).cast(pa.string()), width=5, padding="0"
+            ),
             "lat": pa.array(
                 np.where(in_city, cities.lat[safe_city] + 0.04 * jitter, np.nan), mask=online
             ),

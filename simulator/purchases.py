@@ -104,7 +104,7 @@ def simulate_shard(
         cards=cards_table(consumers, all_cards, blocked_all, replaces),
         transactions=_to_arrow(rows, labels),
         compromises=compromises_table(records, fraud.breaches),
-        merchant_ids=np.sort(pd.unique(rows[:, k.C_MERCHANT])),
+        merchant_ids=np.sort(pd.unique(rows[k.C_MERCHANT])),
     )
 
 
@@ -116,31 +116,25 @@ def _dictionary(
     return pa.DictionaryArray.from_arrays(indices, pa.array(list(values), pa.string()))
 
 
-def _to_arrow(matrix: np.ndarray, labels: WorldLabels) -> pa.Table:
-    # NOTE: one transpose makes every column contiguous; slicing the row-major matrix
-    # column by column would stride through all of it sixteen times.
-    rows = np.ascontiguousarray(matrix.T).T
-    mechanism = rows[:, k.C_FRAUD]
+def _to_arrow(rows: np.ndarray, labels: WorldLabels) -> pa.Table:
+    """The ledger's transactions from the kernels' (N_COLUMNS, r) matrix."""
+    mechanism = rows[k.C_FRAUD]
     columns = {
-        "txn_id": rows[:, k.C_CONSUMER] * TXN_ID_STRIDE + rows[:, k.C_SEQ],
-        "timestamp": pa.array(rows[:, k.C_TIME] * 1_000_000, pa.int64()).cast(pa.timestamp("us")),
-        "consumer_id": rows[:, k.C_CONSUMER],
-        "card_id": rows[:, k.C_CARD],
-        "merchant_id": rows[:, k.C_MERCHANT],
-        "mcc": np.array(labels.mcc_codes, np.int16)[rows[:, k.C_MCC_SLOT]],
-        "category": _dictionary(rows[:, k.C_TYPE], labels.type_names, pa.int16()),
-        "amount": rows[:, k.C_CENTS] / 100.0,
-        "channel": _dictionary(rows[:, k.C_CHANNEL], CHANNELS, pa.int8()),
-        "errors": _dictionary(rows[:, k.C_ERROR], ERRORS, pa.int8(), null_code=0),
+        "txn_id": rows[k.C_CONSUMER] * TXN_ID_STRIDE + rows[k.C_SEQ],
+        "timestamp": pa.array(rows[k.C_TIME] * 1_000_000, pa.int64()).cast(pa.timestamp("us")),
+        "consumer_id": rows[k.C_CONSUMER],
+        "card_id": rows[k.C_CARD],
+        "merchant_id": rows[k.C_MERCHANT],
+        "mcc": np.array(labels.mcc_codes, np.int16)[rows[k.C_MCC_SLOT]],
+        "category": _dictionary(rows[k.C_TYPE], labels.type_names, pa.int16()),
+        "amount": rows[k.C_CENTS] / 100.0,
+        "channel": _dictionary(rows[k.C_CHANNEL], CHANNELS, pa.int8()),
+        "errors": _dictionary(rows[k.C_ERROR], ERRORS, pa.int8(), null_code=0),
         "is_fraud": mechanism != 0,
         "fraud_mechanism": _dictionary(mechanism, FRAUD_MECHANISMS, pa.int8(), null_code=0),
-        "fraudster_id": pa.array(
-            rows[:, k.C_FRAUDSTER], pa.int64(), mask=rows[:, k.C_FRAUDSTER] < 0
-        ),
-        "consumer_state": _dictionary(rows[:, k.C_STATE], STATES, pa.int8()),
-        "fraud_method": _dictionary(rows[:, k.C_METHOD], FRAUD_METHODS, pa.int8(), null_code=0),
-        "compromise_id": pa.array(
-            rows[:, k.C_COMPROMISE], pa.int64(), mask=rows[:, k.C_COMPROMISE] < 0
-        ),
+        "fraudster_id": pa.array(rows[k.C_FRAUDSTER], pa.int64(), mask=rows[k.C_FRAUDSTER] < 0),
+        "consumer_state": _dictionary(rows[k.C_STATE], STATES, pa.int8()),
+        "fraud_method": _dictionary(rows[k.C_METHOD], FRAUD_METHODS, pa.int8(), null_code=0),
+        "compromise_id": pa.array(rows[k.C_COMPROMISE], pa.int64(), mask=rows[k.C_COMPROMISE] < 0),
     }
     return pa.table(columns, schema=TRANSACTION_SCHEMA)

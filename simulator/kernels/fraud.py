@@ -26,13 +26,13 @@ from cardworld.simulator.kernels.purchases import (
     C_CARD,
     C_CHANNEL,
     C_COMPROMISE,
+    C_CONSUMER,
     C_ERROR,
     C_FRAUD,
     C_FRAUDSTER,
     C_MCC_SLOT,
     C_MERCHANT,
     C_METHOD,
-    C_SEQ,
     C_TIME,
     CARD_BLOCKED,
     CHAIN_STORE,
@@ -47,6 +47,7 @@ from cardworld.simulator.kernels.purchases import (
     pick_mcc,
     pick_online,
     pick_store,
+    sort_rows,
     state_on,
     year_index,
 )
@@ -180,22 +181,22 @@ def simulate_fraud(
 ):
     """Compromises, fraudster transactions, blocks and replacement cards of a shard.
 
-    w: WorldArrays; fw: FraudArrays. rows: (r, N_COLUMNS) int64 legitimate and random-fraud
-    rows sorted by consumer then time. consumer_ids, home_city: (n,) int64. Cards CSR as in
+    w: WorldArrays; fw: FraudArrays. rows: (N_COLUMNS, r) int64 legitimate and random-fraud
+    transactions sorted by consumer then time. consumer_ids, home_city: (n,) int64. Cards CSR as in
     simulate_purchases; segments CSR (offsets (n+1,), start/end/state per segment).
     Returns (rows', compromises (k, N_K) int64, replacements (p, 4) int64: old card index,
     new card id, opened day, owner index); rows' sorted by consumer then time.
     """
     s = fw.scalars
-    out = np.empty((rows.shape[0] + 1024, N_COLUMNS), np.int64)
+    out = np.empty((N_COLUMNS, rows.shape[1] + 1024), np.int64)
     n_out = 0
     records = np.empty((256, N_K), np.int64)
     n_rec = 0
     replacements = np.empty((64, 4), np.int64)
     n_rep = 0
     comps = np.empty((64, 4), np.int64)  # card index, kind, time (s), source
-    row_end = np.searchsorted(rows[:, 1], consumer_ids, side="right")
-    row_start = np.searchsorted(rows[:, 1], consumer_ids, side="left")
+    row_end = np.searchsorted(rows[C_CONSUMER], consumer_ids, side="right")
+    row_start = np.searchsorted(rows[C_CONSUMER], consumer_ids, side="left")
     end_t = (w.end_day + 1) * 86400
     online_peak = max(1e-9, w.online_multiplier.max())
     for i in range(consumer_ids.shape[0]):
@@ -206,11 +207,11 @@ def simulate_fraud(
         n_comp = 0
         # 1. Compromises seen in the consumer's own purchases: breaches and skimmers.
         for r in range(r0, r1):
-            if rows[r, C_FRAUD] != 0 or rows[r, C_ERROR] != 0:
+            if rows[C_FRAUD, r] != 0 or rows[C_ERROR, r] != 0:
                 continue
-            c = ca + (rows[r, C_CARD] - cid * 100)
-            merchant = rows[r, C_MERCHANT]
-            day = rows[r, C_TIME] // 86400
+            c = ca + (rows[C_CARD, r] - cid * 100)
+            merchant = rows[C_MERCHANT, r]
+            day = rows[C_TIME, r] // 86400
             if (merchant >> KIND_SHIFT) == CHAIN_STORE:
                 chain = (merchant >> 40) & 0x3FFFF
                 for b in range(fw.chain_breach_offsets[chain], fw.chain_breach_offsets[chain + 1]):
@@ -221,7 +222,7 @@ def simulate_fraud(
                             n_comp = _add_compromise(
                                 comps, n_comp, c, BREACH, bday * 86400 + 43200, b
                             )
-            if rows[r, C_CHANNEL] == SWIPE and fw.skim_mcc[rows[r, C_MCC_SLOT]]:
+            if rows[C_CHANNEL, r] == SWIPE and fw.skim_mcc[rows[C_MCC_SLOT, r]]:
                 quarter = day // 91
                 mst = rng.stream(w.seed, merchant, rng.COMPROMISE, quarter)
                 if rng.uniform(mst) < s[F_SKIM_SHARE]:
@@ -230,7 +231,7 @@ def simulate_fraud(
                     )
                     if rng.uniform(st) < s[F_SKIM_P]:
                         n_comp = _add_compromise(
-                            comps, n_comp, c, SKIMMING, rows[r, C_TIME], merchant
+                            comps, n_comp, c, SKIMMING, rows[C_TIME, r], merchant
                         )
         # Phishing and lost or stolen cards: hazards over each card's life.
         for c in range(ca, cb):
@@ -338,9 +339,9 @@ def simulate_fraud(
                         state,
                         city,
                     )
-                    out[n_out, C_FRAUDSTER] = f
-                    out[n_out, C_COMPROMISE] = comp_id
-                    out[n_out, C_METHOD] = m + METHOD_OFFSET
+                    out[C_FRAUDSTER, n_out] = f
+                    out[C_COMPROMISE, n_out] = comp_id
+                    out[C_METHOD, n_out] = m + METHOD_OFFSET
                     n_out += 1
                     n_done += 1
                     if error == CARD_BLOCKED:
@@ -400,24 +401,20 @@ def simulate_fraud(
                 n_rep += 1
         # An episode drawn before a later compromise's block was known declines after it.
         for r in range(block_start, n_out):
-            c = ca + (out[r, C_CARD] - cid * 100)
-            if out[r, C_TIME] >= blocked[c - ca]:
-                out[r, C_ERROR] = CARD_BLOCKED
+            c = ca + (out[C_CARD, r] - cid * 100)
+            if out[C_TIME, r] >= blocked[c - ca]:
+                out[C_ERROR, r] = CARD_BLOCKED
         out = grow(out, n_out, r1 - r0)
         for r in range(r0, r1):
-            out[n_out] = rows[r]
-            c = ca + (rows[r, C_CARD] - cid * 100)
-            t = rows[r, C_TIME]
+            out[:, n_out] = rows[:, r]
+            c = ca + (rows[C_CARD, r] - cid * 100)
+            t = rows[C_TIME, r]
             if t >= blocked[c - ca]:
-                if rows[r, C_FRAUD] == 0 and t >= replacement_open[c - ca]:
-                    out[n_out, C_CARD] = replacement[c - ca]
+                if rows[C_FRAUD, r] == 0 and t >= replacement_open[c - ca]:
+                    out[C_CARD, n_out] = replacement[c - ca]
                 else:
-                    out[n_out, C_ERROR] = CARD_BLOCKED
+                    out[C_ERROR, n_out] = CARD_BLOCKED
             n_out += 1
         # The consumer's rows in time order (a stable sort: fraud rows first on ties).
-        if n_out - block_start > 1:
-            order = np.argsort(out[block_start:n_out, C_TIME], kind="mergesort")
-            out[block_start:n_out] = out[block_start:n_out][order]
-        for r in range(block_start, n_out):
-            out[r, C_SEQ] = r - block_start
-    return out[:n_out], records[:n_rec], replacements[:n_rep]
+        sort_rows(out, block_start, n_out)
+    return out[:, :n_out], records[:n_rec], replacements[:n_rep]

@@ -8,7 +8,8 @@ hour, a channel, a merchant (favourites near home, or anywhere in the current ci
 an amount, a card, maybe an error, maybe a later refund. Random fraud episodes are
 laid on top. Rows of one consumer are sorted by time before they are emitted.
 
-Rows go to one int64 matrix (columns below) that grows as needed.
+Transactions go to one int64 matrix, a row per field (C_* below) and a column per
+transaction, so each field is contiguous for Arrow; it grows as needed.
 """
 
 from __future__ import annotations
@@ -202,11 +203,25 @@ def attempt_error(st, w, kind, channel, scale):
 
 @kernel
 def grow(buf, n, need):
-    if n + need <= buf.shape[0]:
+    """`buf` (N_COLUMNS, capacity) with room for `need` more rows after the first n."""
+    if n + need <= buf.shape[1]:
         return buf
-    bigger = np.empty((max(2 * buf.shape[0], n + need), N_COLUMNS), np.int64)
-    bigger[:n] = buf[:n]
+    bigger = np.empty((N_COLUMNS, max(2 * buf.shape[1], n + need)), np.int64)
+    bigger[:, :n] = buf[:, :n]
     return bigger
+
+
+@kernel
+def sort_rows(buf, start, stop):
+    """Sort rows [start, stop) by time (stable) and number them from 0: one consumer's history."""
+    if stop - start > 1:
+        order = np.argsort(buf[C_TIME, start:stop], kind="mergesort")
+        for col in range(N_COLUMNS):
+            values = buf[col, start:stop].copy()
+            for i in range(stop - start):
+                buf[col, start + i] = values[order[i]]
+    for r in range(start, stop):
+        buf[C_SEQ, r] = r - start
 
 
 @kernel
@@ -244,8 +259,8 @@ def simulate_purchases(
     int64, card_kind int8, card_open int64 (day), card_chip_from int64 (day).
     Segments CSR: seg_offsets (n+1,), per segment (s,) start/end (day, end exclusive),
     state int8, city / home int64, epoch int64.
-    Returns an (r, N_COLUMNS) int64 matrix, rows sorted by consumer then time; times are
-    local seconds since 1970-01-01, amounts in cents.
+    Returns an (N_COLUMNS, r) int64 matrix, one row per column (C_*), transactions sorted
+    by consumer then time; times are local seconds since 1970-01-01, amounts in cents.
     """
     n_types = w.rate.shape[0]
     n_combos = 2 * N_STATES * N_MONTHS * N_WEEKDAYS * 2
@@ -258,7 +273,7 @@ def simulate_purchases(
     fav = np.zeros(2, np.uint64)  # the favourite-merchant stream, reseeded per use
     s = w.scalars
     n_fav = int(s[S_FAV_COUNT])
-    buf = np.empty((1024, N_COLUMNS), np.int64)
+    buf = np.empty((N_COLUMNS, 1024), np.int64)
     n = 0
     for i in range(consumer_ids.shape[0]):
         cid = consumer_ids[i]
@@ -476,30 +491,26 @@ def simulate_purchases(
                     n += 1
                     t += 60 + int(rng.exponential(fst, 1800.0))
 
-        # Sort this consumer's rows by time; a stable sort keeps emission order on ties.
-        if n - row0 > 1:
-            order = np.argsort(buf[row0:n, C_TIME], kind="mergesort")
-            buf[row0:n] = buf[row0:n][order]
-        for r in range(row0, n):
-            buf[r, C_SEQ] = r - row0
-    return buf[:n]
+        # This consumer's rows in time order; a stable sort keeps emission order on ties.
+        sort_rows(buf, row0, n)
+    return buf[:, :n]
 
 
 @kernel
 def emit(buf, n, t, cid, card, merchant, mcc, k, cents, channel, error, fraud, state, city):
     """Write one row; fraudster, compromise and method columns start empty."""
-    buf[n, C_TIME] = t
-    buf[n, C_CONSUMER] = cid
-    buf[n, C_CARD] = card
-    buf[n, C_MERCHANT] = merchant
-    buf[n, C_MCC_SLOT] = mcc
-    buf[n, C_TYPE] = k
-    buf[n, C_CENTS] = cents
-    buf[n, C_CHANNEL] = channel
-    buf[n, C_ERROR] = error
-    buf[n, C_FRAUD] = fraud
-    buf[n, C_STATE] = state
-    buf[n, C_CITY] = city
-    buf[n, C_FRAUDSTER] = -1
-    buf[n, C_COMPROMISE] = -1
-    buf[n, C_METHOD] = 1 if fraud == FRAUD_RANDOM else 0
+    buf[C_TIME, n] = t
+    buf[C_CONSUMER, n] = cid
+    buf[C_CARD, n] = card
+    buf[C_MERCHANT, n] = merchant
+    buf[C_MCC_SLOT, n] = mcc
+    buf[C_TYPE, n] = k
+    buf[C_CENTS, n] = cents
+    buf[C_CHANNEL, n] = channel
+    buf[C_ERROR, n] = error
+    buf[C_FRAUD, n] = fraud
+    buf[C_STATE, n] = state
+    buf[C_CITY, n] = city
+    buf[C_FRAUDSTER, n] = -1
+    buf[C_COMPROMISE, n] = -1
+    buf[C_METHOD, n] = 1 if fraud == FRAUD_RANDOM else 0
