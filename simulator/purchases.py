@@ -79,7 +79,7 @@ def simulate_shard(
     segments = build_timeline(world, arrays, consumers, first_day)
     rows = k.simulate_purchases(
         arrays, consumer_ids, consumers.income, first_day, consumers.retirement_day,
-        cards.offsets, cards.card_id, cards.kind, cards.opened, cards.chip_from,
+        cards.offsets, cards.card_id, cards.kind, cards.opened, cards.chip_from, cards.limit,
         segments.offsets, segments.start, segments.end, segments.state, segments.city,
         segments.home_city, segments.epoch,
     )  # fmt: skip

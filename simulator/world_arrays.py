@@ -135,6 +135,7 @@ SCALARS = (
     "fraud_amount_median",
     "fraud_amount_sigma",
     "income_median",
+    "full_payment_share",
 )
 S = {name: i for i, name in enumerate(SCALARS)}
 
@@ -237,6 +238,7 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
         "fraud_amount_median": f.random.amount_median,
         "fraud_amount_sigma": f.random.amount_sigma,
         "income_median": spec.population.income_median,
+        "full_payment_share": spec.cards.full_payment_share,
     }
     for name, value in values.items():
         sc[S[name]] = value

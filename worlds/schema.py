@@ -69,6 +69,8 @@ class Cards:
     credit_limit_median: float = field(metadata=POSITIVE)
     credit_limit_income_elasticity: float
     validity_years: int = field(metadata={"min": 1})
+    # Share of credit cards whose statement is paid in full each month; the others pay a part.
+    full_payment_share: float = field(metadata=PROBABILITY)
     account_opened_years_before_start_max: float = field(metadata=NON_NEGATIVE)
 
 

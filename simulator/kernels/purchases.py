@@ -58,7 +58,8 @@ N_STATES, N_MONTHS, N_WEEKDAYS = 4, 12, 7
     S_FRAUD_MEDIAN,
     S_FRAUD_SIGMA,
     S_INCOME_MEDIAN,
-) = range(19)
+    S_FULL_PAYMENT,
+) = range(20)
 
 
 @kernel
@@ -244,6 +245,7 @@ def simulate_purchases(
     card_kind,
     card_open,
     card_chip_from,
+    card_limit,
     seg_offsets,
     seg_start,
     seg_end,
@@ -271,6 +273,9 @@ def simulate_purchases(
     p_amount = np.empty(n_types)
     fraud_cum = np.cumsum(w.participation * w.rate)
     fav = np.zeros(2, np.uint64)  # the favourite-merchant stream, reseeded per use
+    max_cards = int(np.max(np.diff(card_offsets))) if card_offsets.shape[0] > 1 else 1
+    funds = np.zeros(max(max_cards, 1))
+    pays = np.zeros(max(max_cards, 1))
     s = w.scalars
     n_fav = int(s[S_FAV_COUNT])
     buf = np.empty((N_COLUMNS, 1024), np.int64)
@@ -300,6 +305,19 @@ def simulate_purchases(
             )
         combo_ready[:] = False
 
+        # Money on each card: the balance owed on a credit card, the funds on a debit or
+        # prepaid card. A purchase that does not fit declines with Insufficient Balance.
+        bst = rng.stream(w.seed, cid, rng.BALANCES)
+        for j in range(cb - ca):
+            c = ca + j
+            if card_kind[c] == 0:
+                funds[j] = 0.2 * rng.uniform(bst) * card_limit[c]
+                pays[j] = (
+                    1.0 if rng.uniform(bst) < s[S_FULL_PAYMENT] else 0.25 + 0.5 * rng.uniform(bst)
+                )
+            else:
+                funds[j] = card_limit[c] * rng.uniform(bst)
+
         st = rng.stream(w.seed, cid, rng.PURCHASES)
         seg = sa
         day0 = max(first_day[i], w.start_day)
@@ -311,9 +329,10 @@ def simulate_purchases(
             state = seg_state[seg]
             retired = 1 if day >= retirement_day[i] else 0
             wd = weekday(day)
-            year, month1, _ = civil_from_days(day)
+            year, month1, dom = civil_from_days(day)
             y = year_index(w, year)
             month = month1 - 1
+            _settle(funds, pays, card_kind, card_limit, card_id, ca, cb, dom, w.price_level[y])
             hol = 1 if w.holiday[day - w.start_day] else 0
             combo = (((retired * N_STATES + state) * N_MONTHS + month) * N_WEEKDAYS + wd) * 2 + hol
             if not combo_ready[combo]:
@@ -381,7 +400,14 @@ def simulate_purchases(
                     channel = CHIP
                 else:
                     channel = SWIPE
-                error = attempt_error(st, w, card_kind[c], channel, 1.0)
+                limit = card_limit[c] * w.price_level[y]
+                j = c - ca
+                if (funds[j] + amount > limit) if card_kind[c] == 0 else (amount > funds[j]):
+                    error = 1  # Insufficient Balance: the card's money does not cover it
+                else:
+                    error = attempt_error(st, w, card_kind[c], channel, 1.0)
+                    if error == 0:
+                        funds[j] += amount if card_kind[c] == 0 else -amount
                 emit(
                     buf,
                     n,
@@ -494,6 +520,22 @@ def simulate_purchases(
         # This consumer's rows in time order; a stable sort keeps emission order on ties.
         sort_rows(buf, row0, n)
     return buf[:, :n]
+
+
+@kernel
+def _settle(funds, pays, card_kind, card_limit, card_id, ca, cb, dom, price):
+    """The day's money movements: statements paid on credit cards, pay on debit, reloads."""
+    for c in range(ca, cb):
+        j = c - ca
+        limit = card_limit[c] * price
+        if card_kind[c] == 0:
+            if dom == 1 + card_id[c] % 28:
+                funds[j] *= 1.0 - pays[j]
+        elif card_kind[c] == 1:
+            if dom == 1 or dom == 15:  # pay day: half the monthly deposit, up to a buffer
+                funds[j] = min(funds[j] + 0.5 * limit, 1.5 * limit)
+        elif funds[j] < 0.5 * limit:
+            funds[j] = limit  # a prepaid card is topped up once half spent
 
 
 @kernel

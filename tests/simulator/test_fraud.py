@@ -235,3 +235,20 @@ def test_long_run_drift(tmp_path):
     assert len(both) >= 5
     ratio = both[("mean", True)] / both[("mean", False)]
     assert (ratio > 1).mean() >= 0.8 and ratio.median() > 1.15, ratio.describe()
+
+
+def test_insufficient_balance_follows_the_money_on_the_card(tiny_frames):
+    """Declines for funds come from balances: big tickets on small prepaid cards fail far more."""
+    txns, cards = tiny_frames["transactions"], tiny_frames["cards"].set_index("card_id")
+    rows = txns[(txns["amount"] > 0) & ~txns["is_fraud"]]
+    kind = cards.loc[rows["card_id"], "kind"].astype(str).to_numpy()
+    share = (rows["amount"] / cards.loc[rows["card_id"], "credit_limit"].to_numpy()).to_numpy()
+    declined = (rows["errors"] == "Insufficient Balance").to_numpy()
+    prepaid = kind == "prepaid"
+    big, small = prepaid & (share > 0.5), prepaid & (share < 0.1)
+    assert big.sum() > 50 and small.sum() > 500
+    # A flat per-attempt probability would give both groups the same rate.
+    assert declined[big].mean() > 5 * declined[small].mean() + 0.05, (
+        declined[big].mean(),
+        declined[small].mean(),
+    )
