@@ -98,3 +98,14 @@ def test_overwrite_replaces_a_ledger_only_when_the_new_one_is_complete(tmp_path)
     run.simulate("tiny", out, consumers=12, workers=1, overwrite=True)
     assert cardworld.read_table(out, "consumers").num_rows == 12
     assert cardworld.verify(out) == []
+
+
+def test_demo_runs_the_main_job(tmp_path):
+    result = cardworld_cli("demo", "--consumers", "15", "--out", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stderr
+    assert cardworld.verify(tmp_path / "demo" / "ledger") == []
+    rows = cardworld.transactions(tmp_path / "demo" / "ledger").count_rows()
+    csv = (tmp_path / "demo" / "transactions-tabformer.csv").read_text().splitlines()
+    assert csv[0].startswith("User,Card,Year,Month,Day,Time,Amount") and len(csv) == rows + 1
+    assert (tmp_path / "demo" / "report" / "index.html").is_file()
+    assert "Done." in result.stdout
