@@ -88,20 +88,20 @@ def simulate_shard(
         cards.offsets, cards.card_id, cards.kind, cards.opened, cards.chip_from,
         segments.offsets, segments.start, segments.end, segments.state,
     )  # fmt: skip
-    blocked_at = np.full(len(cards.card_id), -1, np.int64)
-    blocked = records[records[:, kf.K_BLOCKED_AT] >= 0]
-    index = np.searchsorted(cards.card_id, blocked[:, kf.K_CARD])
-    for i, t in zip(index, blocked[:, kf.K_BLOCKED_AT], strict=True):
-        blocked_at[i] = t if blocked_at[i] < 0 else min(blocked_at[i], t)
     validity = int(world.spec.cards.validity_years * 365.2425)
     all_cards, replaces = with_replacements(
         arrays.seed, cards, replacements, validity, arrays.chip_card_share, arrays.first_year
     )
-    blocked_all = np.full(len(all_cards.card_id), -1, np.int64)
-    blocked_all[np.searchsorted(all_cards.card_id, cards.card_id)] = blocked_at
+    # A card blocked by several compromises is blocked from the earliest; -1 if never.
+    never = np.iinfo(np.int64).max
+    blocked = records[records[:, kf.K_BLOCKED_AT] >= 0]
+    blocked_at = np.full(len(all_cards.card_id), never)
+    where = np.searchsorted(all_cards.card_id, blocked[:, kf.K_CARD])
+    np.minimum.at(blocked_at, where, blocked[:, kf.K_BLOCKED_AT])
+    blocked_at[blocked_at == never] = -1
     return ShardResult(
         consumers=consumers_table(world, consumers, all_cards),
-        cards=cards_table(consumers, all_cards, blocked_all, replaces),
+        cards=cards_table(consumers, all_cards, blocked_at, replaces),
         transactions=_to_arrow(rows, labels),
         compromises=compromises_table(records, fraud.breaches),
         merchant_ids=np.sort(pd.unique(rows[k.C_MERCHANT])),

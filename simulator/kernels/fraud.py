@@ -99,36 +99,37 @@ def _work_time(st, fw, f, t):
 
 
 @kernel
+def _method_weights(fw, f, kind, counterfeit_works, out):
+    """Fill out (M,) with fraudster f's weights for the methods usable with `kind`; return the sum.
+
+    counterfeit_works: the chance a cloned stripe gets through (1 without a chip card).
+    """
+    total = 0.0
+    for m in range(out.shape[0]):
+        weight = 0.0
+        if fw.kind_methods[kind, m]:
+            weight = fw.f_method_weight[f, m] * (counterfeit_works if fw.m_counterfeit[m] else 1.0)
+        out[m] = weight
+        total += weight
+    return total
+
+
+@kernel
 def _choose_fraudster(st, fw, w, kind, day, card_chip_from):
     """A fraudster active on `day` and a method allowed for `kind`; (-1, -1) if none."""
     y = year_index(w, civil_from_days(day)[0])
-    chip_term = w.chip_terminal_share[y]
+    counterfeit_works = 1.0 - w.chip_terminal_share[y] if card_chip_from <= day else 1.0
     n_f, n_m = fw.f_method_weight.shape
     weights = np.zeros(n_f)
-    total = 0.0
+    methods = np.zeros(n_m)
     for f in range(n_f):
-        if not _fraudster_active(fw, f, day):
-            continue
-        acc = 0.0
-        for m in range(n_m):
-            if fw.kind_methods[kind, m]:
-                feasible = 1.0
-                if fw.m_counterfeit[m] and card_chip_from <= day:
-                    feasible = 1.0 - chip_term
-                acc += fw.f_method_weight[f, m] * feasible
-        weights[f] = acc
-        total += acc
-    if total <= 0.0:
+        if _fraudster_active(fw, f, day):
+            weights[f] = _method_weights(fw, f, kind, counterfeit_works, methods)
+    if weights.sum() <= 0.0:
         return -1, -1
     f = rng.choose(st, np.cumsum(weights))
-    mweights = np.zeros(n_m)
-    for m in range(n_m):
-        if fw.kind_methods[kind, m]:
-            feasible = 1.0
-            if fw.m_counterfeit[m] and card_chip_from <= day:
-                feasible = 1.0 - chip_term
-            mweights[m] = fw.f_method_weight[f, m] * feasible
-    return f, rng.choose(st, np.cumsum(mweights))
+    _method_weights(fw, f, kind, counterfeit_works, methods)
+    return f, rng.choose(st, np.cumsum(methods))
 
 
 @kernel
