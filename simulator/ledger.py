@@ -70,11 +70,34 @@ def _write_atomically(fs: fsspec.AbstractFileSystem, path: str, write) -> None:
 
 def write_parquet(
     fs: fsspec.AbstractFileSystem, table: pa.Table, path: str, options: dict | None = None
-) -> None:
-    """Write a Parquet file atomically (temporary name, then rename)."""
-    _write_atomically(
-        fs, path, lambda handle: pq.write_table(table, handle, **(options or PARQUET_OPTIONS))
-    )
+) -> dict:
+    """Write a Parquet file atomically (temporary name, then rename); returns its manifest
+    record: sha256, bytes and rows.
+
+    NOTE: the file is serialized in memory and hashed there, so the manifest needs no
+    second pass over the ledger (files are one block of consumers, tens of MB at most).
+    """
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **(options or PARQUET_OPTIONS))
+    data = sink.getvalue()
+    _write_atomically(fs, path, lambda handle: handle.write(data))
+    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": data.size, "rows": table.num_rows}
+
+
+def write_arrow(fs: fsspec.AbstractFileSystem, table: pa.Table, path: str) -> None:
+    """Write a scratch table (a run's parts, read back by the run) atomically as Arrow IPC:
+    no encoding or compression to pay for on a file that lives seconds."""
+
+    def write(handle) -> None:
+        with pa.ipc.new_file(handle, table.schema) as writer:
+            writer.write_table(table)
+
+    _write_atomically(fs, path, write)
+
+
+def read_arrow(fs: fsspec.AbstractFileSystem, path: str) -> pa.Table:
+    with fs.open(path, "rb") as handle:
+        return pa.ipc.open_file(handle).read_all()
 
 
 def write_json(fs: fsspec.AbstractFileSystem, obj: dict, path: str) -> None:
@@ -106,15 +129,19 @@ def _data_files(fs: fsspec.AbstractFileSystem, root: str) -> list[str]:
     )
 
 
-def write_manifest(fs: fsspec.AbstractFileSystem, root: str, manifest: dict) -> None:
-    """Add checksums and row counts of every data file and write manifest.json atomically."""
-    files = {}
-    for rel in _data_files(fs, root):
-        path = posixpath.join(root, rel)
-        with fs.open(path, "rb") as handle:
-            rows = pq.ParquetFile(handle).metadata.num_rows
-        files[rel] = {"sha256": sha256(fs, path), "bytes": fs.size(path), "rows": rows}
-    write_json(fs, {**manifest, "files": files}, posixpath.join(root, MANIFEST))
+def write_manifest(
+    fs: fsspec.AbstractFileSystem, root: str, manifest: dict, files: dict[str, dict]
+) -> None:
+    """Write manifest.json atomically with the records (sha256, bytes, rows) of every data
+    file, as write_parquet returned them, by path relative to root."""
+    found = _data_files(fs, root)
+    if sorted(files) != found:
+        raise LedgerError(
+            f"{root}: the files written ({sorted(files)}) are not those present ({found})"
+        )
+    write_json(
+        fs, {**manifest, "files": dict(sorted(files.items()))}, posixpath.join(root, MANIFEST)
+    )
 
 
 def read_manifest(url: str | os.PathLike) -> dict:

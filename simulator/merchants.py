@@ -23,6 +23,7 @@ from cardworld.simulator.kernels.purchases import (
     KIND_SHIFT,
     LOCAL,
 )
+from cardworld.simulator.names import company_names
 from cardworld.simulator.world_arrays import WorldArrays, WorldLabels
 from cardworld.worlds import reference
 
@@ -90,30 +91,31 @@ def merchants_table(ids: np.ndarray, arrays: WorldArrays, labels: WorldLabels) -
         -1,
     )
 
-    chain_names = np.array(labels.chain_names, dtype=object)
     names = pc.if_else(
         pa.array(has_chain),
         pa.array(labels.chain_names).take(pa.array(np.maximum(parts["chain"], 0))),
-        _company_names(draws[:, 1:], parts["kind"] == INDEPENDENT_ONLINE),
+        company_names(draws[:, 1:], parts["kind"] == INDEPENDENT_ONLINE),
     )
     online = ~in_city
+    where = pa.array(safe_city, mask=online)  # the merchant's city; null online
     return pa.table(
         {
             "merchant_id": pa.array(ids, pa.int64()),
             "name": names,
             "mcc": pa.array(np.array(labels.mcc_codes, np.int16)[mcc_slot], pa.int16()),
-            "kind": pa.array([MERCHANT_KINDS[int(k)] for k in parts["kind"]]).dictionary_encode(),
-            "chain": pa.array(
-                np.where(has_chain, chain_names[np.maximum(parts["chain"], 0)], None)
+            "kind": pa.DictionaryArray.from_arrays(
+                pa.array(parts["kind"] - LOCAL, pa.int32()),
+                pa.array([MERCHANT_KINDS[k] for k in range(LOCAL, INDEPENDENT_ONLINE + 1)]),
             ),
+            "chain": pa.array(labels.chain_names).take(pa.array(parts["chain"], mask=~has_chain)),
             "store_number": pa.array(
                 np.where(parts["kind"] == CHAIN_STORE, parts["slot"] + 1, 0),
                 mask=parts["kind"] != CHAIN_STORE,
             ),
             "online": pa.array(online),
-            "city": pa.array(np.where(in_city, cities.name[safe_city], None)),
-            "state": pa.array(np.where(in_city, cities.state[safe_city], None)),
-            "country": pa.array(np.where(in_city, cities.country[safe_city], None)),
+            "city": pa.array(cities.name).take(where),
+            "state": pa.array(cities.state).take(where),
+            "country": pa.array(cities.country).take(where),
             "zip": pc.utf8_lpad(
                 pa.array(zips, mask=zips < 0).cast(pa.string()), width=5, padding="0"
             ),
@@ -125,29 +127,3 @@ def merchants_table(ids: np.ndarray, arrays: WorldArrays, labels: WorldLabels) -
             ),
         }
     )
-
-
-def _company_names(u: np.ndarray, web: np.ndarray) -> pa.Array:
-    """Company names in faker's en_US patterns from its word lists, for uniforms u (n, 4).
-
-    NOTE: built with Arrow's string kernels; per-name Python string work costs seconds
-    for the hundreds of thousands of merchants a large ledger references.
-    """
-    from faker.providers.company.en_US import Provider as Company
-    from faker.providers.internet.en_US import Provider as Internet
-    from faker.providers.person.en_US import Provider as Person
-
-    def pick(words, column: int) -> pa.Array:
-        index = np.minimum((u[:, column] * len(words)).astype(np.int64), len(words) - 1)
-        return pa.array(list(words)).take(pa.array(index))
-
-    join = pc.binary_join_element_wise
-    a, b, c = pick(Person.last_names, 0), pick(Person.last_names, 1), pick(Person.last_names, 2)
-    pattern = u[:, 3]
-    names = pc.if_else(
-        pa.array(pattern < 0.4),
-        join(a, pick(Company.company_suffixes, 1), " "),
-        pc.if_else(pa.array(pattern < 0.75), join(a, b, "-"), join(a, join(b, c, " and "), ", ")),
-    )
-    domains = join(pc.utf8_lower(join(a, b, "-")), pick(Internet.tlds, 2), ".")
-    return pc.if_else(pa.array(web), domains, names)

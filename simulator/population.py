@@ -16,6 +16,7 @@ from cardworld.simulator.kernels.population import (
     sample_cards,
     sample_consumers,
 )
+from cardworld.simulator.names import person_names, street_addresses
 from cardworld.simulator.world_arrays import (
     BRANDS,
     CARD_KINDS,
@@ -131,19 +132,10 @@ def _days_to_dates(days: np.ndarray) -> pa.Array:
 
 def consumers_table(world: World, consumers: Consumers, cards: Cards) -> pa.Table:
     """The consumers.parquet rows of a shard: demographics, a fake identity, the home."""
-    from faker import Faker
-
     cities = reference.cities()
-    fake = Faker("en_US")
-    first, last, street = [], [], []
-    for cid, is_female in zip(consumers.ids, consumers.female, strict=True):
-        # Names come from faker seeded by the consumer's own stream: stable per consumer.
-        fake.seed_instance(
-            int(rng.next_u64(rng.stream(world.spec.simulation.seed, cid, rng.POPULATION, 1)))
-        )
-        first.append(fake.first_name_female() if is_female else fake.first_name_male())
-        last.append(fake.last_name())
-        street.append(fake.street_address())
+    u = rng.first_uniforms(world.spec.simulation.seed, consumers.ids, rng.IDENTITY, 8)
+    first, last = person_names(u[:, :2], consumers.female)
+    street = street_addresses(u[:, 2:])
     home = consumers.home_city
     zips = cities.zip_codes[
         cities.zip_offsets[home] + consumers.ids % np.maximum(1, np.diff(cities.zip_offsets)[home])

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from cardworld import __version__
 from cardworld.errors import ConfigError, LedgerError
 from cardworld.simulator import ledger
 from cardworld.simulator.fraud import build_fraud
@@ -83,27 +84,26 @@ def consumers_per_file(world: World) -> int:
 
 
 def _run_blocks(world: World, url: str, blocks: list[tuple[int, int, int]]) -> list[dict]:
-    """Simulate blocks of consumers and write their files; returns each block's counts."""
+    """Simulate blocks of consumers and write their files; returns each block's counts and
+    the manifest record of its transactions file."""
     arrays, labels, fraud = _built(world)
     fs, root = ledger.storage(url)
     done = []
     for index, lo, hi in blocks:
         result = simulate_shard(world, arrays, labels, fraud, np.arange(lo, hi, dtype=np.int64))
-        ledger.write_parquet(
-            fs,
-            result.transactions,
-            posixpath.join(root, "transactions", f"part-{index:05d}.parquet"),
-            ledger.TRANSACTION_OPTIONS,
+        name = f"transactions/part-{index:05d}.parquet"
+        record = ledger.write_parquet(
+            fs, result.transactions, posixpath.join(root, name), ledger.TRANSACTION_OPTIONS
         )
         parts = {
             "consumers": result.consumers,
             "cards": result.cards,
             "compromises": result.compromises,
-            "merchants": pa.table({"merchant_id": result.merchant_ids}),
+            "merchants": merchants_table(result.merchant_ids, arrays, labels),
         }
-        for name, table in parts.items():
-            ledger.write_parquet(
-                fs, table, posixpath.join(root, "_parts", f"{name}-{index:05d}.parquet")
+        for table_name, table in parts.items():
+            ledger.write_arrow(
+                fs, table, posixpath.join(root, "_parts", f"{table_name}-{index:05d}.arrow")
             )
         mechanism = result.transactions.column("fraud_mechanism").drop_null().to_pylist()
         counts = {
@@ -111,6 +111,7 @@ def _run_blocks(world: World, url: str, blocks: list[tuple[int, int, int]]) -> l
             "rows": result.transactions.num_rows,
             "fraud_rows": len(mechanism),
             "fraud_by_mechanism": {m: mechanism.count(m) for m in sorted(set(mechanism))},
+            "file": {name: record},
         }
         ledger.write_json(fs, counts, posixpath.join(root, "_parts", f"done-{index:05d}.json"))
         done.append(counts)
@@ -160,6 +161,7 @@ def simulate(
     per_file = consumers_per_file(loaded)
     blocks = [(i, lo, min(n, lo + per_file)) for i, lo in enumerate(range(0, n, per_file))]
     plan = {
+        "cardworld": __version__,
         "config_hash": loaded.config_hash,
         "consumers_per_file": per_file,
         "blocks": len(blocks),
@@ -179,17 +181,19 @@ def simulate(
         if on_progress:
             on_progress(len(counts), len(blocks), rows)
 
-    arrays, labels, fraud = _built(loaded)
     parts = posixpath.join(partial, "_parts")
     tables = {name: _concat(fs, parts, name, len(blocks)) for name in PART_TABLES}
-    tables["merchants"] = merchants_table(
-        tables["merchants"].column("merchant_id").to_numpy(), arrays, labels
-    )
-    tables["fraudsters"] = fraud.table
+    # Blocks share merchants; each one's rows depend on its id alone, so keep the first.
+    ids = tables["merchants"].column("merchant_id").to_numpy()
+    tables["merchants"] = tables["merchants"].take(np.unique(ids, return_index=True)[1])
+    tables["fraudsters"] = _built(loaded)[2].table
+    files = {name: record for c in counts for name, record in c["file"].items()}
     for name, table in tables.items():
-        ledger.write_parquet(fs, table, posixpath.join(partial, f"{name}.parquet"))
+        files[f"{name}.parquet"] = ledger.write_parquet(
+            fs, table, posixpath.join(partial, f"{name}.parquet")
+        )
     fs.rm(parts, recursive=True)
-    ledger.write_manifest(fs, partial, _manifest(loaded, blocks, rows, tables))
+    ledger.write_manifest(fs, partial, _manifest(loaded, blocks, rows, tables), files)
     _publish(fs, partial, root)
 
     by_mechanism: dict[str, int] = {}
@@ -275,7 +279,7 @@ def _execute(
 def _concat(fs, parts: str, name: str, n_blocks: int) -> pa.Table:
     return pa.concat_tables(
         [
-            ledger.read_parquet(fs, posixpath.join(parts, f"{name}-{i:05d}.parquet"))
+            ledger.read_arrow(fs, posixpath.join(parts, f"{name}-{i:05d}.arrow"))
             for i in range(n_blocks)
         ]
     )
@@ -284,8 +288,6 @@ def _concat(fs, parts: str, name: str, n_blocks: int) -> pa.Table:
 def _manifest(world: World, blocks: list, rows: int, tables: dict[str, pa.Table]) -> dict:
     import numba
     import simpy
-
-    from cardworld import __version__
 
     sim = world.spec.simulation
     return {

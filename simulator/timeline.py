@@ -12,15 +12,17 @@ not depend on which other consumers share its shard.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import simpy
 
 from cardworld.simulator import rng
+from cardworld.simulator.kernels.jit import kernel
 from cardworld.simulator.population import Consumers
 from cardworld.simulator.world_arrays import STATES, WorldArrays
-from cardworld.worlds import reference
+from cardworld.worlds.reference import EARTH_RADIUS_KM
 from cardworld.worlds.schema import Trip, World
 
 HOME = STATES.index("home")
@@ -99,33 +101,48 @@ def _life(env, world, arrays, consumers, i, first_day, segs):
     if first_day > arrays.end_day:
         return
     yield env.timeout(max(0, first_day - env.now))
-    segs.append((int(env.now), None, HOME, home, home, epoch))
+    day = int(env.now)
+    segs.append((day, None, HOME, home, home, epoch))
     while True:
         # Business trips end with working life.
-        trip_total = rates[0] + rates[1] + (rates[2] if env.now < retirement_day else 0.0)
+        trip_total = rates[0] + rates[1] + (rates[2] if day < retirement_day else 0.0)
         total = trip_total + move_rate
         if total <= 0:
             return  # a life without trips or moves: home until the end
-        wait = rng.exponential(st, 1.0 / total)
-        yield env.timeout(max(1, int(round(wait))))
+        day += max(1, int(round(rng.exponential(st, 1.0 / total))))
+        if day > arrays.end_day:
+            return
+        yield env.timeout(day - env.now)
         pick = rng.uniform(st) * total
         if pick >= trip_total:
-            _close(segs, int(env.now))
+            _close(segs, day)
             home, epoch = int(rng.choose(st, arrays.home_city_cum)), epoch + 1
-            segs.append((int(env.now), None, HOME, home, home, epoch))
+            segs.append((day, None, HOME, home, home, epoch))
             continue
         k = 0 if pick < rates[0] else (1 if pick < rates[0] + rates[1] else 2)
         trip: Trip = trips[k]
-        start = _trip_start(int(env.now), trip.weekend_start)
+        start = _trip_start(day, trip.weekend_start)
         duration = max(1, int(round(rng.exponential(st, trip.duration_days_mean - 0.5) + 0.5)))
-        city = _destination(
-            st, arrays, home, trip, income_ratio, spec.travel.destination_distance_km_min
+        p = trip.foreign_probability
+        foreign_odds = p / max(1e-12, 1 - p) * income_ratio**trip.foreign_income_elasticity
+        city = destination(
+            st,
+            arrays.foreign_city_cum,
+            arrays.home_city_cum,
+            arrays.city_lat,
+            arrays.city_lon,
+            arrays.n_us_cities,
+            home,
+            foreign_odds,
+            spec.travel.destination_distance_km_min,
         )
-        yield env.timeout(start - env.now)
+        if start > arrays.end_day:
+            return  # the trip would begin after the period: home until the end
+        # The whole trip is known now: the next event is drawn from the day it ends.
         _close(segs, start)
         segs.append((start, start + duration, STATES.index(TRIP_KINDS[k]), city, home, epoch))
-        yield env.timeout(duration)
-        segs.append((int(env.now), None, HOME, home, home, epoch))
+        day = start + duration
+        segs.append((day, None, HOME, home, home, epoch))
 
 
 def _trip_start(day: int, weekend: bool) -> int:
@@ -136,23 +153,19 @@ def _trip_start(day: int, weekend: bool) -> int:
     return day + (0 if weekday < 5 else 7 - weekday)
 
 
-def _destination(
-    st, arrays: WorldArrays, home: int, trip: Trip, income_ratio: float, min_km: float
-) -> int:
-    """A destination city: foreign with the trip's (income-scaled) odds, else a US city far enough away."""
-    p = trip.foreign_probability
-    odds = p / max(1e-12, 1 - p) * income_ratio**trip.foreign_income_elasticity
-    if rng.uniform(st) < odds / (1 + odds) and len(arrays.foreign_city_cum):
-        return arrays.n_us_cities + int(rng.choose(st, arrays.foreign_city_cum))
+@kernel
+def destination(st, foreign_cum, home_cum, lat, lon, n_us, home, foreign_odds, min_km):
+    """A trip's destination city: foreign with odds `foreign_odds`, else a US city at least
+    `min_km` from home (the last of 8 tries if none is that far). lat/lon in radians."""
+    if rng.uniform(st) < foreign_odds / (1 + foreign_odds) and foreign_cum.shape[0] > 0:
+        return n_us + rng.choose(st, foreign_cum)
     city = home
     for _ in range(8):
-        city = int(rng.choose(st, arrays.home_city_cum))
-        d = reference.haversine_km(
-            arrays.city_lat[home],
-            arrays.city_lon[home],
-            arrays.city_lat[city],
-            arrays.city_lon[city],
+        city = rng.choose(st, home_cum)
+        a = (
+            math.sin((lat[city] - lat[home]) / 2) ** 2
+            + math.cos(lat[home]) * math.cos(lat[city]) * math.sin((lon[city] - lon[home]) / 2) ** 2
         )
-        if d >= min_km:
+        if 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(a, 1.0))) >= min_km:
             break
     return city

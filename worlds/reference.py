@@ -139,13 +139,16 @@ def unit_vectors_tree(lat_deg: np.ndarray, lon_deg: np.ndarray):
     return cKDTree(unit_vectors(lat_deg, lon_deg))
 
 
+EARTH_RADIUS_KM = 6371.0
+
+
 def haversine_km(lat1, lon1, lat2, lon2):
     """Great-circle distance in km between points given in radians."""
     a = (
         np.sin((lat2 - lat1) / 2) ** 2
         + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
     )
-    return 2 * 6371.0 * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
 
 
 @functools.cache

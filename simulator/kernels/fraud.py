@@ -69,14 +69,14 @@ F_BREACH_P, F_BREACH_DELAY, F_SKIM_SHARE, F_SKIM_P, F_PHISHING, F_LOST = 0, 1, 2
 F_ERROR_MULT, F_REISSUE_DAYS, F_NOTICE_P, F_REPORT_DAYS = 6, 7, 8, 9
 
 
-@kernel
+@kernel(allocates=False)
 def _fraudster_active(fw, f, day):
     if day < fw.f_start[f] or day >= fw.f_end[f]:
         return False
     return not (fw.f_pause_start[f] <= day < fw.f_pause_end[f])
 
 
-@kernel
+@kernel(allocates=False)
 def _at_work(fw, f, t):
     """Whether moment t (seconds) falls in fraudster f's working hours on a working day."""
     hour = (t % 86400) / 3600.0
@@ -84,7 +84,7 @@ def _at_work(fw, f, t):
     return fw.f_days[f, weekday(t // 86400)] and start <= hour < start + fw.f_hours[f]
 
 
-@kernel
+@kernel(allocates=False)
 def _work_time(st, fw, f, t):
     """A moment in fraudster f's working hours on a working day, at or after t (seconds)."""
     day = t // 86400
@@ -98,7 +98,7 @@ def _work_time(st, fw, f, t):
     return t
 
 
-@kernel
+@kernel(allocates=False)
 def _method_weights(fw, f, kind, counterfeit_works, out):
     """Fill out (M,) with fraudster f's weights for the methods usable with `kind`; return the sum.
 
@@ -132,7 +132,7 @@ def _choose_fraudster(st, fw, w, kind, day, card_chip_from):
     return f, rng.choose(st, np.cumsum(methods))
 
 
-@kernel
+@kernel(allocates=False)
 def _add_compromise(comps, n, card, kind, t, source):
     """Record a compromise unless the same (card, kind, source) is already there."""
     for j in range(n):
@@ -196,6 +196,7 @@ def simulate_fraud(
     replacements = np.empty((64, 4), np.int64)
     n_rep = 0
     comps = np.empty((64, 4), np.int64)  # card index, kind, time (s), source
+    scratch = np.zeros(2, np.uint64)  # a stream, reseeded per draw
     row_end = np.searchsorted(rows[C_CONSUMER], consumer_ids, side="right")
     row_start = np.searchsorted(rows[C_CONSUMER], consumer_ids, side="left")
     end_t = (w.end_day + 1) * 86400
@@ -205,35 +206,8 @@ def simulate_fraud(
         ca, cb = card_offsets[i], card_offsets[i + 1]
         r0, r1 = row_start[i], row_end[i]
         block_start = n_out
-        n_comp = 0
         # 1. Compromises seen in the consumer's own purchases: breaches and skimmers.
-        for r in range(r0, r1):
-            if rows[C_FRAUD, r] != 0 or rows[C_ERROR, r] != 0:
-                continue
-            c = ca + (rows[C_CARD, r] - cid * 100)
-            merchant = rows[C_MERCHANT, r]
-            day = rows[C_TIME, r] // 86400
-            if (merchant >> KIND_SHIFT) == CHAIN_STORE:
-                chain = (merchant >> 40) & 0x3FFFF
-                for b in range(fw.chain_breach_offsets[chain], fw.chain_breach_offsets[chain + 1]):
-                    bday = fw.b_day[b]
-                    if bday - fw.b_window[b] <= day <= bday:
-                        st = rng.stream(w.seed, card_id[c], rng.COMPROMISE, b)
-                        if rng.uniform(st) < s[F_BREACH_P]:
-                            n_comp = _add_compromise(
-                                comps, n_comp, c, BREACH, bday * 86400 + 43200, b
-                            )
-            if rows[C_CHANNEL, r] == SWIPE and fw.skim_mcc[rows[C_MCC_SLOT, r]]:
-                quarter = day // 91
-                mst = rng.stream(w.seed, merchant, rng.COMPROMISE, quarter)
-                if rng.uniform(mst) < s[F_SKIM_SHARE]:
-                    st = rng.stream(
-                        w.seed, card_id[c], rng.COMPROMISE, COMPROMISE_STREAM_BASE + quarter
-                    )
-                    if rng.uniform(st) < s[F_SKIM_P]:
-                        n_comp = _add_compromise(
-                            comps, n_comp, c, SKIMMING, rows[C_TIME, r], merchant
-                        )
+        n_comp = _seen_compromises(w, fw, rows, r0, r1, cid, ca, card_id, comps, scratch)
         # Phishing and lost or stolen cards: hazards over each card's life.
         for c in range(ca, cb):
             st = rng.stream(w.seed, card_id[c], rng.COMPROMISE, 2 * COMPROMISE_STREAM_BASE)
@@ -406,16 +380,59 @@ def simulate_fraud(
             if out[C_TIME, r] >= blocked[c - ca]:
                 out[C_ERROR, r] = CARD_BLOCKED
         out = grow(out, n_out, r1 - r0)
-        for r in range(r0, r1):
-            out[:, n_out] = rows[:, r]
-            c = ca + (rows[C_CARD, r] - cid * 100)
-            t = rows[C_TIME, r]
-            if t >= blocked[c - ca]:
-                if rows[C_FRAUD, r] == 0 and t >= replacement_open[c - ca]:
-                    out[C_CARD, n_out] = replacement[c - ca]
-                else:
-                    out[C_ERROR, n_out] = CARD_BLOCKED
-            n_out += 1
+        n_out = _carry_rows(
+            rows, r0, r1, out, n_out, cid, ca, blocked, replacement, replacement_open
+        )
         # The consumer's rows in time order (a stable sort: fraud rows first on ties).
         sort_rows(out, block_start, n_out)
     return out[:, :n_out], records[:n_rec], replacements[:n_rep]
+
+
+@kernel(allocates=False)
+def _seen_compromises(w, fw, rows, r0, r1, cid, ca, card_id, comps, st):
+    """Breaches and skimmers among a consumer's rows [r0, r1): compromises into comps; the count.
+
+    st: a scratch stream, reseeded for each draw (each draw is a pure function of its key).
+    """
+    s = fw.scalars
+    n_comp = 0
+    for r in range(r0, r1):
+        if rows[C_FRAUD, r] != 0 or rows[C_ERROR, r] != 0:
+            continue
+        c = ca + (rows[C_CARD, r] - cid * 100)
+        merchant = rows[C_MERCHANT, r]
+        day = rows[C_TIME, r] // 86400
+        if (merchant >> KIND_SHIFT) == CHAIN_STORE:
+            chain = (merchant >> 40) & 0x3FFFF
+            for b in range(fw.chain_breach_offsets[chain], fw.chain_breach_offsets[chain + 1]):
+                bday = fw.b_day[b]
+                if bday - fw.b_window[b] <= day <= bday:
+                    rng.reseed(st, w.seed, card_id[c], rng.COMPROMISE, b)
+                    if rng.uniform(st) < s[F_BREACH_P]:
+                        n_comp = _add_compromise(comps, n_comp, c, BREACH, bday * 86400 + 43200, b)
+        if rows[C_CHANNEL, r] == SWIPE and fw.skim_mcc[rows[C_MCC_SLOT, r]]:
+            quarter = day // 91
+            rng.reseed(st, w.seed, merchant, rng.COMPROMISE, quarter)
+            if rng.uniform(st) < s[F_SKIM_SHARE]:
+                rng.reseed(st, w.seed, card_id[c], rng.COMPROMISE, COMPROMISE_STREAM_BASE + quarter)
+                if rng.uniform(st) < s[F_SKIM_P]:
+                    n_comp = _add_compromise(comps, n_comp, c, SKIMMING, rows[C_TIME, r], merchant)
+    return n_comp
+
+
+@kernel(allocates=False)
+def _carry_rows(rows, r0, r1, out, n_out, cid, ca, blocked, replacement, replacement_open):
+    """Copy a consumer's rows [r0, r1) to out from n_out, moving them to the replacement card
+    once it is open, declining them in between; returns the new n_out."""
+    for r in range(r0, r1):
+        for col in range(N_COLUMNS):
+            out[col, n_out] = rows[col, r]
+        c = ca + (rows[C_CARD, r] - cid * 100)
+        t = rows[C_TIME, r]
+        if t >= blocked[c - ca]:
+            if rows[C_FRAUD, r] == 0 and t >= replacement_open[c - ca]:
+                out[C_CARD, n_out] = replacement[c - ca]
+            else:
+                out[C_ERROR, n_out] = CARD_BLOCKED
+        n_out += 1
+    return n_out

@@ -36,6 +36,7 @@ FRAUD_RANDOM = 1
 KIND_SHIFT = 58
 LOCAL, CHAIN_STORE, CHAIN_ONLINE, INDEPENDENT_ONLINE = 1, 2, 3, 4
 N_STATES, N_MONTHS, N_WEEKDAYS = 4, 12, 7
+N_COMBOS = 2 * N_STATES * N_MONTHS * N_WEEKDAYS * 2  # retired x state x month x weekday x holiday
 
 # Indices into the scalars array (see world_arrays.SCALARS).
 (
@@ -62,27 +63,27 @@ N_STATES, N_MONTHS, N_WEEKDAYS = 4, 12, 7
 ) = range(20)
 
 
-@kernel
+@kernel(allocates=False)
 def local_id(city, mcc_slot, k):
     return (LOCAL << KIND_SHIFT) | (city << 32) | (mcc_slot << 20) | k
 
 
-@kernel
+@kernel(allocates=False)
 def chain_store_id(chain, city, k):
     return (CHAIN_STORE << KIND_SHIFT) | (chain << 40) | (city << 20) | k
 
 
-@kernel
+@kernel(allocates=False)
 def chain_online_id(chain):
     return (CHAIN_ONLINE << KIND_SHIFT) | chain
 
 
-@kernel
+@kernel(allocates=False)
 def independent_online_id(mcc_slot, k):
     return (INDEPENDENT_ONLINE << KIND_SHIFT) | (mcc_slot << 20) | k
 
 
-@kernel
+@kernel(allocates=False)
 def segment_pick(st, cum, a, b):
     """Index in [a, b) drawn with the CSR segment's cumulative weights cum[a:b] (each segment
     restarts at 0, see world_arrays._segment_cumsum); -1 if the segment's weights are all 0."""
@@ -94,7 +95,7 @@ def segment_pick(st, cum, a, b):
     return rng.bisect_right(cum, a, b, rng.uniform(st) * total)
 
 
-@kernel
+@kernel(allocates=False)
 def pick_store(st, w, city, mcc_slot):
     """A card-present merchant of MCC slot `mcc_slot` in `city`: a chain store or a local shop."""
     pop = w.city_population[city]
@@ -110,7 +111,7 @@ def pick_store(st, w, city, mcc_slot):
     return local_id(city, mcc_slot, rng.integer(st, n))
 
 
-@kernel
+@kernel(allocates=False)
 def pick_online(st, w, mcc_slot, independent_share):
     """An online merchant of MCC slot `mcc_slot`: a chain's web shop or an independent one."""
     a, b = w.mcc_chain_offsets[mcc_slot], w.mcc_chain_offsets[mcc_slot + 1]
@@ -121,13 +122,13 @@ def pick_online(st, w, mcc_slot, independent_share):
     return independent_online_id(mcc_slot, rng.integer(st, 40))
 
 
-@kernel
+@kernel(allocates=False)
 def pick_mcc(st, w, k):
     a, b = w.type_mcc_offsets[k], w.type_mcc_offsets[k + 1]
     return w.type_mcc_slot[segment_pick(st, w.type_mcc_cum, a, b)]
 
 
-@kernel
+@kernel(allocates=False)
 def _near_home(st, w, home):
     if home >= w.n_us_cities:
         return home
@@ -135,21 +136,31 @@ def _near_home(st, w, home):
     return w.nearby_city[segment_pick(st, w.nearby_cum, a, b)]
 
 
-@kernel
+@kernel(allocates=False)
 def year_index(w, year):
     return min(max(year - w.first_year, 0), w.online_multiplier.shape[0] - 1)
 
 
-@kernel
+@kernel(allocates=False)
 def _card_weight(w, kind, scale):
     return w.card_usage[kind] * math.exp(w.card_amount_preference[kind] * scale)
 
 
-@kernel
+@kernel(allocates=False)
 def _pick_card(st, w, cards_kind, cards_open, a, b, day, amount):
     """A card open on `day`, weighted by kind and how the kind suits the amount; -1 if none."""
-    scale = math.log(max(amount, 1.0) / 50.0)
-    w0, w1, w2 = _card_weight(w, 0, scale), _card_weight(w, 1, scale), _card_weight(w, 2, scale)
+    kinds = 0  # a bit per kind among the open cards
+    for c in range(a, b):
+        if cards_open[c] <= day:
+            kinds |= 1 << cards_kind[c]
+    if kinds == 0:
+        return -1
+    if kinds & (kinds - 1) == 0:
+        # One kind: its cards weigh the same whatever the amount, so skip the logs and exps.
+        w0, w1, w2 = w.card_usage[0], w.card_usage[1], w.card_usage[2]
+    else:
+        scale = math.log(max(amount, 1.0) / 50.0)
+        w0, w1, w2 = _card_weight(w, 0, scale), _card_weight(w, 1, scale), _card_weight(w, 2, scale)
     total = 0.0
     for c in range(a, b):
         if cards_open[c] <= day:
@@ -170,7 +181,7 @@ def _pick_card(st, w, cards_kind, cards_open, a, b, day, amount):
     return last
 
 
-@kernel
+@kernel(allocates=False)
 def attempt_error(st, w, kind, channel, scale):
     """The error string index of an attempt (0 = none); fraud attempts fail `scale` times as often."""
     s = w.scalars
@@ -214,18 +225,38 @@ def grow(buf, n, need):
 
 @kernel
 def sort_rows(buf, start, stop):
-    """Sort rows [start, stop) by time (stable) and number them from 0: one consumer's history."""
-    if stop - start > 1:
-        order = np.argsort(buf[C_TIME, start:stop], kind="mergesort")
+    """Sort rows [start, stop) by time (stable) and number them from 0: one consumer's history.
+
+    NOTE: rows arrive nearly sorted (day by day; only a day's own hours, refunds and fraud
+    are out of place), so an insertion sort of the times beats a merge sort several times
+    over; it hands over to the merge sort if the rows turn out far from sorted.
+    """
+    m = stop - start
+    keys = buf[C_TIME, start:stop].copy()
+    order = np.arange(m)
+    moves, budget = 0, 16 * m + 1024
+    for i in range(1, m):
+        key, index = keys[i], order[i]
+        j = i - 1
+        while j >= 0 and keys[j] > key:
+            keys[j + 1], order[j + 1] = keys[j], order[j]
+            j -= 1
+        keys[j + 1], order[j + 1] = key, index
+        moves += i - 1 - j
+        if moves > budget:
+            order = np.argsort(buf[C_TIME, start:stop], kind="mergesort")
+            break
+    if moves > 0:
+        values = np.empty(m, np.int64)
         for col in range(N_COLUMNS):
-            values = buf[col, start:stop].copy()
-            for i in range(stop - start):
+            values[:] = buf[col, start:stop]
+            for i in range(m):
                 buf[col, start + i] = values[order[i]]
     for r in range(start, stop):
         buf[C_SEQ, r] = r - start
 
 
-@kernel
+@kernel(allocates=False)
 def state_on(seg_start, seg_end, seg_state, a, b, day):
     for s in range(a, b):
         if seg_start[s] <= day < seg_end[s]:
@@ -265,153 +296,260 @@ def simulate_purchases(
     by consumer then time; times are local seconds since 1970-01-01, amounts in cents.
     """
     n_types = w.rate.shape[0]
-    n_combos = 2 * N_STATES * N_MONTHS * N_WEEKDAYS * 2
-    combo_cum = np.empty((n_combos, n_types))
-    combo_total = np.empty(n_combos)
-    combo_ready = np.zeros(n_combos, np.bool_)
-    p_rate = np.empty(n_types)
-    p_amount = np.empty(n_types)
-    fraud_cum = np.cumsum(w.participation * w.rate)
-    fav = np.zeros(2, np.uint64)  # the favourite-merchant stream, reseeded per use
-    max_cards = int(np.max(np.diff(card_offsets))) if card_offsets.shape[0] > 1 else 1
-    funds = np.zeros(max(max_cards, 1))
-    pays = np.zeros(max(max_cards, 1))
-    s = w.scalars
-    n_fav = int(s[S_FAV_COUNT])
-    buf = np.empty((N_COLUMNS, 1024), np.int64)
+    max_cards = max(1, int(np.max(np.diff(card_offsets))) if card_offsets.shape[0] > 1 else 1)
+    work = (
+        np.empty((N_COMBOS, n_types)),  # cumulative type weights of each kind of day
+        np.empty(N_COMBOS),  # their totals
+        np.zeros(N_COMBOS, np.bool_),  # which kinds of day are filled in
+        np.empty(n_types),  # personal rates
+        np.empty(n_types),  # personal typical tickets
+        np.cumsum(w.participation * w.rate),  # random fraud's type weights
+        np.zeros(max_cards),  # money on each card
+        np.zeros(max_cards),  # share of a statement paid
+        np.zeros((5, 2), np.uint64),  # the consumer's random streams
+    )
+    cards = (card_offsets, card_id, card_kind, card_open, card_chip_from, card_limit)
+    segments = (seg_offsets, seg_start, seg_end, seg_state, seg_city, seg_home, seg_epoch)
+    buf = np.empty((N_COLUMNS, 1 << 14), np.int64)
     n = 0
     for i in range(consumer_ids.shape[0]):
-        cid = consumer_ids[i]
-        row0 = n
-        ca, cb = card_offsets[i], card_offsets[i + 1]
-        sa, sb = seg_offsets[i], seg_offsets[i + 1]
-        ratio = income[i] / s[S_INCOME_MEDIAN]
+        person = (consumer_ids[i], income[i], first_day[i], retirement_day[i])
+        stop = _consumer_rows(w, i, person, cards, segments, work, buf, n)
+        while stop < 0:  # out of room: grow, then simulate the consumer again (same draws)
+            buf = grow(buf, n, buf.shape[1])
+            stop = _consumer_rows(w, i, person, cards, segments, work, buf, n)
+        # This consumer's rows in time order; a stable sort keeps emission order on ties.
+        sort_rows(buf, n, stop)
+        n = stop
+    return buf[:, :n]
 
-        # The personal profile: drawn once from the population's distributions (Altman).
-        pst = rng.stream(w.seed, cid, rng.PROFILE)
-        for k in range(n_types):
-            if rng.uniform(pst) < w.participation[k]:
-                shape = w.rate_shape[k]
-                p_rate[k] = (
-                    w.rate[k] * ratio ** w.income_elasticity[k] * rng.gamma(pst, shape) / shape
+
+@kernel(allocates=False)
+def _consumer_rows(w, i, person, cards, segments, work, buf, n):
+    """Write consumer i's transactions into buf from column n; returns the column after
+    the last, or -1 when buf has no room left (the caller grows it and calls again)."""
+    cid, income, first_day, retirement_day = person
+    card_offsets, card_id, card_kind, card_open, card_chip_from, card_limit = cards
+    seg_offsets, seg_start, seg_end, seg_state, seg_city, seg_home, seg_epoch = segments
+    combo_cum, combo_total, combo_ready, p_rate, p_amount, fraud_cum, funds, pays, streams = work
+    pst, bst, st, fst, fav = streams[0], streams[1], streams[2], streams[3], streams[4]
+    n_types = p_rate.shape[0]
+    s = w.scalars
+    n_fav = int(s[S_FAV_COUNT])
+    capacity = buf.shape[1]
+    ca, cb = card_offsets[i], card_offsets[i + 1]
+    sa, sb = seg_offsets[i], seg_offsets[i + 1]
+    ratio = income / s[S_INCOME_MEDIAN]
+
+    # The personal profile: drawn once from the population's distributions (Altman).
+    rng.reseed(pst, w.seed, cid, rng.PROFILE)
+    for k in range(n_types):
+        if rng.uniform(pst) < w.participation[k]:
+            shape = w.rate_shape[k]
+            p_rate[k] = w.rate[k] * ratio ** w.income_elasticity[k] * rng.gamma(pst, shape) / shape
+        else:
+            p_rate[k] = 0.0
+            rng.gamma(pst, 1.0)  # keep the stream aligned across participation outcomes
+        p_amount[k] = (
+            w.amount_median[k]
+            * ratio ** w.amount_income_elasticity[k]
+            * math.exp(s[S_PERSONAL_SIGMA] * rng.normal(pst))
+        )
+    combo_ready[:] = False
+
+    # Money on each card: the balance owed on a credit card, the funds on a debit or
+    # prepaid card. A purchase that does not fit declines with Insufficient Balance.
+    rng.reseed(bst, w.seed, cid, rng.BALANCES)
+    for j in range(cb - ca):
+        c = ca + j
+        if card_kind[c] == 0:
+            funds[j] = 0.2 * rng.uniform(bst) * card_limit[c]
+            pays[j] = 1.0 if rng.uniform(bst) < s[S_FULL_PAYMENT] else 0.25 + 0.5 * rng.uniform(bst)
+        else:
+            funds[j] = card_limit[c] * rng.uniform(bst)
+
+    rng.reseed(st, w.seed, cid, rng.PURCHASES)
+    seg = sa
+    day0 = max(first_day, w.start_day)
+    for day in range(day0, w.end_day + 1):
+        while seg < sb - 1 and seg_end[seg] <= day:
+            seg += 1
+        if seg >= sb or not (seg_start[seg] <= day < seg_end[seg]):
+            continue
+        state = seg_state[seg]
+        retired = 1 if day >= retirement_day else 0
+        wd = weekday(day)
+        year, month1, dom = civil_from_days(day)
+        y = year_index(w, year)
+        month = month1 - 1
+        _settle(funds, pays, card_kind, card_limit, card_id, ca, cb, dom, w.price_level[y])
+        hol = 1 if w.holiday[day - w.start_day] else 0
+        combo = (((retired * N_STATES + state) * N_MONTHS + month) * N_WEEKDAYS + wd) * 2 + hol
+        if not combo_ready[combo]:
+            acc = 0.0
+            for k in range(n_types):
+                f = (
+                    p_rate[k]
+                    * w.weekday_factor[k, wd]
+                    * w.season_factor[k, month]
+                    * w.state_factor[k, state]
                 )
-            else:
-                p_rate[k] = 0.0
-                rng.gamma(pst, 1.0)  # keep the stream aligned across participation outcomes
-            p_amount[k] = (
-                w.amount_median[k]
-                * ratio ** w.amount_income_elasticity[k]
-                * math.exp(s[S_PERSONAL_SIGMA] * rng.normal(pst))
+                if hol:
+                    f *= w.holiday_factor[k]
+                if retired:
+                    f *= w.retired_factor[k]
+                acc += f
+                combo_cum[combo, k] = acc
+            combo_total[combo] = acc
+            combo_ready[combo] = True
+        lam = combo_total[combo] * w.spend_multiplier[y] / 365.2425
+        count = rng.poisson(st, lam)
+        if count == 0:
+            continue
+        if n + 2 * count > capacity:
+            return -1
+        for _ in range(count):
+            k = rng.bisect_right(combo_cum[combo], 0, n_types, rng.uniform(st) * combo_total[combo])
+            hour = rng.bisect_right(w.hour_cum[k], 0, 24, rng.uniform(st) * w.hour_cum[k, 23])
+            seconds = hour * 3600 + rng.integer(st, 3600)
+            mcc = pick_mcc(st, w, k)
+            online = (not w.mcc_card_present[mcc]) or rng.uniform(st) < min(
+                1.0, w.online_share[k] * w.online_multiplier[y]
             )
-        combo_ready[:] = False
-
-        # Money on each card: the balance owed on a credit card, the funds on a debit or
-        # prepaid card. A purchase that does not fit declines with Insufficient Balance.
-        bst = rng.stream(w.seed, cid, rng.BALANCES)
-        for j in range(cb - ca):
-            c = ca + j
-            if card_kind[c] == 0:
-                funds[j] = 0.2 * rng.uniform(bst) * card_limit[c]
-                pays[j] = (
-                    1.0 if rng.uniform(bst) < s[S_FULL_PAYMENT] else 0.25 + 0.5 * rng.uniform(bst)
+            if online:
+                merchant = pick_online(st, w, mcc, s[S_INDEP_ONLINE])
+                city = -1
+            elif state == 0 and n_fav > 0 and rng.uniform(st) < s[S_FAV_SHARE]:
+                # A favourite: redrawn from its own stream, so it is the same shop every time.
+                rng.reseed(
+                    fav,
+                    w.seed,
+                    cid,
+                    rng.FAVOURITES,
+                    (seg_epoch[seg] * 4096 + k) * 16 + rng.integer(st, n_fav),
                 )
+                mcc = pick_mcc(fav, w, k)
+                if not w.mcc_card_present[mcc]:
+                    mcc = pick_mcc(st, w, k)
+                city = _near_home(fav, w, seg_home[seg])
+                merchant = pick_store(fav, w, city, mcc)
             else:
-                funds[j] = card_limit[c] * rng.uniform(bst)
-
-        st = rng.stream(w.seed, cid, rng.PURCHASES)
-        seg = sa
-        day0 = max(first_day[i], w.start_day)
-        for day in range(day0, w.end_day + 1):
-            while seg < sb - 1 and seg_end[seg] <= day:
-                seg += 1
-            if seg >= sb or not (seg_start[seg] <= day < seg_end[seg]):
+                city = _near_home(st, w, seg_home[seg]) if state == 0 else seg_city[seg]
+                merchant = pick_store(st, w, city, mcc)
+            amount = p_amount[k] * math.exp(w.amount_sigma[k] * rng.normal(st)) * w.price_level[y]
+            cents = max(1, int(round(amount * 100.0)))
+            c = _pick_card(st, w, card_kind, card_open, ca, cb, day, amount)
+            if c < 0:
                 continue
-            state = seg_state[seg]
-            retired = 1 if day >= retirement_day[i] else 0
-            wd = weekday(day)
-            year, month1, dom = civil_from_days(day)
-            y = year_index(w, year)
-            month = month1 - 1
-            _settle(funds, pays, card_kind, card_limit, card_id, ca, cb, dom, w.price_level[y])
-            hol = 1 if w.holiday[day - w.start_day] else 0
-            combo = (((retired * N_STATES + state) * N_MONTHS + month) * N_WEEKDAYS + wd) * 2 + hol
-            if not combo_ready[combo]:
-                acc = 0.0
-                for k in range(n_types):
-                    f = (
-                        p_rate[k]
-                        * w.weekday_factor[k, wd]
-                        * w.season_factor[k, month]
-                        * w.state_factor[k, state]
+            if online:
+                channel = ONLINE
+            elif card_chip_from[c] <= day and rng.uniform(st) < w.chip_terminal_share[y]:
+                channel = CHIP
+            else:
+                channel = SWIPE
+            limit = card_limit[c] * w.price_level[y]
+            j = c - ca
+            if (funds[j] + amount > limit) if card_kind[c] == 0 else (amount > funds[j]):
+                error = 1  # Insufficient Balance: the card's money does not cover it
+            else:
+                error = attempt_error(st, w, card_kind[c], channel, 1.0)
+                if error == 0:
+                    funds[j] += amount if card_kind[c] == 0 else -amount
+            emit(
+                buf,
+                n,
+                day * 86400 + seconds,
+                cid,
+                card_id[c],
+                merchant,
+                mcc,
+                k,
+                cents,
+                channel,
+                error,
+                0,
+                state,
+                city,
+            )
+            n += 1
+            refund_p = w.refund_rate[k] * (s[S_REFUND_ONLINE] if online else 1.0)
+            if error == 0 and rng.uniform(st) < refund_p:
+                rday = day + 1 + rng.integer(st, int(s[S_REFUND_DELAY]))
+                if rday <= w.end_day:
+                    back = (
+                        cents
+                        if rng.uniform(st) < 0.7
+                        else max(1, int(cents * (0.2 + 0.8 * rng.uniform(st))))
                     )
-                    if hol:
-                        f *= w.holiday_factor[k]
-                    if retired:
-                        f *= w.retired_factor[k]
-                    acc += f
-                    combo_cum[combo, k] = acc
-                combo_total[combo] = acc
-                combo_ready[combo] = True
-            lam = combo_total[combo] * w.spend_multiplier[y] / 365.2425
-            count = rng.poisson(st, lam)
-            if count == 0:
-                continue
-            buf = grow(buf, n, 2 * count)
-            for _ in range(count):
-                k = rng.bisect_right(
-                    combo_cum[combo], 0, n_types, rng.uniform(st) * combo_total[combo]
-                )
-                hour = rng.bisect_right(w.hour_cum[k], 0, 24, rng.uniform(st) * w.hour_cum[k, 23])
-                seconds = hour * 3600 + rng.integer(st, 3600)
-                mcc = pick_mcc(st, w, k)
-                online = (not w.mcc_card_present[mcc]) or rng.uniform(st) < min(
-                    1.0, w.online_share[k] * w.online_multiplier[y]
-                )
-                if online:
-                    merchant = pick_online(st, w, mcc, s[S_INDEP_ONLINE])
-                    city = -1
-                elif state == 0 and n_fav > 0 and rng.uniform(st) < s[S_FAV_SHARE]:
-                    # A favourite: redrawn from its own stream, so it is the same shop every time.
-                    rng.reseed(
-                        fav,
-                        w.seed,
+                    rstate = state_on(seg_start, seg_end, seg_state, sa, sb, rday)
+                    rsec = 9 * 3600 + rng.integer(st, 11 * 3600)
+                    emit(
+                        buf,
+                        n,
+                        rday * 86400 + rsec,
                         cid,
-                        rng.FAVOURITES,
-                        (seg_epoch[seg] * 4096 + k) * 16 + rng.integer(st, n_fav),
+                        card_id[c],
+                        merchant,
+                        mcc,
+                        k,
+                        -back,
+                        channel,
+                        0,
+                        0,
+                        rstate,
+                        city,
                     )
-                    mcc = pick_mcc(fav, w, k)
-                    if not w.mcc_card_present[mcc]:
-                        mcc = pick_mcc(st, w, k)
-                    city = _near_home(fav, w, seg_home[seg])
-                    merchant = pick_store(fav, w, city, mcc)
+                    n += 1
+
+    # Random fraud (Altman's second mechanism): bursts at random times on a random card.
+    rng.reseed(fst, w.seed, cid, rng.RANDOM_FRAUD)
+    active_days = w.end_day + 1 - day0
+    if active_days > 0 and cb > ca:
+        episodes = rng.poisson(fst, s[S_FRAUD_RATE] * active_days / 365.2425)
+        for _ in range(episodes):
+            day = day0 + rng.integer(fst, active_days)
+            open_cards = 0
+            for cc in range(ca, cb):
+                if card_open[cc] <= day:
+                    open_cards += 1
+            pick = rng.integer(fst, max(1, open_cards))
+            c = -1
+            for cc in range(ca, cb):
+                if card_open[cc] <= day:
+                    if pick == 0:
+                        c = cc
+                        break
+                    pick -= 1
+            if c < 0:
+                continue
+            burst = 1 + rng.poisson(fst, s[S_FRAUD_BURST] - 1.0)
+            t = day * 86400 + rng.integer(fst, 86400)
+            y = year_index(w, civil_from_days(day)[0])
+            state = state_on(seg_start, seg_end, seg_state, sa, sb, day)
+            if n + burst > capacity:
+                return -1
+            for _ in range(burst):
+                if card_open[c] > t // 86400 or t // 86400 > w.end_day:
+                    break
+                k = rng.choose(fst, fraud_cum)
+                mcc = pick_mcc(fst, w, k)
+                online = (not w.mcc_card_present[mcc]) or rng.uniform(fst) < s[S_FRAUD_ONLINE]
+                if online:
+                    merchant, city, channel = pick_online(fst, w, mcc, 0.5), -1, ONLINE
                 else:
-                    city = _near_home(st, w, seg_home[seg]) if state == 0 else seg_city[seg]
-                    merchant = pick_store(st, w, city, mcc)
+                    city = rng.choose(fst, w.home_city_cum)
+                    merchant, channel = pick_store(fst, w, city, mcc), SWIPE
                 amount = (
-                    p_amount[k] * math.exp(w.amount_sigma[k] * rng.normal(st)) * w.price_level[y]
+                    s[S_FRAUD_MEDIAN]
+                    * math.exp(s[S_FRAUD_SIGMA] * rng.normal(fst))
+                    * w.price_level[y]
                 )
                 cents = max(1, int(round(amount * 100.0)))
-                c = _pick_card(st, w, card_kind, card_open, ca, cb, day, amount)
-                if c < 0:
-                    continue
-                if online:
-                    channel = ONLINE
-                elif card_chip_from[c] <= day and rng.uniform(st) < w.chip_terminal_share[y]:
-                    channel = CHIP
-                else:
-                    channel = SWIPE
-                limit = card_limit[c] * w.price_level[y]
-                j = c - ca
-                if (funds[j] + amount > limit) if card_kind[c] == 0 else (amount > funds[j]):
-                    error = 1  # Insufficient Balance: the card's money does not cover it
-                else:
-                    error = attempt_error(st, w, card_kind[c], channel, 1.0)
-                    if error == 0:
-                        funds[j] += amount if card_kind[c] == 0 else -amount
+                error = attempt_error(fst, w, card_kind[c], channel, 1.0)
                 emit(
                     buf,
                     n,
-                    day * 86400 + seconds,
+                    t,
                     cid,
                     card_id[c],
                     merchant,
@@ -420,109 +558,16 @@ def simulate_purchases(
                     cents,
                     channel,
                     error,
-                    0,
+                    FRAUD_RANDOM,
                     state,
                     city,
                 )
                 n += 1
-                refund_p = w.refund_rate[k] * (s[S_REFUND_ONLINE] if online else 1.0)
-                if error == 0 and rng.uniform(st) < refund_p:
-                    rday = day + 1 + rng.integer(st, int(s[S_REFUND_DELAY]))
-                    if rday <= w.end_day:
-                        back = (
-                            cents
-                            if rng.uniform(st) < 0.7
-                            else max(1, int(cents * (0.2 + 0.8 * rng.uniform(st))))
-                        )
-                        rstate = state_on(seg_start, seg_end, seg_state, sa, sb, rday)
-                        rsec = 9 * 3600 + rng.integer(st, 11 * 3600)
-                        emit(
-                            buf,
-                            n,
-                            rday * 86400 + rsec,
-                            cid,
-                            card_id[c],
-                            merchant,
-                            mcc,
-                            k,
-                            -back,
-                            channel,
-                            0,
-                            0,
-                            rstate,
-                            city,
-                        )
-                        n += 1
-
-        # Random fraud (Altman's second mechanism): bursts at random times on a random card.
-        fst = rng.stream(w.seed, cid, rng.RANDOM_FRAUD)
-        active_days = w.end_day + 1 - day0
-        if active_days > 0 and cb > ca:
-            episodes = rng.poisson(fst, s[S_FRAUD_RATE] * active_days / 365.2425)
-            for _ in range(episodes):
-                day = day0 + rng.integer(fst, active_days)
-                open_cards = 0
-                for cc in range(ca, cb):
-                    if card_open[cc] <= day:
-                        open_cards += 1
-                pick = rng.integer(fst, max(1, open_cards))
-                c = -1
-                for cc in range(ca, cb):
-                    if card_open[cc] <= day:
-                        if pick == 0:
-                            c = cc
-                            break
-                        pick -= 1
-                if c < 0:
-                    continue
-                burst = 1 + rng.poisson(fst, s[S_FRAUD_BURST] - 1.0)
-                t = day * 86400 + rng.integer(fst, 86400)
-                y = year_index(w, civil_from_days(day)[0])
-                state = state_on(seg_start, seg_end, seg_state, sa, sb, day)
-                buf = grow(buf, n, burst)
-                for _ in range(burst):
-                    if card_open[c] > t // 86400 or t // 86400 > w.end_day:
-                        break
-                    k = rng.choose(fst, fraud_cum)
-                    mcc = pick_mcc(fst, w, k)
-                    online = (not w.mcc_card_present[mcc]) or rng.uniform(fst) < s[S_FRAUD_ONLINE]
-                    if online:
-                        merchant, city, channel = pick_online(fst, w, mcc, 0.5), -1, ONLINE
-                    else:
-                        city = rng.choose(fst, w.home_city_cum)
-                        merchant, channel = pick_store(fst, w, city, mcc), SWIPE
-                    amount = (
-                        s[S_FRAUD_MEDIAN]
-                        * math.exp(s[S_FRAUD_SIGMA] * rng.normal(fst))
-                        * w.price_level[y]
-                    )
-                    cents = max(1, int(round(amount * 100.0)))
-                    error = attempt_error(fst, w, card_kind[c], channel, 1.0)
-                    emit(
-                        buf,
-                        n,
-                        t,
-                        cid,
-                        card_id[c],
-                        merchant,
-                        mcc,
-                        k,
-                        cents,
-                        channel,
-                        error,
-                        FRAUD_RANDOM,
-                        state,
-                        city,
-                    )
-                    n += 1
-                    t += 60 + int(rng.exponential(fst, 1800.0))
-
-        # This consumer's rows in time order; a stable sort keeps emission order on ties.
-        sort_rows(buf, row0, n)
-    return buf[:, :n]
+                t += 60 + int(rng.exponential(fst, 1800.0))
+    return n
 
 
-@kernel
+@kernel(allocates=False)
 def _settle(funds, pays, card_kind, card_limit, card_id, ca, cb, dom, price):
     """The day's money movements: statements paid on credit cards, pay on debit, reloads."""
     for c in range(ca, cb):
@@ -538,7 +583,7 @@ def _settle(funds, pays, card_kind, card_limit, card_id, ca, cb, dom, price):
             funds[j] = limit  # a prepaid card is topped up once half spent
 
 
-@kernel
+@kernel(allocates=False)
 def emit(buf, n, t, cid, card, merchant, mcc, k, cents, channel, error, fraud, state, city):
     """Write one row; fraudster, compromise and method columns start empty."""
     buf[C_TIME, n] = t
