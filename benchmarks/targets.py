@@ -333,7 +333,7 @@ def print_table(results: dict) -> None:
     m = results["machine"]
     w = results["workload"]
     print(
-        f"targets: {w['users']} users x {w['txns_per_user']} txns; {m['cpu_model']}, {m['cores']} cores, {m['numba_threads']} numba threads"
+        f"targets: {w['users']} users x {w['txns_per_user']} txns; {m['cpu']}, {m['cores']} cores, {m['numba_threads']} numba threads"
     )
     header = f"{'case':<13}{'kernel u/s':>12}{'1 thread':>10}{'table u/s':>11}{'reference u/s':>15}{'speedup':>10}{'floor u/s':>11}{'of floor':>10}"
     print(header)

@@ -26,19 +26,22 @@ FORMAT = "cardworld-ledger/1"
 MANIFEST = "manifest.json"
 TABLES = ("consumers", "cards", "merchants", "fraudsters", "compromises")
 ROW_GROUP_ROWS = 1 << 20
+# The entity tables: zstd's fastest level (the merchants table, the largest, writes in
+# 0.22 s instead of 0.34 s at level 3 for 5% more bytes; it is written after every block).
 PARQUET_OPTIONS = {
     "compression": "zstd",
-    "compression_level": 3,
+    "compression_level": 1,
     "row_group_size": ROW_GROUP_ROWS,
     "use_dictionary": True,
     "write_statistics": True,
 }
-# Transactions: zstd's fastest level, dictionaries for the string columns only, and delta
-# encoding for the columns that rise within a consumer. Measured on a us-world part file:
-# 13.5 bytes a row at 3.7M rows/s, against 15.2 bytes at 3.3M rows/s with the defaults.
+# Transactions: dictionaries for the string columns only, delta
+# encoding for the columns that rise within a file, and statistics (for filters that skip
+# files) on the columns one filters by. Measured on a us-world part file (787k rows):
+# 12.5 bytes a row at 6.0M rows/s, against 13.1 bytes at 4.2M rows/s with statistics on
+# every column and plain ids, and 15.2 bytes at 3.3M rows/s with pyarrow's defaults.
 TRANSACTION_OPTIONS = {
     **PARQUET_OPTIONS,
-    "compression_level": 1,
     "use_dictionary": [
         "category",
         "channel",
@@ -47,7 +50,19 @@ TRANSACTION_OPTIONS = {
         "consumer_state",
         "fraud_method",
     ],
-    "column_encoding": {"timestamp": "DELTA_BINARY_PACKED", "txn_id": "DELTA_BINARY_PACKED"},
+    "column_encoding": {
+        column: "DELTA_BINARY_PACKED"
+        for column in ("txn_id", "timestamp", "consumer_id", "card_id")
+    },
+    "write_statistics": [
+        "txn_id",
+        "timestamp",
+        "consumer_id",
+        "card_id",
+        "merchant_id",
+        "mcc",
+        "amount",
+    ],
 }
 
 

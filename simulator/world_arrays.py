@@ -108,6 +108,8 @@ class WorldArrays(NamedTuple):
     spend_multiplier: np.ndarray
     price_level: np.ndarray
     holiday: np.ndarray  # (days,) bool, from start_day
+    calendar: np.ndarray  # (days, 4) int64 from start_day: weekday (Monday 0), month (0-11),
+    # day of month, and the year's index into the drift arrays
     # scalars packed for kernels, indexed by S
     scalars: np.ndarray
     card_usage: np.ndarray  # (3,) by CARD_KINDS
@@ -215,6 +217,7 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
     start, end = spec.simulation.start, spec.simulation.end
     holiday = np.zeros(day_number(end) - day_number(start) + 1, dtype=np.bool_)
     holiday[reference.holiday_days(start, end) - day_number(start)] = True
+    calendar = _calendar(day_number(start), day_number(end), first_year, len(years))
 
     sc = np.zeros(len(SCALARS))
     m, e, r, f = spec.merchants, spec.errors, spec.refunds, spec.fraud
@@ -304,6 +307,7 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
         spend_multiplier=drift["spend_multiplier"].to_numpy(np.float64),
         price_level=drift["price_level"].to_numpy(np.float64),
         holiday=holiday,
+        calendar=calendar,
         scalars=sc,
         card_usage=np.array([spec.cards.usage_weight.get(k, 0.0) for k in CARD_KINDS]),
         card_amount_preference=np.array(
@@ -319,6 +323,23 @@ def _segment_cumsum(weights: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     for a, b in zip(offsets[:-1], offsets[1:], strict=True):
         out[a:b] = np.cumsum(weights[a:b])
     return out
+
+
+def _calendar(start_day: int, end_day: int, first_year: int, n_years: int) -> np.ndarray:
+    """(days, 4) int64 per day from start_day to end_day: weekday (Monday 0), month (0-11),
+    day of month, and the year's index into the drift arrays (clipped to them)."""
+    days = np.arange(start_day, end_day + 1)
+    dates = days.astype("datetime64[D]")
+    months = dates.astype("datetime64[M]")
+    years = months.astype("datetime64[Y]").astype(np.int64) + 1970
+    return np.column_stack(
+        [
+            (days + 3) % 7,  # 1970-01-01 was a Thursday
+            months.astype(np.int64) % 12,
+            (dates - months).astype(np.int64) + 1,
+            np.clip(years - first_year, 0, n_years - 1),
+        ]
+    ).astype(np.int64)
 
 
 def _nearby(lat, lon, population, k, scale_km):

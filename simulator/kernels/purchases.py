@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from cardworld.simulator import rng
-from cardworld.simulator.kernels.calendar import civil_from_days, weekday
+from cardworld.simulator.kernels.calendar import civil_from_days
 from cardworld.simulator.kernels.jit import kernel
 
 # Columns of the output matrix.
@@ -378,12 +378,10 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
             continue
         state = seg_state[seg]
         retired = 1 if day >= retirement_day else 0
-        wd = weekday(day)
-        year, month1, dom = civil_from_days(day)
-        y = year_index(w, year)
-        month = month1 - 1
+        d = day - w.start_day
+        wd, month, dom, y = w.calendar[d, 0], w.calendar[d, 1], w.calendar[d, 2], w.calendar[d, 3]
         _settle(funds, pays, card_kind, card_limit, card_id, ca, cb, dom, w.price_level[y])
-        hol = 1 if w.holiday[day - w.start_day] else 0
+        hol = 1 if w.holiday[d] else 0
         combo = (((retired * N_STATES + state) * N_MONTHS + month) * N_WEEKDAYS + wd) * 2 + hol
         if not combo_ready[combo]:
             acc = 0.0
