@@ -29,6 +29,7 @@ def child(args: argparse.Namespace) -> None:
     """Run one simulation in this process and print its figures as JSON."""
     import cardworld
 
+    marks = []  # (seconds, rows written) as blocks finish
     began = time.perf_counter()
     summary = cardworld.simulate(
         "us",
@@ -37,8 +38,13 @@ def child(args: argparse.Namespace) -> None:
         start=args.start,
         end=args.end,
         workers=args.workers,
+        on_progress=lambda done, total, rows: marks.append((time.perf_counter() - began, rows)),
     )
     seconds = time.perf_counter() - began
+    # Steady state: from the first finished block to the last, without start-up (world
+    # build, kernel cache loads, the first blocks in flight) and the tail (the tables).
+    (t0, rows0), (t1, rows1) = marks[1], marks[-1]
+    steady = (rows1 - rows0) / (t1 - t0) if t1 > t0 else None
     peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
     peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**10
     data_bytes = sum(p.stat().st_size for p in Path(args.out, "transactions").glob("*.parquet"))
@@ -50,6 +56,9 @@ def child(args: argparse.Namespace) -> None:
                 "peak_rss_mib_main": peak_self,
                 "peak_rss_mib_worker": peak_children,
                 "transaction_bytes": data_bytes,
+                "steady_rows_per_second": steady,
+                # what the run took beyond its rows at the steady rate: start-up and tail
+                "fixed_seconds": seconds - summary.rows / steady if steady else None,
             }
         )
     )
@@ -141,7 +150,16 @@ def main() -> None:
             runs["ibm_scale_2_workers"] = json.loads(done.stdout.strip().splitlines()[-1])
 
     rows = runs[1]["rows"]
-    table = [("configuration", "rows/s", "seconds", "peak RSS MiB (main / worker)", "bytes/txn")]
+    table = [
+        (
+            "configuration",
+            "rows/s",
+            "steady rows/s",
+            "seconds",
+            "peak RSS MiB (main / worker)",
+            "bytes/txn",
+        )
+    ]
     for workers, r in runs.items():
         rss = f"{r['peak_rss_mib_main']:.0f} / {r['peak_rss_mib_worker']:.0f}"
         label = (
@@ -153,6 +171,7 @@ def main() -> None:
             (
                 label,
                 f"{r['rows'] / r['seconds']:,.0f}",
+                f"{r['steady_rows_per_second'] or 0:,.0f}",
                 f"{r['seconds']:.1f}",
                 rss,
                 f"{r['transaction_bytes'] / r['rows']:.1f}",
@@ -162,18 +181,22 @@ def main() -> None:
         (
             "pyarrow write only (floor, 1 thread)",
             f"{floor['rows_per_second']:,.0f}",
+            "",
             f"{floor['seconds']:.2f}",
             "",
             "",
         )
     )
-    widths = [max(len(str(row[i])) for row in table) for i in range(5)]
+    widths = [max(len(str(row[i])) for row in table) for i in range(6)]
     for row in table:
         print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)))
     # The floor is one thread writing: with w workers, compare with w threads writing.
     ratio = {w: runs[w]["seconds"] / (floor["seconds"] / w) for w in (1, 2)}
+    steady = {w: floor["rows_per_second"] * w / runs[w]["steady_rows_per_second"] for w in (1, 2)}
     print(
-        f"\n{rows:,} transactions; simulate time / write-only time on as many cores: 1 worker {ratio[1]:.1f}x, 2 workers {ratio[2]:.1f}x"
+        f"\n{rows:,} transactions; simulate time / write-only time on as many cores: "
+        f"1 worker {ratio[1]:.1f}x, 2 workers {ratio[2]:.1f}x "
+        f"(steady state: {steady[1]:.1f}x, {steady[2]:.1f}x)"
     )
     path = write_result(
         "simulate",
@@ -190,6 +213,7 @@ def main() -> None:
             },
             "write_only_floor": floor,
             "ratio_to_write_only": {f"workers_{w}": v for w, v in ratio.items()},
+            "steady_ratio_to_write_only": {f"workers_{w}": v for w, v in steady.items()},
         },
     )
     print(f"wrote {path}")

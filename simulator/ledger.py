@@ -77,10 +77,15 @@ def _write_atomically(fs: fsspec.AbstractFileSystem, path: str, write) -> None:
     tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp")
     with fs.open(tmp, "wb") as handle:
         write(handle)
-        if isinstance(fs, LocalFileSystem):
-            handle.flush()
-            os.fsync(handle.fileno())
+        sync(fs, handle)
     fs.mv(tmp, path)
+
+
+def sync(fs: fsspec.AbstractFileSystem, handle) -> None:
+    """Make what was written to an open local file durable before it is renamed."""
+    if isinstance(fs, LocalFileSystem):
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def write_parquet(

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from cardworld import __version__
 from cardworld.errors import ConfigError, LedgerError
@@ -38,7 +39,7 @@ from cardworld.simulator.world_arrays import build_arrays
 from cardworld.worlds.load import load_world
 from cardworld.worlds.schema import World
 
-PART_TABLES = ("consumers", "cards", "compromises", "merchants")
+PART_TABLES = ("consumers", "cards", "compromises")
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def _run_blocks(world: World, url: str, blocks: list[tuple[int, int, int]]) -> l
             "consumers": result.consumers,
             "cards": result.cards,
             "compromises": result.compromises,
-            "merchants": merchants_table(result.merchant_ids, arrays, labels),
+            "merchants": pa.table({"merchant_id": result.merchant_ids}),
         }
         for table_name, table in parts.items():
             ledger.write_arrow(
@@ -173,32 +174,35 @@ def simulate(
 
     counts = list(finished.values())
     rows = sum(c["rows"] for c in counts)
+    parts = posixpath.join(partial, "_parts")
+    arrays, labels, fraud = _built(loaded)
+    merchants = _MerchantsFile(fs, posixpath.join(partial, "merchants.parquet"), arrays, labels)
+    merchants.take(fs, parts, finished)
     if on_progress:
         on_progress(len(counts), len(blocks), rows)
     for task_counts in _execute(loaded, partial_url, tasks, workers, scheduler):
         counts.extend(task_counts)
         rows += sum(c["rows"] for c in task_counts)
+        merchants.take(fs, parts, [c["block"] for c in task_counts])
         if on_progress:
             on_progress(len(counts), len(blocks), rows)
 
-    parts = posixpath.join(partial, "_parts")
     tables = {name: _concat(fs, parts, name, len(blocks)) for name in PART_TABLES}
-    # Blocks share merchants; each one's rows depend on its id alone, so keep the first.
-    ids = tables["merchants"].column("merchant_id").to_numpy()
-    tables["merchants"] = tables["merchants"].take(np.unique(ids, return_index=True)[1])
-    tables["fraudsters"] = _built(loaded)[2].table
+    tables["fraudsters"] = fraud.table
     files = {name: record for c in counts for name, record in c["file"].items()}
     # The tables are written side by side: pyarrow encodes without holding the GIL.
-    with ThreadPoolExecutor(len(tables)) as pool:
+    with ThreadPoolExecutor(len(tables) + 1) as pool:
         written = {
             f"{name}.parquet": pool.submit(
                 ledger.write_parquet, fs, table, posixpath.join(partial, f"{name}.parquet")
             )
             for name, table in tables.items()
         }
+        written["merchants.parquet"] = pool.submit(merchants.close, fs)
         files.update({name: future.result() for name, future in written.items()})
     fs.rm(parts, recursive=True)
-    ledger.write_manifest(fs, partial, _manifest(loaded, blocks, rows, tables), files)
+    row_counts = {name.removesuffix(".parquet"): files[name]["rows"] for name in written}
+    ledger.write_manifest(fs, partial, _manifest(loaded, blocks, rows, row_counts), files)
     _publish(fs, partial, root)
 
     by_mechanism: dict[str, int] = {}
@@ -209,8 +213,8 @@ def simulate(
         path=str(out),
         world=loaded.name,
         consumers=n,
-        cards=tables["cards"].num_rows,
-        merchants=tables["merchants"].num_rows,
+        cards=row_counts["cards"],
+        merchants=row_counts["merchants"],
         rows=rows,
         fraud_rows=sum(c["fraud_rows"] for c in counts),
         fraud_by_mechanism=dict(sorted(by_mechanism.items())),
@@ -290,7 +294,67 @@ def _concat(fs, parts: str, name: str, n_blocks: int) -> pa.Table:
     )
 
 
-def _manifest(world: World, blocks: list, rows: int, tables: dict[str, pa.Table]) -> dict:
+class _MerchantsFile:
+    """merchants.parquet, written while the blocks run: each block's merchants not seen in
+    an earlier block, in block order (so the bytes do not depend on which worker finishes
+    first), sorted by id within a block. Memory: the ids seen and one row group.
+
+    NOTE: a large world references millions of merchants; building their rows here as the
+    blocks come in keeps them out of the run's tail and out of any one process's memory.
+    """
+
+    def __init__(self, fs, path: str, arrays, labels) -> None:
+        self.path, self.arrays, self.labels = path, arrays, labels
+        self.seen = np.empty(0, np.int64)  # sorted
+        self.pending: list[pa.Table] = []
+        self.ready: set[int] = set()
+        self.next_block = 0
+        self.rows = 0
+        schema = merchants_table(self.seen, arrays, labels).schema
+        options = dict(ledger.PARQUET_OPTIONS)
+        self.row_group_size = options.pop("row_group_size")
+        self.tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp")
+        self.handle = fs.open(self.tmp, "wb")
+        self.writer = pq.ParquetWriter(self.handle, schema, **options)
+
+    def take(self, fs, parts: str, blocks) -> None:
+        """Blocks whose id parts are written; adds those that now follow in order."""
+        self.ready.update(blocks)
+        while self.next_block in self.ready:
+            path = posixpath.join(parts, f"merchants-{self.next_block:05d}.arrow")
+            ids = ledger.read_arrow(fs, path).column("merchant_id").to_numpy()  # sorted, unique
+            where = np.searchsorted(self.seen, ids)
+            known = where < len(self.seen)
+            known[known] = self.seen[where[known]] == ids[known]
+            new = ids[~known]
+            self.seen = np.insert(self.seen, where[~known], new)
+            self.pending.append(merchants_table(new, self.arrays, self.labels))
+            if sum(t.num_rows for t in self.pending) >= self.row_group_size:
+                self._flush()
+            self.next_block += 1
+
+    def _flush(self) -> None:
+        table = pa.concat_tables(self.pending)
+        self.writer.write_table(table, row_group_size=self.row_group_size)
+        self.rows += table.num_rows
+        self.pending = []
+
+    def close(self, fs) -> dict:
+        """Finish the file and move it into place; returns its manifest record."""
+        if self.pending:
+            self._flush()
+        self.writer.close()
+        ledger.sync(fs, self.handle)
+        self.handle.close()
+        fs.mv(self.tmp, self.path)
+        return {
+            "sha256": ledger.sha256(fs, self.path),
+            "bytes": fs.size(self.path),
+            "rows": self.rows,
+        }
+
+
+def _manifest(world: World, blocks: list, rows: int, row_counts: dict[str, int]) -> dict:
     import numba
     import simpy
 
@@ -307,7 +371,7 @@ def _manifest(world: World, blocks: list, rows: int, tables: dict[str, pa.Table]
             {"index": i, "consumers": [lo, hi], "file": f"transactions/part-{i:05d}.parquet"}
             for i, lo, hi in blocks
         ],
-        "row_counts": {"transactions": rows, **{name: t.num_rows for name, t in tables.items()}},
+        "row_counts": {"transactions": rows, **dict(sorted(row_counts.items()))},
         "versions": {
             "cardworld": __version__,
             "python": platform.python_version(),
