@@ -80,20 +80,25 @@ def _month_index(day):
 
 
 @kernel
-def _fill_buckets(ts, unit, out):
-    """Calendar bucket id of every row.
+def _fill_days(ts, out):
+    """Day number (since 1970-01-01) of every row. ts: (n,) int64 microseconds, local naive
+    time. out: (>= n,) int64, written in [0, n)."""
+    for i in range(ts.shape[0]):
+        out[i] = ts[i] // US_PER_DAY
 
-    ts: (n,) int64 microseconds since 1970-01-01, local naive time.
-    unit: UNIT_DAY, UNIT_WEEK (ISO weeks, Monday first) or UNIT_MONTH.
-    out: (>= n,) int64, written in [0, n).
+
+@kernel
+def _fill_buckets(days, unit, out):
+    """Calendar bucket id of every row from its day number.
+
+    days: (n,) int64 as `_fill_days` writes them. unit: UNIT_WEEK (ISO weeks, Monday first)
+    or UNIT_MONTH. out: (>= n,) int64, written in [0, n).
     """
     last_day = np.int64(-(2**62))
     last_month = np.int64(0)
-    for i in range(ts.shape[0]):
-        day = ts[i] // US_PER_DAY
-        if unit == UNIT_DAY:
-            out[i] = day
-        elif unit == UNIT_WEEK:
+    for i in range(days.shape[0]):
+        day = days[i]
+        if unit == UNIT_WEEK:
             # 1970-01-01 was a Thursday: shifting by 3 days puts Mondays on multiples of 7.
             out[i] = (day + 3) // 7
         else:
@@ -160,30 +165,42 @@ def _invert_bounds(past, n, out):
 
 
 @kernel
-def _fill_matches(amount, keys, table, filtered, needs_prefix, mask, prefix, counts):
-    """0/1 match mask of a filter and, when needed, prefix sums and counts of matching rows.
+def _fill_matches(amount, mcc, category, filters, mcc_tables, cat_tables, masks, prefix, counts):
+    """Per filter, the 0/1 match mask of every row and, where an additive target needs them,
+    prefix sums and counts of the matching rows.
 
-    amount: (n,) float64. keys: (n,) int32 codes; table: (codes,) uint8, nonzero where a code
-    matches; filtered: False to match every row. mask: (>= n,) uint8. prefix: (>= n + 1,)
-    float64 and counts: (>= n + 1,) int32, where entry i covers rows [0, i).
+    amount: (n,) float64. mcc, category: (n,) int32 codes. filters, mcc_tables, cat_tables as
+    in `_user_targets`. masks: (n_filters, >= n) uint8. prefix: (n_filters, >= n + 1) float64
+    and counts: (n_filters, >= n + 1) int32, where entry i covers rows [0, i).
     """
     n = amount.shape[0]
+    n_filters = filters.shape[0]
+    for f in range(n_filters):
+        kind = filters[f, F_KIND]
+        if kind == FILTER_NONE:
+            for i in range(n):
+                masks[f, i] = 1
+        elif kind == FILTER_CATEGORY:
+            table = cat_tables[filters[f, F_TABLE]]
+            for i in range(n):
+                masks[f, i] = table[category[i]]
+        else:
+            table = mcc_tables[filters[f, F_TABLE]]
+            for i in range(n):
+                masks[f, i] = table[mcc[i]]
+        prefix[f, 0] = 0.0
+        counts[f, 0] = 0
+    # NOTE: every filter's running sum in one sweep: each is a chain of dependent additions,
+    # and side by side they overlap instead of waiting on each other (1 filter a sweep ran
+    # at the latency of a float addition a row). Adding 0.0 for a row that does not match
+    # keeps the loop branch-free and the sums exact (amounts are finite).
     for i in range(n):
-        mask[i] = table[keys[i]] if filtered else 1
-    if needs_prefix:
-        # NOTE: adding 0.0 for a row that does not match keeps the loops branch-free and the
-        # sums exact (amounts are finite). Counts and sums run as separate loops so that the
-        # integer count is not held back by the latency of the float additions.
-        count = 0
-        counts[0] = 0
-        for i in range(n):
-            count += mask[i]
-            counts[i + 1] = count
-        total = 0.0
-        prefix[0] = 0.0
-        for i in range(n):
-            total += amount[i] if mask[i] else 0.0
-            prefix[i + 1] = total
+        value = amount[i]
+        for f in range(n_filters):
+            if filters[f, F_PREFIX] != 0:
+                match = masks[f, i]
+                counts[f, i + 1] = counts[f, i] + match
+                prefix[f, i + 1] = prefix[f, i] + (value if match else 0.0)
 
 
 @kernel
@@ -407,10 +424,12 @@ def _user_targets(
     n = ts.shape[0]
     if n == 0:
         return
-    for unit in range(3):
+    # Day numbers always (week and month buckets derive from them), other units when used.
+    _fill_days(ts, buckets[UNIT_DAY])
+    for unit in (UNIT_WEEK, UNIT_MONTH):
         for w in range(windows.shape[0]):
             if windows[w, W_UNIT] == unit:
-                _fill_buckets(ts, unit, buckets[unit])
+                _fill_buckets(buckets[UNIT_DAY][:n], unit, buckets[unit])
                 break
     for w in range(windows.shape[0]):
         unit = windows[w, W_UNIT]
@@ -427,24 +446,7 @@ def _user_targets(
     for w in range(windows.shape[0]):
         if windows[w, W_PAST_TWIN] >= 0:
             _invert_bounds(bounds[windows[w, W_PAST_TWIN]], n, bounds[w])
-    for f in range(filters.shape[0]):
-        kind = filters[f, F_KIND]
-        keys = category if kind == FILTER_CATEGORY else mcc
-        table = (
-            cat_tables[filters[f, F_TABLE]]
-            if kind == FILTER_CATEGORY
-            else mcc_tables[filters[f, F_TABLE]]
-        )
-        _fill_matches(
-            amount,
-            keys,
-            table,
-            kind != FILTER_NONE,
-            filters[f, F_PREFIX] != 0,
-            masks[f],
-            prefix[f],
-            counts[f],
-        )
+    _fill_matches(amount, mcc, category, filters, mcc_tables, cat_tables, masks, prefix, counts)
     for t in range(params.shape[0]):
         w = params[t, P_WINDOW]
         f = params[t, P_FILTER]
