@@ -5,8 +5,9 @@ targets is done once: calendar bucket ids per unit, window bounds per distinct w
 (`bounds`: where each row's window starts, or stops for future windows), a 0/1 match mask per
 distinct filter, and prefix sums/counts of matching amounts. Then each target is one short
 loop: sums, counts, means and labels are differences of prefixes (branch-free, and an empty
-window is exactly 0); min/max sweep with a running extreme (calendar) or read a sparse table (rolling); top-k mean
-sweeps with a k-slot insertion buffer. Future windows are the same sweeps run backwards.
+window is exactly 0); min/max sweep with a running extreme (calendar windows) or read a
+sparse table (rolling windows); top-k mean sweeps with a k-slot insertion buffer. Future
+windows are the same sweeps run backwards.
 Nothing is re-sorted.
 
 The target encoding (`params`, `windows` and `filters` columns and codes) is defined here and
