@@ -1,0 +1,75 @@
+"""Pieces of the purchase kernel and the naming code against simple references."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cardworld.simulator.kernels import purchases as k
+from cardworld.simulator.names import company_names, person_names, street_addresses
+from cardworld.simulator.world_arrays import _calendar
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 40), min_size=0, max_size=300),
+    st.integers(0, 5),
+    st.booleans(),
+)
+def test_sort_rows_is_a_stable_sort_by_time(times, start, shuffled):
+    # Nearly sorted rows take the insertion sort, shuffled ones the merge sort fallback.
+    times = np.array(sorted(times) if not shuffled else times, dtype=np.int64)
+    if not shuffled and len(times) > 2:
+        times[::7] += 3  # a few rows out of place, as a day's hours and refunds are
+    m = len(times)
+    buf = np.full((k.N_COLUMNS, start + m + 2), -7, dtype=np.int64)
+    buf[k.C_TIME, start : start + m] = times
+    buf[k.C_CARD, start : start + m] = np.arange(m)  # emission order, to check stability
+    k.sort_rows(buf, start, start + m)
+    order = np.argsort(times, kind="stable")
+    assert (buf[k.C_TIME, start : start + m] == times[order]).all()
+    assert (buf[k.C_CARD, start : start + m] == order).all()
+    assert (buf[k.C_SEQ, start : start + m] == np.arange(m)).all()
+    assert (buf[:, :start] == -7).all() and (buf[:, start + m :] == -7).all()
+
+
+def test_calendar_matches_python_dates():
+    first, last = dt.date(1999, 12, 25), dt.date(2001, 3, 2)
+    epoch = dt.date(1970, 1, 1)
+    start, end = (first - epoch).days, (last - epoch).days
+    table = _calendar(start, end, first_year=2000, n_years=5)
+    for row, day in zip(table, range(start, end + 1), strict=True):
+        date = epoch + dt.timedelta(days=day)
+        assert tuple(row) == (date.weekday(), date.month - 1, date.day, max(date.year - 2000, 0))
+
+
+def test_person_names_follow_faker_lists_and_frequencies():
+    from faker.providers.person.en_US import Provider as Person
+
+    u = np.random.default_rng(1).random((20_000, 2))
+    female = np.arange(20_000) % 2 == 0
+    first, last = (a.to_numpy(zero_copy_only=False) for a in person_names(u, female))
+    assert set(first[female]) <= set(Person.first_names_female)
+    assert set(first[~female]) <= set(Person.first_names_male)
+    assert set(last) <= set(Person.last_names)
+    weights = np.array(list(Person.last_names.values()))
+    top = list(Person.last_names)[int(np.argmax(weights))]
+    expected = weights.max() / weights.sum()
+    seen = (last == top).mean()
+    assert abs(seen - expected) < 4 * np.sqrt(expected / len(last)), (top, seen, expected)
+
+
+def test_street_addresses_and_company_names_have_their_shapes():
+    u = np.random.default_rng(2).random((2_000, 6))
+    streets = street_addresses(u).to_pylist()
+    assert all(re.fullmatch(r"\d{3,4} [A-Za-z' -]+ [A-Za-z]+( Apt\. \d{3})?", s) for s in streets)
+    apartments = np.mean(["Apt." in s for s in streets])
+    assert 0.2 < apartments < 0.3
+    web = np.arange(2_000) % 3 == 0
+    names = company_names(u[:, :4], web).to_pylist()
+    assert all(re.fullmatch(r"[a-z'-]+\.[a-z]+", n) for n, w in zip(names, web, strict=True) if w)
+    assert all(" " in n or "-" in n for n, w in zip(names, web, strict=True) if not w)
