@@ -85,12 +85,55 @@ def integer(st: np.ndarray, n: int) -> int:
     return min(int(uniform(st) * n), n - 1)
 
 
+def _ziggurat_tables(layers: int = 128) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Marsaglia and Tsang's ziggurat for the normal density (2000), for 53-bit draws: per
+    layer the acceptance threshold k, the width scale w and the density f at its edge;
+    and r, where the tail begins."""
+    r, area = 3.442619855899, 9.91256303526217e-3  # for 128 layers of equal area
+    scale = 2.0**53
+    k, w, f = np.zeros(layers, np.int64), np.zeros(layers), np.zeros(layers)
+    q = area / math.exp(-0.5 * r * r)
+    k[0], k[1] = int(r / q * scale), 0
+    w[0], w[-1] = q / scale, r / scale
+    f[0], f[-1] = 1.0, math.exp(-0.5 * r * r)
+    x, outer = r, r
+    for i in range(layers - 2, 0, -1):
+        x = math.sqrt(-2.0 * math.log(area / x + math.exp(-0.5 * x * x)))
+        k[i + 1] = int(x / outer * scale)
+        outer = x
+        f[i] = math.exp(-0.5 * x * x)
+        w[i] = x / scale
+    return k, w, f, r
+
+
+_ZIG_K, _ZIG_W, _ZIG_F, _ZIG_R = _ziggurat_tables()
+
+
 @kernel
 def normal(st: np.ndarray) -> float:
-    """A standard normal draw (Box-Muller, one of the pair; two uniforms per draw)."""
-    u1 = 1.0 - uniform(st)  # (0, 1]: log is finite
-    u2 = uniform(st)
-    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+    """A standard normal draw by the ziggurat method: one 64-bit draw (7 bits pick a layer,
+    1 the sign, 53 the abscissa) and a compare, 98.8% of the time.
+
+    NOTE: Box-Muller cost a log, a sqrt and a cos per draw; every amount in the ledger is
+    lognormal, so this draw is on the purchase kernel's per-row path.
+    """
+    while True:
+        bits = next_u64(st)
+        layer = int(bits & np.uint64(127))
+        sign = -1.0 if (bits >> np.uint64(7)) & np.uint64(1) else 1.0
+        j = int(bits >> np.uint64(11))
+        x = j * _ZIG_W[layer]
+        if j < _ZIG_K[layer]:
+            return sign * x
+        if layer == 0:  # the tail beyond r, by Marsaglia's exponential method
+            while True:
+                x = -math.log(1.0 - uniform(st)) / _ZIG_R
+                y = -math.log(1.0 - uniform(st))
+                if y + y >= x * x:
+                    return sign * (_ZIG_R + x)
+        low, high = _ZIG_F[layer], _ZIG_F[layer - 1]
+        if low + uniform(st) * (high - low) < math.exp(-0.5 * x * x):
+            return sign * x
 
 
 @kernel
@@ -152,6 +195,41 @@ def bisect_right(cumulative: np.ndarray, lo: int, hi: int, target: float) -> int
         else:
             lo = mid + 1
     return min(lo, last)
+
+
+@kernel(allocates=False)
+def fill_guide(cumulative: np.ndarray, lo: int, hi: int, guide: np.ndarray) -> None:
+    """A guide table for `guided_search` over cumulative[lo:hi] (non-decreasing, total > 0):
+    guide[g] is the first index i with cumulative[i] > g / G of the total (G = len(guide))."""
+    size = guide.shape[0]
+    total = cumulative[hi - 1]
+    i = lo
+    for g in range(size):
+        threshold = g * total / size
+        while i < hi - 1 and cumulative[i] <= threshold:
+            i += 1
+        guide[g] = i
+
+
+@kernel(allocates=False)
+def guided_search(
+    cumulative: np.ndarray, lo: int, hi: int, guide: np.ndarray, target: float
+) -> int:
+    """What `bisect_right` returns, found from the guide table's entry for `target`.
+
+    NOTE: with a guide of about one entry per index, the answer is the entry or a step or
+    two on (Chen's indexed search): a short predictable scan in place of a bisection's
+    mispredicted branches. The scan corrects the entry in both directions, so the result
+    is exact whatever the rounding of the guide's thresholds.
+    """
+    size = guide.shape[0]
+    g = min(max(int(target / cumulative[hi - 1] * size), 0), size - 1)
+    i = guide[g]
+    while i > lo and cumulative[i - 1] > target:
+        i -= 1
+    while i < hi - 1 and cumulative[i] <= target:
+        i += 1
+    return i
 
 
 @kernel

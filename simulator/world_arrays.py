@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from cardworld.simulator import rng
 from cardworld.worlds import reference
 from cardworld.worlds.load import correlation_matrix
 from cardworld.worlds.schema import World
@@ -67,6 +68,7 @@ class WorldArrays(NamedTuple):
     amount_sigma: np.ndarray
     amount_income_elasticity: np.ndarray
     hour_cum: np.ndarray  # (T, 24) cumulative hour-of-day weights
+    hour_guide: np.ndarray  # (T, 32) rng.guided_search tables over hour_cum
     weekday_factor: np.ndarray  # (T, 7) Monday first, mean 1
     season_factor: np.ndarray  # (T, 12) mean 1
     holiday_factor: np.ndarray
@@ -262,6 +264,7 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
         amount_sigma=col("amount_sigma"),
         amount_income_elasticity=col("amount_income_elasticity"),
         hour_cum=np.ascontiguousarray(hour_cum),
+        hour_guide=_guides(hour_cum, 32),
         weekday_factor=np.ascontiguousarray(weekdays / weekdays.mean(axis=1, keepdims=True)),
         season_factor=np.ascontiguousarray(seasons / seasons.mean(axis=1, keepdims=True)),
         holiday_factor=col("holiday_factor"),
@@ -323,6 +326,14 @@ def _segment_cumsum(weights: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     for a, b in zip(offsets[:-1], offsets[1:], strict=True):
         out[a:b] = np.cumsum(weights[a:b])
     return out
+
+
+def _guides(cumulative: np.ndarray, size: int) -> np.ndarray:
+    """rng.guided_search tables, one per row of a (rows, n) cumulative-weights array."""
+    guides = np.empty((cumulative.shape[0], size), dtype=np.int64)
+    for row in range(cumulative.shape[0]):
+        rng.fill_guide(cumulative[row], 0, cumulative.shape[1], guides[row])
+    return guides
 
 
 def _calendar(start_day: int, end_day: int, first_year: int, n_years: int) -> np.ndarray:

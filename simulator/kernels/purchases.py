@@ -36,6 +36,7 @@ FRAUD_RANDOM = 1
 KIND_SHIFT = 58
 LOCAL, CHAIN_STORE, CHAIN_ONLINE, INDEPENDENT_ONLINE = 1, 2, 3, 4
 N_STATES, N_MONTHS, N_WEEKDAYS = 4, 12, 7
+TYPE_GUIDE = 64  # entries of each kind of day's guide table over the goods types
 N_COMBOS = 2 * N_STATES * N_MONTHS * N_WEEKDAYS * 2  # retired x state x month x weekday x holiday
 
 # Indices into the scalars array (see world_arrays.SCALARS).
@@ -300,6 +301,7 @@ def simulate_purchases(
     work = (
         np.empty((N_COMBOS, n_types)),  # cumulative type weights of each kind of day
         np.empty(N_COMBOS),  # their totals
+        np.empty((N_COMBOS, TYPE_GUIDE), np.int64),  # their rng.guided_search tables
         np.zeros(N_COMBOS, np.bool_),  # which kinds of day are filled in
         np.empty(n_types),  # personal rates
         np.empty(n_types),  # personal typical tickets
@@ -331,7 +333,8 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
     cid, income, first_day, retirement_day = person
     card_offsets, card_id, card_kind, card_open, card_chip_from, card_limit = cards
     seg_offsets, seg_start, seg_end, seg_state, seg_city, seg_home, seg_epoch = segments
-    combo_cum, combo_total, combo_ready, p_rate, p_amount, fraud_cum, funds, pays, streams = work
+    combo_cum, combo_total, combo_guide, combo_ready, p_rate, p_amount = work[:6]
+    fraud_cum, funds, pays, streams = work[6:]
     pst, bst, st, fst, fav = streams[0], streams[1], streams[2], streams[3], streams[4]
     n_types = p_rate.shape[0]
     s = w.scalars
@@ -399,6 +402,8 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
                 acc += f
                 combo_cum[combo, k] = acc
             combo_total[combo] = acc
+            if acc > 0.0:
+                rng.fill_guide(combo_cum[combo], 0, n_types, combo_guide[combo])
             combo_ready[combo] = True
         lam = combo_total[combo] * w.spend_multiplier[y] / 365.2425
         count = rng.poisson(st, lam)
@@ -407,8 +412,10 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
         if n + 2 * count > capacity:
             return -1
         for _ in range(count):
-            k = rng.bisect_right(combo_cum[combo], 0, n_types, rng.uniform(st) * combo_total[combo])
-            hour = rng.bisect_right(w.hour_cum[k], 0, 24, rng.uniform(st) * w.hour_cum[k, 23])
+            target = rng.uniform(st) * combo_total[combo]
+            k = rng.guided_search(combo_cum[combo], 0, n_types, combo_guide[combo], target)
+            target = rng.uniform(st) * w.hour_cum[k, 23]
+            hour = rng.guided_search(w.hour_cum[k], 0, 24, w.hour_guide[k], target)
             seconds = hour * 3600 + rng.integer(st, 3600)
             mcc = pick_mcc(st, w, k)
             online = (not w.mcc_card_present[mcc]) or rng.uniform(st) < min(

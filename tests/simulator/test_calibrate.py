@@ -261,14 +261,15 @@ def test_bad_fit_parameters_are_config_errors():
 
 def test_fit_moves_a_parameter_towards_its_target(tmp_path):
     world = tmp_path / "world.toml"
-    # The tiny world errs on ~1% of rows for lack of balance; ask for 4%.
+    # The tiny world errs on ~2% of rows for lack of balance (a 20-consumer sample, up to
+    # ~5%: a few consumers keep trying a card without funds); ask for 9%.
     world.write_text(
         'extends = "tiny"\nname = "errs"\n\n[calibration]\n'
-        'error_share_insufficient_balance = { value = 0.04, tolerance = 0.004, source = "test" }\n'
+        'error_share_insufficient_balance = { value = 0.09, tolerance = 0.009, source = "test" }\n'
     )
     result = cal.fit(
         world,
-        ["errors.insufficient_balance=0.002:0.06"],
+        ["errors.insufficient_balance=0.002:0.12"],
         tmp_path / "fitted.toml",
         targets=["error_share_insufficient_balance"],
         consumers=20,
@@ -278,7 +279,7 @@ def test_fit_moves_a_parameter_towards_its_target(tmp_path):
         max_evaluations=4,
     )
     (before,), (after,) = result.before, result.after
-    assert abs(after.measured - 0.04) < abs(before.measured - 0.04)
+    assert abs(after.measured - 0.09) < abs(before.measured - 0.09)
     fitted = load_world(result.path).spec.errors.insufficient_balance
     assert fitted == pytest.approx(result.values["errors.insufficient_balance"], rel=1e-5)
     assert fitted > load_world(world).spec.errors.insufficient_balance

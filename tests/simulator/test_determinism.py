@@ -53,6 +53,20 @@ def test_uniforms_are_uniform(entity):
     assert u.min() >= 0.0 and u.max() < 1.0
 
 
+def test_normal_draws_fit_the_normal_distribution_tails_included():
+    from scipy import stats
+
+    st = rng.stream(5, 6, 7)
+    n = 400_000
+    x = np.array([rng.normal(st) for _ in range(n)])
+    assert stats.kstest(x, "norm").pvalue > 1e-4
+    # The ziggurat's base strip hands |x| > 3.4426 to a separate tail method: check its mass
+    # and a farther one, to 5 standard errors of a binomial count.
+    for edge in (1.0, 3.442619855899, 4.0):
+        p = 2 * stats.norm.sf(edge)
+        assert abs((np.abs(x) > edge).mean() - p) < 5 * np.sqrt(p * (1 - p) / n), edge
+
+
 def test_distributions_have_their_moments():
     st = rng.stream(3, 4, 5)
     n = 40_000

@@ -9,6 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cardworld.simulator import rng
 from cardworld.simulator.kernels import purchases as k
 from cardworld.simulator.names import company_names, person_names, street_addresses
 from cardworld.simulator.world_arrays import _calendar
@@ -73,3 +74,23 @@ def test_street_addresses_and_company_names_have_their_shapes():
     names = company_names(u[:, :4], web).to_pylist()
     assert all(re.fullmatch(r"[a-z'-]+\.[a-z]+", n) for n, w in zip(names, web, strict=True) if w)
     assert all(" " in n or "-" in n for n, w in zip(names, web, strict=True) if not w)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from([0.0, 0.001, 0.5, 1.0, 3.0, 1e-9]), min_size=1, max_size=120),
+    st.integers(1, 70),
+    st.lists(st.floats(0.0, 1.0, exclude_max=True), min_size=1, max_size=20),
+)
+def test_guided_search_finds_what_bisection_finds(weights, size, uniforms):
+    weights[-1] = max(weights[-1], 0.25)  # a positive total
+    cumulative = np.cumsum(np.array(weights))
+    guide = np.empty(size, dtype=np.int64)
+    rng.fill_guide(cumulative, 0, len(cumulative), guide)
+    # A wrong guide only costs steps: the answer is exact whatever the entries.
+    scrambled = np.random.default_rng(size).integers(0, len(cumulative), size)
+    for u in [*uniforms, 0.0, np.nextafter(1.0, 0.0)]:
+        target = u * cumulative[-1]
+        expected = rng.bisect_right(cumulative, 0, len(cumulative), target)
+        assert rng.guided_search(cumulative, 0, len(cumulative), guide, target) == expected
+        assert rng.guided_search(cumulative, 0, len(cumulative), scrambled, target) == expected
