@@ -7,6 +7,10 @@ import numba
 # NOTE: cache=True keeps the second run of a command from paying compile time again;
 # nogil=True lets kernels run side by side in threads. fastmath stays off: results must
 # be bit-identical across machines for the reproducibility contract.
+# NOTE: numba's cache checks a kernel's own source file only: after editing a kernel that
+# others call from another file (rng.py, calendar.py), delete the cache files
+# (`find . -name "*.nb[ic]" -delete`) or the callers keep the old code. An installed
+# package's files do not change, so users never meet this.
 KERNEL_FLAGS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
 
 
