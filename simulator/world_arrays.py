@@ -140,6 +140,7 @@ SCALARS = (
     "fraud_amount_sigma",
     "income_median",
     "full_payment_share",
+    "balance_awareness",
 )
 S = {name: i for i, name in enumerate(SCALARS)}
 
@@ -244,6 +245,7 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
         "fraud_amount_sigma": f.random.amount_sigma,
         "income_median": spec.population.income_median,
         "full_payment_share": spec.cards.full_payment_share,
+        "balance_awareness": spec.cards.balance_awareness,
     }
     for name, value in values.items():
         sc[S[name]] = value

@@ -71,6 +71,9 @@ class Cards:
     validity_years: int = field(metadata={"min": 1})
     # Share of credit cards whose statement is paid in full each month; the others pay a part.
     full_payment_share: float = field(metadata=PROBABILITY)
+    # Chance a consumer knows a card lacks the money for a purchase: they then pay with a
+    # card that has it, or give the purchase up when none has (else the attempt declines).
+    balance_awareness: float = field(metadata=PROBABILITY)
     account_opened_years_before_start_max: float = field(metadata=NON_NEGATIVE)
 
 

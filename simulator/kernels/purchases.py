@@ -61,7 +61,8 @@ N_COMBOS = 2 * N_STATES * N_MONTHS * N_WEEKDAYS * 2  # retired x state x month x
     S_FRAUD_SIGMA,
     S_INCOME_MEDIAN,
     S_FULL_PAYMENT,
-) = range(20)
+    S_AWARENESS,
+) = range(21)
 
 
 @kernel(allocates=False)
@@ -148,13 +149,30 @@ def _card_weight(w, kind, scale):
 
 
 @kernel(allocates=False)
-def _pick_card(st, w, cards_kind, cards_open, a, b, day, amount):
-    """A card open on `day`, weighted by kind and how the kind suits the amount; -1 if none."""
+def covers(kind, limit, money, amount):
+    """Whether a card has the money for `amount`: room under the limit for the balance owed
+    on a credit card (kind 0), enough funds on a debit or prepaid one."""
+    return money + amount <= limit if kind == 0 else amount <= money
+
+
+@kernel(allocates=False)
+def _pick_card(st, w, cards_kind, cards_open, cards_limit, funds, a, b, day, amount, price):
+    """A card open on `day` for a purchase of `amount`, or -1 (no card open, or given up).
+
+    Cards weigh by kind and by how the kind suits the amount; a card without the money
+    weighs (1 - awareness) as much, and when no card has it the purchase is given up with
+    chance `awareness` (consumers mostly know their balances).
+    """
+    awareness = w.scalars[S_AWARENESS]
     kinds = 0  # a bit per kind among the open cards
+    any_covers = False
     for c in range(a, b):
         if cards_open[c] <= day:
             kinds |= 1 << cards_kind[c]
+            any_covers |= covers(cards_kind[c], cards_limit[c] * price, funds[c - a], amount)
     if kinds == 0:
+        return -1
+    if not any_covers and rng.uniform(st) < awareness:
         return -1
     if kinds & (kinds - 1) == 0:
         # One kind: its cards weigh the same whatever the amount, so skip the logs and exps.
@@ -165,8 +183,9 @@ def _pick_card(st, w, cards_kind, cards_open, a, b, day, amount):
     total = 0.0
     for c in range(a, b):
         if cards_open[c] <= day:
-            kind = cards_kind[c]
-            total += w0 if kind == 0 else (w1 if kind == 1 else w2)
+            total += _pick_weight(
+                cards_kind[c], w0, w1, w2, cards_limit[c] * price, funds[c - a], amount, awareness
+            )
     if total <= 0.0:
         return -1
     target = rng.uniform(st) * total
@@ -174,12 +193,19 @@ def _pick_card(st, w, cards_kind, cards_open, a, b, day, amount):
     last = -1
     for c in range(a, b):
         if cards_open[c] <= day:
-            kind = cards_kind[c]
-            acc += w0 if kind == 0 else (w1 if kind == 1 else w2)
+            acc += _pick_weight(
+                cards_kind[c], w0, w1, w2, cards_limit[c] * price, funds[c - a], amount, awareness
+            )
             last = c
             if target < acc:
                 return c
     return last
+
+
+@kernel(allocates=False)
+def _pick_weight(kind, w0, w1, w2, limit, money, amount, awareness):
+    weight = w0 if kind == 0 else (w1 if kind == 1 else w2)
+    return weight if covers(kind, limit, money, amount) else weight * (1.0 - awareness)
 
 
 @kernel(allocates=False)
@@ -443,7 +469,10 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
                 merchant = pick_store(st, w, city, mcc)
             amount = p_amount[k] * math.exp(w.amount_sigma[k] * rng.normal(st)) * w.price_level[y]
             cents = max(1, int(round(amount * 100.0)))
-            c = _pick_card(st, w, card_kind, card_open, ca, cb, day, amount)
+            price = w.price_level[y]
+            c = _pick_card(
+                st, w, card_kind, card_open, card_limit, funds, ca, cb, day, amount, price
+            )
             if c < 0:
                 continue
             if online:
@@ -452,9 +481,8 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
                 channel = CHIP
             else:
                 channel = SWIPE
-            limit = card_limit[c] * w.price_level[y]
             j = c - ca
-            if (funds[j] + amount > limit) if card_kind[c] == 0 else (amount > funds[j]):
+            if not covers(card_kind[c], card_limit[c] * price, funds[j], amount):
                 error = 1  # Insufficient Balance: the card's money does not cover it
             else:
                 error = attempt_error(st, w, card_kind[c], channel, 1.0)

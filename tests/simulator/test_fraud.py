@@ -210,9 +210,10 @@ def test_long_run_drift(tmp_path):
     year = txns["timestamp"].dt.year
     online = (txns["channel"] == "online").groupby(year).mean()
     chip = (txns["channel"] == "chip").groupby(year).mean()
-    # Bills and mail orders are card-not-present from the start; e-commerce adds the rest.
-    # ~10,000 rows a year give a standard error under 0.005 on each year's share.
-    assert online.loc[2018:2020].mean() - online.loc[1995:1997].mean() > 0.03
+    # Bills and mail orders are card-not-present from the start; e-commerce adds about 3-4
+    # points by 2020. ~30,000 rows a period give a binomial standard error of 0.002 on each
+    # share, more with 60 consumers' own habits: 1.5 points is a safe floor for the growth.
+    assert online.loc[2018:2020].mean() - online.loc[1995:1997].mean() > 0.015
     assert chip.loc[:2011].max() == 0 and chip.loc[2019] > 0.4
 
     # Retirement: the us world's retired_factor raises health spending (doctors x1.8,
