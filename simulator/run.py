@@ -187,21 +187,10 @@ def simulate(
         if on_progress:
             on_progress(len(counts), len(blocks), rows)
 
-    tables = {name: _concat(fs, parts, name, len(blocks)) for name in PART_TABLES}
-    tables["fraudsters"] = fraud.table
+    tables = _write_tables(fs, partial, len(blocks), merchants, fraud.table)
     files = {name: record for c in counts for name, record in c["file"].items()}
-    # The tables are written side by side: pyarrow encodes without holding the GIL.
-    with ThreadPoolExecutor(len(tables) + 1) as pool:
-        written = {
-            f"{name}.parquet": pool.submit(
-                ledger.write_parquet, fs, table, posixpath.join(partial, f"{name}.parquet")
-            )
-            for name, table in tables.items()
-        }
-        written["merchants.parquet"] = pool.submit(merchants.close, fs)
-        files.update({name: future.result() for name, future in written.items()})
-    fs.rm(parts, recursive=True)
-    row_counts = {name.removesuffix(".parquet"): files[name]["rows"] for name in written}
+    files.update({f"{name}.parquet": record for name, record in tables.items()})
+    row_counts = {name: record["rows"] for name, record in tables.items()}
     ledger.write_manifest(fs, partial, _manifest(loaded, blocks, rows, row_counts), files)
     _publish(fs, partial, root)
 
@@ -221,6 +210,25 @@ def simulate(
         seconds=time.perf_counter() - began,
         blocks_resumed=len(finished),
     )
+
+
+def _write_tables(fs, partial: str, n_blocks: int, merchants, fraudsters: pa.Table) -> dict:
+    """The entity tables from the blocks' parts, written side by side (pyarrow encodes
+    without holding the GIL); returns each table's manifest record, by table name."""
+    parts = posixpath.join(partial, "_parts")
+    tables = {name: _concat(fs, parts, name, n_blocks) for name in PART_TABLES}
+    tables["fraudsters"] = fraudsters
+    with ThreadPoolExecutor(len(tables) + 1) as pool:
+        written = {
+            name: pool.submit(
+                ledger.write_parquet, fs, table, posixpath.join(partial, f"{name}.parquet")
+            )
+            for name, table in tables.items()
+        }
+        written["merchants"] = pool.submit(merchants.close, fs)
+        records = {name: future.result() for name, future in written.items()}
+    fs.rm(parts, recursive=True)
+    return records
 
 
 def _prepare_partial(fs, partial: str, plan: dict, resume: bool) -> dict[int, dict]:
