@@ -205,6 +205,7 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
     n_us = cities.n_us
     lat, lon = np.radians(cities.lat), np.radians(cities.lon)
     nearby_offsets, nearby_city, nearby_cum = _nearby(
+        cities.nearest,
         lat[:n_us],
         lon[:n_us],
         cities.population[:n_us],
@@ -355,22 +356,15 @@ def _calendar(start_day: int, end_day: int, first_year: int, n_years: int) -> np
     ).astype(np.int64)
 
 
-def _nearby(lat, lon, population, k, scale_km):
+def _nearby(nearest, lat, lon, population, k, scale_km):
     """For each city, itself and its k-1 nearest cities, weighted by population * exp(-d/scale).
 
-    lat, lon: (n,) radians.
+    nearest: (n, >= k) int64 from reference.cities(). lat, lon: (n,) radians.
     """
     n = len(lat)
-    k = min(k, n)
-    lat_deg, lon_deg = np.degrees(lat), np.degrees(lon)
-    _, near = reference.unit_vectors_tree(lat_deg, lon_deg).query(
-        reference.unit_vectors(lat_deg, lon_deg), k=k
-    )
-    near = near.reshape(n, k).astype(np.int64)
+    near = nearest[:, : min(k, nearest.shape[1])]
+    k = near.shape[1]
     d = reference.haversine_km(lat[:, None], lon[:, None], lat[near], lon[near])
-    order = np.lexsort((near, d), axis=1)  # by distance, ties by index: the same on every machine
-    near = np.take_along_axis(near, order, axis=1)
-    d = np.take_along_axis(d, order, axis=1)
     cum = np.cumsum(population[near] * np.exp(-d / scale_km), axis=1)
     return np.arange(0, n * k + 1, k, dtype=np.int64), near.ravel(), cum.ravel()
 

