@@ -298,22 +298,8 @@ def simulate_fraud(
                     state = state_on(
                         seg_start, seg_end, seg_state, seg_offsets[i], seg_offsets[i + 1], day
                     )
-                    emit(
-                        out,
-                        n_out,
-                        t,
-                        cid,
-                        card_id[c],
-                        merchant,
-                        mcc,
-                        k,
-                        cents,
-                        channel,
-                        error,
-                        FRAUD_BY_FRAUDSTER,
-                        state,
-                        city,
-                    )
+                    emit(out, n_out, t, cid, card_id[c], merchant, mcc, k, cents, channel,
+                         error, FRAUD_BY_FRAUDSTER, state, city)  # fmt: skip
                     out[C_FRAUDSTER, n_out] = f
                     out[C_COMPROMISE, n_out] = comp_id
                     out[C_METHOD, n_out] = m + METHOD_OFFSET

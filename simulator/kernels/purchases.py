@@ -488,22 +488,8 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
                 error = attempt_error(st, w, card_kind[c], channel, 1.0)
                 if error == 0:
                     funds[j] += amount if card_kind[c] == 0 else -amount
-            emit(
-                buf,
-                n,
-                day * 86400 + seconds,
-                cid,
-                card_id[c],
-                merchant,
-                mcc,
-                k,
-                cents,
-                channel,
-                error,
-                0,
-                state,
-                city,
-            )
+            emit(buf, n, day * 86400 + seconds, cid, card_id[c], merchant, mcc, k, cents,
+                 channel, error, 0, state, city)  # fmt: skip
             n += 1
             refund_p = w.refund_rate[k] * (s[S_REFUND_ONLINE] if online else 1.0)
             if error == 0 and rng.uniform(st) < refund_p:
@@ -516,22 +502,8 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
                     )
                     rstate = state_on(seg_start, seg_end, seg_state, sa, sb, rday)
                     rsec = 9 * 3600 + rng.integer(st, 11 * 3600)
-                    emit(
-                        buf,
-                        n,
-                        rday * 86400 + rsec,
-                        cid,
-                        card_id[c],
-                        merchant,
-                        mcc,
-                        k,
-                        -back,
-                        channel,
-                        0,
-                        0,
-                        rstate,
-                        city,
-                    )
+                    emit(buf, n, rday * 86400 + rsec, cid, card_id[c], merchant, mcc, k,
+                         -back, channel, 0, 0, rstate, city)  # fmt: skip
                     n += 1
 
     # Random fraud (Altman's second mechanism): bursts at random times on a random card.
@@ -579,22 +551,8 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
                 )
                 cents = max(1, int(round(amount * 100.0)))
                 error = attempt_error(fst, w, card_kind[c], channel, 1.0)
-                emit(
-                    buf,
-                    n,
-                    t,
-                    cid,
-                    card_id[c],
-                    merchant,
-                    mcc,
-                    k,
-                    cents,
-                    channel,
-                    error,
-                    FRAUD_RANDOM,
-                    state,
-                    city,
-                )
+                emit(buf, n, t, cid, card_id[c], merchant, mcc, k, cents, channel, error,
+                     FRAUD_RANDOM, state, city)  # fmt: skip
                 n += 1
                 t += 60 + int(rng.exponential(fst, 1800.0))
     return n
