@@ -326,11 +326,14 @@ class _MerchantsFile:
         self.writer = pq.ParquetWriter(self.handle, schema, **options)
 
     def take(self, fs, parts: str, blocks) -> None:
-        """Blocks whose id parts are written; adds those that now follow in order."""
+        """Note that `blocks` finished (their id parts are written), and add the merchants
+        of every block that is now next in block order."""
         self.ready.update(blocks)
         while self.next_block in self.ready:
             path = posixpath.join(parts, f"merchants-{self.next_block:05d}.arrow")
             ids = ledger.read_arrow(fs, path).column("merchant_id").to_numpy()  # sorted, unique
+            # An id is known when the sorted seen ids hold it where it would be inserted
+            # (a binary search each: np.isin would sort all the seen ids every block).
             where = np.searchsorted(self.seen, ids)
             known = where < len(self.seen)
             known[known] = self.seen[where[known]] == ids[known]
