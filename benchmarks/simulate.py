@@ -1,13 +1,15 @@
 """Simulation benchmark: transactions per second including Parquet writing, and peak memory.
 
 A fixed world (the `us` world, 2,000 consumers x 10 years by default) is simulated at 1
-and 2 workers, each run in a fresh process so its peak RSS is its own. In the same run,
+and 2 workers, each run in a fresh process so its peak RSS is its own, the fastest of
+--repeats runs reported (all runs' seconds are kept). In the same run,
 the floor: the time pyarrow takes merely to write the same transactions table with the
 ledger's settings, so simulation speed is reported as a ratio to writing alone. With
 --ibm, also Altman's IBM-scale world (20,000 consumers x 35 years) on 2 workers: total
 time and peak RSS. Prints a table and writes benchmarks/results/simulate.json.
 
-    python benchmarks/simulate.py [--consumers 2000] [--start 2011-01-01] [--end 2020-12-31] [--ibm]
+    python benchmarks/simulate.py [--consumers 2000] [--start 2011-01-01] [--end 2020-12-31]
+                                  [--repeats 3] [--ibm]
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -87,6 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--consumers", type=int, default=2000)
     parser.add_argument("--ibm", action="store_true", help="also run 20,000 consumers x 35 years")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each 2,000-consumer case")
     parser.add_argument("--start", default="2011-01-01")
     parser.add_argument("--end", default="2020-12-31")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -119,15 +123,23 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
-        for workers in (1, 2):
-            out = f"{tmp}/w{workers}"
-            done = subprocess.run(
-                [*base, "--workers", str(workers), "--out", out],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            runs[workers] = json.loads(done.stdout.strip().splitlines()[-1])
+        # Shared machines are noisy: each configuration runs --repeats times (alternating),
+        # and the fastest run is reported, with every run's seconds beside it.
+        tries: dict[int, list[dict]] = {1: [], 2: []}
+        for _ in range(args.repeats):
+            for workers in (1, 2):
+                out = f"{tmp}/w{workers}"
+                shutil.rmtree(out, ignore_errors=True)
+                done = subprocess.run(
+                    [*base, "--workers", str(workers), "--out", out],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                tries[workers].append(json.loads(done.stdout.strip().splitlines()[-1]))
+        for workers, results in tries.items():
+            runs[workers] = min(results, key=lambda r: r["seconds"])
+            runs[workers]["all_seconds"] = [r["seconds"] for r in results]
         floor = write_floor(Path(f"{tmp}/w1"))
         if args.ibm:
             ibm = [
