@@ -26,6 +26,7 @@ class SampleRequest:
 
     forced_prefix: np.ndarray  # (B, S) int64
     history: list[np.ndarray] | None = None  # B arrays of (n_i, W) event tokens, n_i >= 1
+    lengths: np.ndarray | None = None  # (B,) events each fresh group gets; None: the model ends it
 
 
 @torch.no_grad()
@@ -90,6 +91,7 @@ def generate(
 
     logits, pos = open_window(window_events)
     done = torch.zeros(B, dtype=torch.bool, device=device)
+    wanted = None if request.lengths is None else torch.as_tensor(request.lengths, device=device)
     new_rows: list[torch.Tensor] = []  # one (B, W) per event step
     alive_at: list[torch.Tensor] = []
     while True:
@@ -97,6 +99,8 @@ def generate(
             window_events = window_events[:, -carry_max:]
             logits, pos = open_window(window_events)
         marker = pick(logits[:, -1], pos)
+        if wanted is not None:  # lengths are given: an event until each group has its own
+            marker = torch.where(wanted > len(new_rows), event_token, end_token)
         if len(new_rows) >= max_events:
             marker = torch.full_like(marker, end_token)
         elif not new_rows and request.history is None:

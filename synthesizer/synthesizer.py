@@ -32,6 +32,8 @@ from cardworld.synthesizer.train import TrainConfig, make_windows, train
 
 FORMAT = 1
 WEIGHTS, MANIFEST = "model.safetensors", "synthesizer.json"
+LENGTH_LEVELS = np.linspace(0.0, 1.0, 21)  # the quantiles kept of the groups' log lengths
+LENGTH_STREAM = 0x1E  # a numpy seed word of its own for group lengths
 
 
 @dataclass
@@ -55,6 +57,10 @@ class SynthesizerConfig:
     max_categories: int = 1000
     seed: int = 0
     device: str = "auto"
+    # How many events a fresh group gets: "fitted" draws it from the training groups'
+    # length distribution (kept as 21 quantiles of the log length, not the lengths); "model"
+    # lets the model's end-of-group token decide, which small tables teach poorly.
+    group_lengths: str = "fitted"
 
     def __post_init__(self) -> None:
         for name in (
@@ -83,6 +89,10 @@ class SynthesizerConfig:
             raise ConfigError(f"dropout is {self.dropout}; expected 0 <= value < 1")
         if self.rare_threshold < 1:
             raise ConfigError(f"rare_threshold is {self.rare_threshold}; expected >= 1")
+        if self.group_lengths not in ("fitted", "model"):
+            raise ConfigError(
+                f"group_lengths is {self.group_lengths!r}; expected 'fitted' or 'model'"
+            )
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ConfigError(f"device is {self.device!r}; expected 'auto', 'cpu' or 'cuda[:N]'")
 
@@ -107,6 +117,7 @@ class Synthesizer:
         self.model: SequenceModel | None = None
         self.pii: PiiReplacer | None = None
         self.max_events = 0
+        self.length_quantiles: np.ndarray | None = None  # of log group lengths, 0%..100%
         self.fit_info: dict = {}
 
     # -- fitting ------------------------------------------------------------------------
@@ -146,6 +157,7 @@ class Synthesizer:
         enc = codec.encode(df)
         lengths = np.diff(enc.starts)
         self.max_events = int(lengths.max())
+        self.length_quantiles = np.quantile(np.log(lengths), LENGTH_LEVELS)
         # A window never needs to be longer than the longest group's whole history.
         block = min(cfg.block_size, codec.n_static + 2 + self.max_events * codec.event_width)
         block = max(block, codec.n_static + 2 + codec.event_width)
@@ -252,8 +264,13 @@ class Synthesizer:
             keep_keys = hist.groupby(schema.group_by, sort=False).first().reset_index()
         else:
             forced = self._forced_prefix(n_groups, static)
+            lengths = self._group_lengths(len(forced), max_events, seed)
             requests = [
-                SampleRequest(forced[i : i + batch_size]) for i in range(0, len(forced), batch_size)
+                SampleRequest(
+                    forced[i : i + batch_size],
+                    lengths=None if lengths is None else lengths[i : i + batch_size],
+                )
+                for i in range(0, len(forced), batch_size)
             ]
         parts = [
             generate(
@@ -277,6 +294,15 @@ class Synthesizer:
         if as_tables:
             return _split_tables(out, schema)
         return out
+
+    def _group_lengths(self, n: int, max_events: int, seed: int) -> np.ndarray | None:
+        """Events per fresh group, drawn from the fitted length distribution (None: the
+        model decides): the quantile function, linear in log length, at n uniforms."""
+        if self.config.group_lengths != "fitted" or self.length_quantiles is None:
+            return None
+        u = np.random.default_rng([seed, LENGTH_STREAM]).random(n)
+        lengths = np.rint(np.exp(np.interp(u, LENGTH_LEVELS, self.length_quantiles)))
+        return np.clip(lengths, 1, max_events).astype(np.int64)
 
     def _forced_prefix(self, n_groups: int | None, static: pd.DataFrame | None) -> np.ndarray:
         codec = self.codec
@@ -320,6 +346,9 @@ class Synthesizer:
             "codec": codec.to_json(),
             "pii": pii.to_json(),
             "max_events": self.max_events,
+            "length_quantiles": None
+            if self.length_quantiles is None
+            else self.length_quantiles.tolist(),
             "fit": self.fit_info,
         }
         (path / MANIFEST).write_text(json.dumps(manifest, indent=1, default=_json_default))
@@ -346,6 +375,8 @@ class Synthesizer:
         load_model(self.model, str(path / WEIGHTS))
         self.pii = PiiReplacer(manifest["pii"])
         self.max_events = int(manifest["max_events"])
+        quantiles = manifest.get("length_quantiles")
+        self.length_quantiles = None if quantiles is None else np.array(quantiles)
         self.fit_info = manifest.get("fit", {})
         return self
 

@@ -154,3 +154,28 @@ def test_long_histories_are_sampled_in_windows(table: pd.DataFrame, tiny: dict) 
     assert sizes.max() > 5
     assert (sizes <= 25).all()
     assert out.groupby("acct_id")["timestamp"].apply(lambda t: t.is_monotonic_increasing).all()
+
+
+def test_group_lengths_follow_the_training_groups(
+    fitted: Synthesizer, table: pd.DataFrame, tmp_path
+) -> None:
+    from scipy import stats
+
+    real = table.groupby("acct_id").size()  # 8 to 15 events each
+    drawn = fitted.sample(300, seed=3).groupby("acct_id").size()
+    assert drawn.min() >= real.min() and drawn.max() <= real.max()
+    # Drawn from 21 quantiles of the log length: close to the real distribution, not a copy.
+    assert stats.ks_2samp(real, drawn).statistic < 0.2
+    # Saved and loaded, the same lengths come out.
+    again = Synthesizer.load(fitted.save(tmp_path / "s")).sample(300, seed=3)
+    assert (again.groupby("acct_id").size().to_numpy() == drawn.to_numpy()).all()
+
+
+def test_the_model_can_decide_group_lengths(table: pd.DataFrame, tiny: dict) -> None:
+    synth = Synthesizer(**{**tiny, "max_epochs": 2, "group_lengths": "model"}).fit(
+        table, group_by="acct_id", order_by="txn_index"
+    )
+    sizes = synth.sample(8, seed=0, max_events=30).groupby("acct_id").size()
+    assert (sizes >= 1).all() and (sizes <= 30).all()
+    with pytest.raises(ConfigError, match="group_lengths"):
+        Synthesizer(**{**tiny, "group_lengths": "random"})
