@@ -12,7 +12,6 @@ not depend on which other consumers share its shard.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +21,7 @@ from cardworld.simulator import rng
 from cardworld.simulator.kernels.jit import kernel
 from cardworld.simulator.population import Consumers
 from cardworld.simulator.world_arrays import STATES, WorldArrays
-from cardworld.worlds.reference import EARTH_RADIUS_KM
+from cardworld.worlds import reference
 from cardworld.worlds.schema import Trip, World
 
 HOME = STATES.index("home")
@@ -153,6 +152,9 @@ def _trip_start(day: int, weekend: bool) -> int:
     return day + (0 if weekday < 5 else 7 - weekday)
 
 
+_haversine_km = kernel(reference.haversine_km)  # the same formula, compiled for scalars
+
+
 @kernel
 def destination(st, foreign_cum, home_cum, lat, lon, n_us, home, foreign_odds, min_km):
     """A trip's destination city: foreign with odds `foreign_odds`, else a US city at least
@@ -162,10 +164,6 @@ def destination(st, foreign_cum, home_cum, lat, lon, n_us, home, foreign_odds, m
     city = home
     for _ in range(8):
         city = rng.choose(st, home_cum)
-        a = (
-            math.sin((lat[city] - lat[home]) / 2) ** 2
-            + math.cos(lat[home]) * math.cos(lat[city]) * math.sin((lon[city] - lon[home]) / 2) ** 2
-        )
-        if 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(a, 1.0))) >= min_km:
+        if _haversine_km(lat[home], lon[home], lat[city], lon[city]) >= min_km:
             break
     return city

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from cardworld.errors import WorldError
+from cardworld.worlds.reference import NEAREST
 
 PROBABILITY = {"min": 0.0, "max": 1.0}
 NON_NEGATIVE = {"min": 0.0}
@@ -79,7 +80,7 @@ class Cards:
 
 @dataclass(frozen=True)
 class Merchants:
-    nearby_cities: int = field(metadata={"min": 1, "max": 16})
+    nearby_cities: int = field(metadata={"min": 1, "max": NEAREST})
     distance_scale_km: float = field(metadata=POSITIVE)
     favourites_per_type: int = field(metadata={"min": 0, "max": 8})
     favourite_share: float = field(metadata=PROBABILITY)
