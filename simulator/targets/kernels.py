@@ -205,6 +205,16 @@ def _fill_matches(amount, mcc, category, filters, mcc_tables, cat_tables, masks,
 
 
 @kernel
+def _window(bounds, i, future, include):
+    """Row i's window as rows [lo, hi), from `_fill_bounds`: [bounds[i], i] for a past
+    window, [i, bounds[i]) for a future one, without row i itself unless `include`."""
+    keep = 1 if include else 0
+    if future:
+        return i + 1 - keep, bounds[i]
+    return bounds[i], i + keep
+
+
+@kernel
 def _additive(prefix, counts, bounds, future, include, agg, fill, out, col):
     """Sum, count, mean or any of each row's window from prefix differences.
 
@@ -212,30 +222,22 @@ def _additive(prefix, counts, bounds, future, include, agg, fill, out, col):
     bounds: (>= n,) int32 as filled by `_fill_bounds`. out: (n, n_targets), column `col`.
     """
     n = out.shape[0]
-    # Window of row i: rows [lo, hi) with lo = bounds[i] (past) or i + skip (future), and
-    # hi = i + keep (past) or bounds[i] (future).
-    keep = 1 if include else 0
-    skip = 1 - keep
     # NOTE: one loop per aggregate keeps the loop body free of the aggregate switch.
     if agg == AGG_SUM:
         for i in range(n):
-            lo = i + skip if future else bounds[i]
-            hi = bounds[i] if future else i + keep
+            lo, hi = _window(bounds, i, future, include)
             out[i, col] = prefix[hi] - prefix[lo]
     elif agg == AGG_COUNT:
         for i in range(n):
-            lo = i + skip if future else bounds[i]
-            hi = bounds[i] if future else i + keep
+            lo, hi = _window(bounds, i, future, include)
             out[i, col] = counts[hi] - counts[lo]
     elif agg == AGG_ANY:
         for i in range(n):
-            lo = i + skip if future else bounds[i]
-            hi = bounds[i] if future else i + keep
+            lo, hi = _window(bounds, i, future, include)
             out[i, col] = 1.0 if counts[hi] > counts[lo] else 0.0
     else:
         for i in range(n):
-            lo = i + skip if future else bounds[i]
-            hi = bounds[i] if future else i + keep
+            lo, hi = _window(bounds, i, future, include)
             count = counts[hi] - counts[lo]
             out[i, col] = (prefix[hi] - prefix[lo]) / count if count > 0 else fill
 
@@ -276,13 +278,10 @@ def _extreme_rolling(amount, mask, bounds, future, include, sign, fill, out, col
     times slower on 30-day windows.
     """
     n = amount.shape[0]
-    keep = 1 if include else 0
-    skip = 1 - keep
     widest = 0
     for i in range(n):
         sparse[0, i] = sign * amount[i] if mask[i] else -np.inf
-        lo = i + skip if future else bounds[i]
-        hi = bounds[i] if future else i + keep
+        lo, hi = _window(bounds, i, future, include)
         widest = max(widest, hi - lo)
     level = 0
     while (2 << level) <= widest:
@@ -293,8 +292,7 @@ def _extreme_rolling(amount, mask, bounds, future, include, sign, fill, out, col
             sparse[level + 1, j] = a if a > b else b
         level += 1
     for i in range(n):
-        lo = i + skip if future else bounds[i]
-        hi = bounds[i] if future else i + keep
+        lo, hi = _window(bounds, i, future, include)
         best = -np.inf
         if hi > lo:
             k = log2[hi - lo]
