@@ -19,7 +19,6 @@ import math
 import numpy as np
 
 from cardworld.simulator import rng
-from cardworld.simulator.kernels.calendar import civil_from_days
 from cardworld.simulator.kernels.jit import kernel
 
 # Columns of the output matrix.
@@ -529,7 +528,7 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
                 continue
             burst = 1 + rng.poisson(fst, s[S_FRAUD_BURST] - 1.0)
             t = day * 86400 + rng.integer(fst, 86400)
-            y = year_index(w, civil_from_days(day)[0])
+            y = w.calendar[day - w.start_day, 3]  # day0 <= day <= end_day
             state = state_on(seg_start, seg_end, seg_state, sa, sb, day)
             if n + burst > capacity:
                 return -1
