@@ -1,17 +1,22 @@
 """Numba kernels for per-transaction targets: flat CSR arrays in, one (rows, targets) array out.
 
 Users lie side by side in flat arrays cut by `offsets` (CSR). For each user, work shared by
-targets is done once: calendar bucket ids per unit, window bounds per distinct window
-(`bounds`: where each row's window starts, or stops for future windows), a 0/1 match mask per
-distinct filter, and prefix sums/counts of matching amounts. Then each target is one short
-loop: sums, counts, means and labels are differences of prefixes (branch-free, and an empty
-window is exactly 0); min/max sweep with a running extreme (calendar windows) or read a
-sparse table (rolling windows); top-k mean sweeps with a k-slot insertion buffer. Future
-windows are the same sweeps run backwards.
-Nothing is re-sorted.
+targets is done once:
+- window bounds (`bounds`): where each row's window starts, or stops for future windows.
+  One pass gives every row the first row of its day, week and month (and a backward pass
+  the row after its bucket); each rolling length is a merge of the rows with themselves
+  shifted by the length;
+- filter bits: one table lookup per row on its MCC and one on its category give a word
+  whose bit f says whether filter f matches the row; from it, 0/1 masks and prefix sums and
+  counts of the matching amounts, all filters side by side in one sweep.
+Then each target is one short loop: sums, counts, means and labels are differences of
+prefixes (branch-free, and an empty window is exactly 0); calendar min/max and top-k mean
+keep a running best that restarts with each bucket; rolling min/max and top-k mean
+(min/max are top-1) run a two-stack sliding window. Future windows are the same sweeps run
+backwards. Nothing is re-sorted.
 
-The target encoding (`params`, `windows` and `filters` columns and codes) is defined here and
-filled by `plan.py`.
+The target encoding (`params`, `windows` and `filters` columns and codes, filter bit tables)
+is defined here and filled by `plan.py`.
 """
 
 from __future__ import annotations
@@ -35,10 +40,6 @@ AGG_MAX = 4
 AGG_TOPK = 5
 AGG_ANY = 6
 
-FILTER_NONE = 0
-FILTER_MCC = 1
-FILTER_CATEGORY = 2
-
 # Columns of the (n_targets, N_PARAMS) int64 `params` array.
 P_WINDOW = 0  # row of `windows`
 P_FILTER = 1  # row of `filters`
@@ -47,23 +48,32 @@ P_AGG = 3
 P_K = 4
 N_PARAMS = 5
 
-# Columns of the (n_windows, 4) int64 `windows` array: one row per distinct window.
+# Columns of the (n_windows, 3) int64 `windows` array: one row per distinct window.
 W_UNIT = 0
 W_FUTURE = 1
 W_LENGTH_US = 2  # rolling windows only
-W_PAST_TWIN = 3  # for a future rolling window: row of the past window of the same length, or -1
 
-# Columns of the (n_filters, 3) int64 `filters` array: one row per distinct filter.
-F_KIND = 0
-F_TABLE = 1  # row of mcc_tables or cat_tables
-F_PREFIX = 2  # 1 when an additive target needs the filter's prefix sums
+# Columns of the (n_filters, 2) int64 `filters` array: one row per distinct filter.
+F_PREFIX = 0  # 1 when an additive target needs the filter's prefix sums and counts
+F_MASK = 1  # 1 when a min/max/top-k target needs the filter's 0/1 mask
+
+# Filter f is bit f % FILTER_BITS of word f // FILTER_BITS in the filter bit tables, which
+# map an MCC code (mcc_bits) or a category code (cat_bits) to the filters it satisfies.
+FILTER_BITS = 64
 
 # MCC codes are looked up in tables of this width; slot MCC_NONE holds null or out-of-range MCCs.
 MCC_NONE = 10_000
 MCC_TABLE_WIDTH = MCC_NONE + 1
 
+# Rows of the `bounds` scratch: the first row of each row's day, week and month bucket
+# (B_START + unit), the first row after it (B_END + unit), then one row per window
+# (B_ROLLING + w), used by rolling windows.
+B_START = 0
+B_END = 3
+B_ROLLING = 6
 
-@kernel
+
+@kernel(allocates=False)
 def _month_index(day):
     """year * 12 + month - 1 of a day count since 1970-01-01 (Hinnant's civil_from_days).
 
@@ -80,76 +90,106 @@ def _month_index(day):
     return year * 12 + month - 1
 
 
-@kernel
-def _fill_days(ts, out):
-    """Day number (since 1970-01-01) of every row. ts: (n,) int64 microseconds, local naive
-    time. out: (>= n,) int64, written in [0, n)."""
-    for i in range(ts.shape[0]):
-        out[i] = ts[i] // US_PER_DAY
+@kernel(allocates=False)
+def _first_day_of_month(month):
+    """Day count since 1970-01-01 of the first day of a month index (Hinnant's
+    days_from_civil); the inverse of `_month_index` on first days.
 
-
-@kernel
-def _fill_buckets(days, unit, out):
-    """Calendar bucket id of every row from its day number.
-
-    days: (n,) int64 as `_fill_days` writes them. unit: UNIT_WEEK (ISO weeks, Monday first)
-    or UNIT_MONTH. out: (>= n,) int64, written in [0, n).
+    month: int64 scalar, year * 12 + month - 1.
     """
-    last_day = np.int64(-(2**62))
-    last_month = np.int64(0)
-    for i in range(days.shape[0]):
-        day = days[i]
-        if unit == UNIT_WEEK:
-            # 1970-01-01 was a Thursday: shifting by 3 days puts Mondays on multiples of 7.
-            out[i] = (day + 3) // 7
-        else:
-            if day != last_day:
-                last_day = day
-                last_month = _month_index(day)
-            out[i] = last_month
+    year = month // 12
+    m = month - year * 12 + 1
+    if m <= 2:
+        year -= 1
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (m - 3 if m > 2 else m + 9) + 2) // 5
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
 
 
-@kernel
-def _fill_bounds(ts, buckets, rolling, future, length, out):
-    """Where each row's window starts (past) or stops (future), current row included.
+@kernel(allocates=False)
+def _fill_calendar(ts, ends, bounds):
+    """Calendar bounds of every row: rows B_START + unit and, with `ends`, B_END + unit.
 
-    ts: (n,) int64 microseconds, sorted. buckets: (>= n,) int64 calendar ids (ignored when
-    rolling). length: rolling length in microseconds. out: (>= n,) int32. A past window is rows
-    [out[i], i]: the row's bucket so far, or rows later than ts[i] - length. A future window is
-    rows [i, out[i]): the rest of the bucket, or rows earlier than ts[i] + length.
+    ts: (n,) int64 microseconds, local naive time, sorted. ends: whether a future calendar
+    window needs them. bounds: (>= 6, >= n) int32. Row B_START + unit gets the first row of
+    each row's day, week or month; row B_END + unit the first row after it. Weeks are ISO
+    weeks (Monday first).
     """
     n = ts.shape[0]
-    if rolling:
-        # NOTE: a branch-free merge of the rows with the window edges: a `while` two-pointer
-        # loop mispredicts about once per row on real (irregular) gaps and runs slower.
-        i = 0
-        j = 0
-        if future:
-            while i < n:
-                inside = j < n and ts[j] < ts[i] + length
-                out[i] = j
-                step = 1 if inside else 0
-                j += step
-                i += 1 - step
-        else:
-            while i < n:
-                gone = ts[j] + length <= ts[i]
-                out[i] = j
-                step = 1 if gone else 0
-                j += step
-                i += 1 - step
-    elif future:
-        out[n - 1] = n
-        for i in range(n - 2, -1, -1):
-            out[i] = out[i + 1] if buckets[i] == buckets[i + 1] else i + 1
+    never = np.int64(-(2**62))
+    last_day = never
+    next_week = never  # the first day of the next week, and of the next month
+    next_month = never
+    day_start, week_start, month_start = 0, 0, 0
+    for i in range(n):
+        day = ts[i] // US_PER_DAY
+        day_start = i if day != last_day else day_start
+        last_day = day
+        # NOTE: days only grow, so a new week or month is one compare with its first day
+        # (rarely true, so well predicted); working out the week and month of every row or
+        # day ran 1.2-1.5 times as long.
+        if day >= next_week:
+            week_start = i
+            # 1970-01-01 was a Thursday: shifting by 3 days puts Mondays on multiples of 7.
+            next_week = ((day + 3) // 7 + 1) * 7 - 3
+        if day >= next_month:
+            month_start = i
+            next_month = _first_day_of_month(_month_index(day) + 1)
+        bounds[B_START + UNIT_DAY, i] = day_start
+        bounds[B_START + UNIT_WEEK, i] = week_start
+        bounds[B_START + UNIT_MONTH, i] = month_start
+    if not ends:
+        return
+    # NOTE: all units in one backward sweep (three sweeps ran 1.6 times as long). Units
+    # without a future window get ends too: cheaper than a test per row.
+    for unit in range(3):
+        bounds[B_END + unit, n - 1] = n
+    day_end, week_end, month_end = n, n, n
+    for i in range(n - 2, -1, -1):
+        after = i + 1
+        day_end = after if bounds[B_START + UNIT_DAY, after] == after else day_end
+        week_end = after if bounds[B_START + UNIT_WEEK, after] == after else week_end
+        month_end = after if bounds[B_START + UNIT_MONTH, after] == after else month_end
+        bounds[B_END + UNIT_DAY, i] = day_end
+        bounds[B_END + UNIT_WEEK, i] = week_end
+        bounds[B_END + UNIT_MONTH, i] = month_end
+
+
+@kernel(allocates=False)
+def _fill_rolling(ts, future, length, out):
+    """Where each row's rolling window starts (past) or stops (future), current row included.
+
+    ts: (n,) int64 microseconds, sorted. length: > 0 microseconds. out: (>= n,) int32. A
+    past window is rows [out[i], i]: rows later than ts[i] - length. A future window is
+    rows [i, out[i]): rows earlier than ts[i] + length.
+    """
+    n = ts.shape[0]
+    # NOTE: a branch-free merge of the rows with the window edges: a `while` two-pointer
+    # loop mispredicts about once per row on real (irregular) gaps and runs slower; counting
+    # how many of the next four rows the edge passes, or two merges side by side, measured
+    # no faster.
+    i = 0
+    j = 0
+    if future:
+        while i < n:
+            inside = j < n and ts[j] < ts[i] + length
+            out[i] = j
+            step = 1 if inside else 0
+            j += step
+            i += 1 - step
     else:
-        out[0] = 0
-        for i in range(1, n):
-            out[i] = out[i - 1] if buckets[i] == buckets[i - 1] else i
+        while i < n:
+            gone = ts[j] + length <= ts[i]
+            out[i] = j
+            step = 1 if gone else 0
+            j += step
+            i += 1 - step
 
 
-@kernel
-def _invert_bounds(past, n, out):
+@kernel(allocates=False)
+def _invert_rolling(past, n, out):
     """Future bounds of a rolling window from the past bounds of the same length, branch-free.
 
     past: (>= n,) int32 past bounds. out: (>= n,) int32. Row j lies in the future window of
@@ -165,61 +205,99 @@ def _invert_bounds(past, n, out):
         out[i] = run
 
 
-@kernel
-def _fill_matches(amount, mcc, category, filters, mcc_tables, cat_tables, masks, prefix, counts):
-    """Per filter, the 0/1 match mask of every row and, where an additive target needs them,
-    prefix sums and counts of the matching rows.
+@kernel(allocates=False)
+def _fill_filters(
+    amount, mcc, category, filters, mcc_bits, cat_bits, words, masks, prefix, counts, chosen
+):
+    """Which filters every row matches, as bit words, masks, and prefix sums and counts.
 
-    amount: (n,) float64. mcc, category: (n,) int32 codes. filters, mcc_tables, cat_tables as
-    in `_user_targets`. masks: (n_filters, >= n) uint8. prefix: (n_filters, >= n + 1) float64
-    and counts: (n_filters, >= n + 1) int32, where entry i covers rows [0, i).
+    amount: (n,) float64. mcc, category: (n,) int32 codes. filters: (n_filters, 2) int64.
+    mcc_bits: (n_words, MCC_TABLE_WIDTH) int64 and cat_bits: (n_words, n_categories + 1)
+    int64, bit f % FILTER_BITS of word f // FILTER_BITS set when filter f matches the code
+    (a filter without MCCs or categories is set in every category slot). words: (n_words,
+    >= n) int64 scratch. masks: (n_filters, >= n) uint8, filled for filters with F_MASK.
+    prefix: (n_filters, >= n + 1) float64 and counts: (n_filters, >= n + 1) int32, filled
+    for filters with F_PREFIX, where entry i covers rows [0, i). chosen: (n_filters,) int64
+    scratch.
     """
     n = amount.shape[0]
-    n_filters = filters.shape[0]
-    for f in range(n_filters):
-        kind = filters[f, F_KIND]
-        if kind == FILTER_NONE:
+    for w in range(mcc_bits.shape[0]):
+        by_mcc = mcc_bits[w]
+        by_category = cat_bits[w]
+        word = words[w]
+        for i in range(n):
+            word[i] = by_mcc[mcc[i]] | by_category[category[i]]
+    n_chosen = 0
+    for f in range(filters.shape[0]):
+        if filters[f, F_MASK] != 0:
+            word = words[f // FILTER_BITS]
+            shift = f % FILTER_BITS
+            mask = masks[f]
             for i in range(n):
-                masks[f, i] = 1
-        elif kind == FILTER_CATEGORY:
-            table = cat_tables[filters[f, F_TABLE]]
-            for i in range(n):
-                masks[f, i] = table[category[i]]
-        else:
-            table = mcc_tables[filters[f, F_TABLE]]
-            for i in range(n):
-                masks[f, i] = table[mcc[i]]
-        prefix[f, 0] = 0.0
-        counts[f, 0] = 0
-    # NOTE: every filter's running sum in one sweep: each is a chain of dependent additions,
-    # and side by side they overlap instead of waiting on each other (1 filter a sweep ran
-    # at the latency of a float addition a row). Adding 0.0 for a row that does not match
-    # keeps the loop branch-free and the sums exact (amounts are finite).
-    for i in range(n):
-        value = amount[i]
-        for f in range(n_filters):
-            if filters[f, F_PREFIX] != 0:
-                match = masks[f, i]
-                counts[f, i + 1] = counts[f, i] + match
-                prefix[f, i + 1] = prefix[f, i] + (value if match else 0.0)
+                mask[i] = (word[i] >> shift) & 1
+        if filters[f, F_PREFIX] != 0:
+            chosen[n_chosen] = f
+            n_chosen += 1
+    # NOTE: four filters' running sums in one sweep, held in registers: each is a chain of
+    # dependent additions, and side by side they overlap instead of waiting on each other
+    # (one filter a sweep ran at the latency of a float addition a row; all filters in one
+    # sweep kept the sums in memory). A short last group repeats its last filter. Adding
+    # 0.0 for a row that does not match keeps the loop branch-free and the sums exact.
+    for group in range(0, n_chosen, 4):
+        f0 = chosen[group]
+        f1 = chosen[min(group + 1, n_chosen - 1)]
+        f2 = chosen[min(group + 2, n_chosen - 1)]
+        f3 = chosen[min(group + 3, n_chosen - 1)]
+        w0, w1 = words[f0 // FILTER_BITS], words[f1 // FILTER_BITS]
+        w2, w3 = words[f2 // FILTER_BITS], words[f3 // FILTER_BITS]
+        b0, b1, b2, b3 = f0 % FILTER_BITS, f1 % FILTER_BITS, f2 % FILTER_BITS, f3 % FILTER_BITS
+        p0, p1, p2, p3 = prefix[f0], prefix[f1], prefix[f2], prefix[f3]
+        c0, c1, c2, c3 = counts[f0], counts[f1], counts[f2], counts[f3]
+        s0 = s1 = s2 = s3 = 0.0
+        k0 = k1 = k2 = k3 = 0
+        p0[0] = p1[0] = p2[0] = p3[0] = 0.0
+        c0[0] = c1[0] = c2[0] = c3[0] = 0
+        for i in range(n):
+            value = amount[i]
+            m0 = (w0[i] >> b0) & 1
+            m1 = (w1[i] >> b1) & 1
+            m2 = (w2[i] >> b2) & 1
+            m3 = (w3[i] >> b3) & 1
+            s0 += value if m0 else 0.0
+            s1 += value if m1 else 0.0
+            s2 += value if m2 else 0.0
+            s3 += value if m3 else 0.0
+            k0 += m0
+            k1 += m1
+            k2 += m2
+            k3 += m3
+            p0[i + 1] = s0
+            p1[i + 1] = s1
+            p2[i + 1] = s2
+            p3[i + 1] = s3
+            c0[i + 1] = k0
+            c1[i + 1] = k1
+            c2[i + 1] = k2
+            c3[i + 1] = k3
 
 
-@kernel
+@kernel(allocates=False)
 def _window(bounds, i, future, include):
-    """Row i's window as rows [lo, hi), from `_fill_bounds`: [bounds[i], i] for a past
-    window, [i, bounds[i]) for a future one, without row i itself unless `include`."""
+    """Row i's window as rows [lo, hi), from `_fill_calendar` or `_fill_rolling` bounds:
+    [bounds[i], i] for a past window, [i, bounds[i]) for a future one, without row i itself
+    unless `include`."""
     keep = 1 if include else 0
     if future:
         return i + 1 - keep, bounds[i]
     return bounds[i], i + keep
 
 
-@kernel
+@kernel(allocates=False)
 def _additive(prefix, counts, bounds, future, include, agg, fill, out, col):
     """Sum, count, mean or any of each row's window from prefix differences.
 
-    prefix: (n + 1,) float64, counts: (n + 1,) int32 as filled by `_fill_matches`.
-    bounds: (>= n,) int32 as filled by `_fill_bounds`. out: (n, n_targets), column `col`.
+    prefix: (n + 1,) float64, counts: (n + 1,) int32 as filled by `_fill_filters`.
+    bounds: (>= n,) int32. out: (n, n_targets), column `col`.
     """
     n = out.shape[0]
     # NOTE: one loop per aggregate keeps the loop body free of the aggregate switch.
@@ -242,7 +320,7 @@ def _additive(prefix, counts, bounds, future, include, agg, fill, out, col):
             out[i, col] = (prefix[hi] - prefix[lo]) / count if count > 0 else fill
 
 
-@kernel
+@kernel(allocates=False)
 def _extreme_calendar(amount, mask, bounds, future, include, sign, fill, out, col):
     """Max (sign 1.0) or min (sign -1.0) over each row's calendar window: a running extreme.
 
@@ -264,7 +342,69 @@ def _extreme_calendar(amount, mask, bounds, future, include, sign, fill, out, co
             best = max(best, value)
 
 
-@kernel
+@kernel(allocates=False)
+def _topk_insert(buf, count, k, value):
+    """Insert `value` into buf[:count] (sorted descending, at most k long); returns new count.
+
+    buf: (>= k,) float64.
+    """
+    if count == k:
+        if value <= buf[k - 1]:
+            return count
+        pos = k - 1
+    else:
+        pos = count
+        count += 1
+    while pos > 0 and buf[pos - 1] < value:
+        buf[pos] = buf[pos - 1]
+        pos -= 1
+    buf[pos] = value
+    return count
+
+
+@kernel(allocates=False)
+def _topk_mean(buf, count, fill):
+    """Mean of buf[:count], or fill when count is 0. buf: (>= count,) float64."""
+    if count == 0:
+        return fill
+    total = 0.0
+    for p in range(count):
+        total += buf[p]
+    return total / count
+
+
+@kernel(allocates=False)
+def _topk_calendar(amount, mask, bounds, future, include, k, fill, out, col, buf):
+    """Mean of the k largest matching amounts in each row's calendar window.
+
+    amount: (n,) float64. mask: (>= n,) uint8. bounds: (>= n,) int32 calendar bounds.
+    out: (n, n_targets), column `col`. buf: (>= k,) float64 scratch holding the bucket's
+    top k so far, sorted descending.
+    """
+    n = amount.shape[0]
+    count = 0
+    floor = -np.inf  # a value enters the top k only when above this
+    value = fill
+    for r in range(n):
+        i = n - 1 - r if future else r
+        if bounds[i] == (i + 1 if future else i):
+            count = 0
+            value = fill
+            floor = -np.inf
+        # NOTE: non-matching rows become -inf, so the common case is one compare, no branch on mask.
+        entering = amount[i] if mask[i] else -np.inf
+        if include and entering > floor:
+            count = _topk_insert(buf, count, k, entering)
+            value = _topk_mean(buf, count, fill)
+            floor = buf[k - 1] if count == k else -np.inf
+        out[i, col] = value
+        if not include and entering > floor:
+            count = _topk_insert(buf, count, k, entering)
+            value = _topk_mean(buf, count, fill)
+            floor = buf[k - 1] if count == k else -np.inf
+
+
+@kernel(allocates=False)
 def _extreme_rolling(amount, mask, bounds, future, include, sign, fill, out, col, sparse, log2):
     """Max (sign 1.0) or min (sign -1.0) over each row's rolling window: a sparse table.
 
@@ -302,91 +442,101 @@ def _extreme_rolling(amount, mask, bounds, future, include, sign, fill, out, col
         out[i, col] = sign * best if best > -np.inf else fill
 
 
-@kernel
-def _topk_insert(buf, count, k, value):
-    """Insert `value` into buf[:count] (sorted descending, at most k long); returns new count.
+@kernel(allocates=False)
+def _rolling_topk(
+    amount, mask, bounds, future, include, k, fill, out, col, stack, held, link, back
+):
+    """Mean of the k largest matching amounts in each row's rolling window.
 
-    buf: (>= k,) float64.
-    """
-    if count == k:
-        if value <= buf[k - 1]:
-            return count
-        pos = k - 1
-    else:
-        pos = count
-        count += 1
-    while pos > 0 and buf[pos - 1] < value:
-        buf[pos] = buf[pos - 1]
-        pos -= 1
-    buf[pos] = value
-    return count
+    amount: (n,) float64. mask: (>= n,) uint8. bounds: (>= n,) int32 rolling bounds.
+    out: (n, n_targets), column `col`. Scratch: stack (>= n, >= k + 1) float64, held and
+    link (>= n,) int32, back (>= 2 * k + 1,) float64.
 
-
-@kernel
-def _topk_mean(buf, count, fill):
-    """Mean of buf[:count], or fill when count is 0. buf: (>= count,) float64."""
-    if count == 0:
-        return fill
-    total = 0.0
-    for p in range(count):
-        total += buf[p]
-    return total / count
-
-
-@kernel
-def _topk(amount, mask, bounds, rolling, future, include, k, fill, out, col, buf):
-    """Mean of the k largest matching amounts in each row's window.
-
-    amount: (n,) float64. mask: (>= n,) uint8. bounds: (>= n,) int32. out: (n, n_targets),
-    column `col`. buf: (>= k,) float64 scratch holding the window's top k, sorted descending.
-    A rolling window is rescanned only when a row leaving it could be in the top k.
+    NOTE: a two-stack queue. Rows enter the window at one end and leave at the other.
+    The rows that entered since the last flip (the back) keep a running top k, as sums:
+    sums[t] is the sum of their t largest (-inf past how many they are). At a flip, each
+    row still in the window (the front) gets the same sums for itself and every front row
+    after it: stack[p, t], held[p] of them. The list changes at few positions, so only
+    those are written and link[p] names the position holding p's. A window's sum of its
+    m largest is then the best split of m between the two sorted lists: the max over t of
+    front[t] + back[m - t]. Each row enters and flips once: O(k) a row at worst, O(1)
+    usually. Rescanning the window whenever one of its top k left ran as fast on ledgers
+    but O(window) a row on falling amounts. For min/max (k = 1) the sparse table of
+    `_extreme_rolling` is faster: the two running maxima are chains of dependent compares.
     """
     n = amount.shape[0]
-    count = 0
-    floor = -np.inf  # a value enters the top k only when above this
-    value = fill
-    edge = n if future else 0  # rows leave a rolling window at this edge
+    keep = 1 if include else 0
+    top = back[:k]  # a running top k, sorted descending
+    sums = back[k : 2 * k + 1]  # sums[t]: sum of the back's t largest, -inf past in_back
+    for t in range(k + 1):
+        sums[t] = 0.0 if t == 0 else -np.inf
+    in_back = 0
+    floor = -np.inf  # the back's k-th largest once it has k
+    front_hi = 0  # the front is positions [lo, front_hi), the back [front_hi, hi)
+    hi = 0
     for r in range(n):
         i = n - 1 - r if future else r
-        if rolling:
-            dirty = False
-            if future:
-                while edge > bounds[i]:
-                    edge -= 1
-                    leaving = amount[edge] if mask[edge] else -np.inf
-                    dirty |= count > 0 and leaving >= buf[count - 1]
-            else:
-                while edge < bounds[i]:
-                    leaving = amount[edge] if mask[edge] else -np.inf
-                    dirty |= count > 0 and leaving >= buf[count - 1]
-                    edge += 1
-            if dirty:
-                count = 0
-                lo = i + 1 if future else edge
-                hi = edge if future else i
-                for j in range(lo, hi):
-                    if mask[j]:
-                        count = _topk_insert(buf, count, k, amount[j])
-                value = _topk_mean(buf, count, fill)
-                floor = buf[k - 1] if count == k else -np.inf
-        elif bounds[i] == (i + 1 if future else i):
+        lo = n - bounds[i] if future else bounds[i]
+        stop = r + keep
+        while hi < stop:
+            q = n - 1 - hi if future else hi
+            value = amount[q] if mask[q] else -np.inf
+            if value > floor:
+                in_back = _topk_insert(top, in_back, k, value)
+                for t in range(in_back):
+                    sums[t + 1] = sums[t] + top[t]
+                floor = top[k - 1] if in_back == k else -np.inf
+            hi += 1
+        if lo >= front_hi:  # the front is empty: flip the back's rows still in the window
             count = 0
-            value = fill
+            last = -1
+            for p in range(hi - 1, lo - 1, -1):
+                q = n - 1 - p if future else p
+                value = amount[q] if mask[q] else -np.inf
+                grows = value > -np.inf and (count < k or value > top[k - 1])
+                if grows:
+                    count = _topk_insert(top, count, k, value)
+                if grows or last < 0:
+                    total = 0.0
+                    stack[p, 0] = 0.0
+                    for t in range(k):
+                        total = total + top[t] if t < count else -np.inf
+                        stack[p, t + 1] = total
+                    held[p] = count
+                    last = p
+                link[p] = last
+            front_hi = hi
+            in_back = 0
             floor = -np.inf
-        # NOTE: non-matching rows become -inf, so the common case is one compare, no branch on mask.
-        entering = amount[i] if mask[i] else -np.inf
-        if include and entering > floor:
-            count = _topk_insert(buf, count, k, entering)
-            value = _topk_mean(buf, count, fill)
-            floor = buf[k - 1] if count == k else -np.inf
-        out[i, col] = value
-        if not include and entering > floor:
-            count = _topk_insert(buf, count, k, entering)
-            value = _topk_mean(buf, count, fill)
-            floor = buf[k - 1] if count == k else -np.inf
+            for t in range(1, k + 1):
+                sums[t] = -np.inf
+        # After the flip, only an empty window leaves the front empty.
+        m = min(k, held[link[lo]] + in_back) if lo < front_hi else 0
+        if m == 0:
+            out[i, col] = fill
+            continue
+        front = stack[link[lo]]
+        best = -np.inf
+        # Splits taking more rows from a list than it has are -inf: a fixed-length loop.
+        for t in range(m + 1):
+            best = max(best, front[t] + sums[m - t])
+        out[i, col] = best / m
 
 
-@kernel
+@kernel(allocates=False)
+def _past_twin(windows, w):
+    """Row of the past rolling window as long as rolling window w, or -1."""
+    for v in range(windows.shape[0]):
+        same = (
+            windows[v, W_UNIT] == UNIT_ROLLING
+            and windows[v, W_LENGTH_US] == windows[w, W_LENGTH_US]
+        )
+        if same and windows[v, W_FUTURE] == 0:
+            return v
+    return -1
+
+
+@kernel(allocates=False)
 def _user_targets(
     ts,
     amount,
@@ -396,70 +546,94 @@ def _user_targets(
     fills,
     windows,
     filters,
-    mcc_tables,
-    cat_tables,
+    mcc_bits,
+    cat_bits,
     out,
-    buckets,
     bounds,
+    words,
     masks,
     prefix,
     counts,
     sparse,
     log2,
+    stack,
+    held,
+    link,
     buf,
+    chosen,
 ):
     """All targets of one user.
 
     ts: (n,) int64 microseconds, sorted. amount: (n,) float64. mcc, category: (n,) int32 codes.
-    params: (n_targets, N_PARAMS) int64. fills: (n_targets,) float64. windows: (n_windows, 4)
-    int64. filters: (n_filters, 3) int64. mcc_tables: (>= 1, MCC_TABLE_WIDTH) uint8;
-    cat_tables: (>= 1, n_categories + 1) uint8. out: (n, n_targets) float32 or float64,
-    column-major (each target's column contiguous) for speed, though any layout works.
-    Scratch, at least n (n + 1 for prefix, counts) long: buckets (3, .) int64, bounds
-    (n_windows, .) int32, masks (n_filters, .) uint8, prefix (n_filters, .) float64, counts
-    (n_filters, .) int32, sparse (levels, .) float64 and log2 (n + 1) int64 as
-    `_extreme_rolling` takes them; buf (>= max k,) float64.
+    params: (n_targets, N_PARAMS) int64. fills: (n_targets,) float64. windows: (n_windows, 3)
+    int64. filters, mcc_bits, cat_bits as `_fill_filters` takes them. out: (n, n_targets)
+    float32 or float64, column-major (each target's column contiguous) for speed, though any
+    layout works. Scratch, at least n (n + 1 for prefix, counts) long: bounds
+    (B_ROLLING + n_windows, .) int32, words (n_words, .) int64, masks (n_filters, .) uint8,
+    prefix (n_filters, .) float64, counts (n_filters, .) int32, sparse (levels, .) float64 and
+    log2 (n + 1) int64 as `_extreme_rolling` takes them, stack (., max k + 1)
+    float64, held and link (.,) int32; buf (>= 2 * max k + 1,) float64; chosen (n_filters,) int64.
     """
     n = ts.shape[0]
     if n == 0:
         return
-    # Day numbers always (week and month buckets derive from them), other units when used.
-    _fill_days(ts, buckets[UNIT_DAY])
-    for unit in (UNIT_WEEK, UNIT_MONTH):
-        for w in range(windows.shape[0]):
-            if windows[w, W_UNIT] == unit:
-                _fill_buckets(buckets[UNIT_DAY][:n], unit, buckets[unit])
-                break
+    calendar = False
+    ends = False
     for w in range(windows.shape[0]):
         unit = windows[w, W_UNIT]
-        rolling = unit == UNIT_ROLLING
-        if windows[w, W_PAST_TWIN] < 0:
-            _fill_bounds(
-                ts,
-                buckets[0] if rolling else buckets[unit],
-                rolling,
-                windows[w, W_FUTURE] != 0,
-                windows[w, W_LENGTH_US],
-                bounds[w],
-            )
+        if unit != UNIT_ROLLING:
+            calendar = True
+            ends |= windows[w, W_FUTURE] != 0
+        elif windows[w, W_FUTURE] == 0:
+            _fill_rolling(ts, False, windows[w, W_LENGTH_US], bounds[B_ROLLING + w])
+    if calendar:
+        _fill_calendar(ts, ends, bounds)
     for w in range(windows.shape[0]):
-        if windows[w, W_PAST_TWIN] >= 0:
-            _invert_bounds(bounds[windows[w, W_PAST_TWIN]], n, bounds[w])
-    _fill_matches(amount, mcc, category, filters, mcc_tables, cat_tables, masks, prefix, counts)
+        if windows[w, W_UNIT] == UNIT_ROLLING and windows[w, W_FUTURE] != 0:
+            twin = _past_twin(windows, w)
+            if twin >= 0:
+                _invert_rolling(bounds[B_ROLLING + twin], n, bounds[B_ROLLING + w])
+            else:
+                _fill_rolling(ts, True, windows[w, W_LENGTH_US], bounds[B_ROLLING + w])
+    _fill_filters(
+        amount, mcc, category, filters, mcc_bits, cat_bits, words, masks, prefix, counts, chosen
+    )
     for t in range(params.shape[0]):
         w = params[t, P_WINDOW]
         f = params[t, P_FILTER]
-        rolling = windows[w, W_UNIT] == UNIT_ROLLING
+        unit = windows[w, W_UNIT]
+        rolling = unit == UNIT_ROLLING
         future = windows[w, W_FUTURE] != 0
+        if rolling:
+            row = B_ROLLING + w
+        else:
+            row = (B_END if future else B_START) + unit
         include = params[t, P_INCLUDE] != 0
         agg = params[t, P_AGG]
-        if agg == AGG_MIN or agg == AGG_MAX:
-            sign = 1.0 if agg == AGG_MAX else -1.0
-            if rolling:
+        if agg == AGG_MIN or agg == AGG_MAX or agg == AGG_TOPK:
+            sign = -1.0 if agg == AGG_MIN else 1.0
+            k = params[t, P_K] if agg == AGG_TOPK else 1
+            if rolling and agg == AGG_TOPK:
+                _rolling_topk(
+                    amount,
+                    masks[f],
+                    bounds[row],
+                    future,
+                    include,
+                    k,
+                    fills[t],
+                    out,
+                    t,
+                    stack,
+                    held,
+                    link,
+                    buf,
+                )
+            elif rolling:
                 _extreme_rolling(
                     amount,
                     masks[f],
-                    bounds[w],
+                    bounds[row],
                     future,
                     include,
                     sign,
@@ -469,26 +643,16 @@ def _user_targets(
                     sparse,
                     log2,
                 )
+            elif agg == AGG_TOPK:
+                _topk_calendar(
+                    amount, masks[f], bounds[row], future, include, k, fills[t], out, t, buf
+                )
             else:
                 _extreme_calendar(
-                    amount, masks[f], bounds[w], future, include, sign, fills[t], out, t
+                    amount, masks[f], bounds[row], future, include, sign, fills[t], out, t
                 )
-        elif agg == AGG_TOPK:
-            _topk(
-                amount,
-                masks[f],
-                bounds[w],
-                rolling,
-                future,
-                include,
-                params[t, P_K],
-                fills[t],
-                out,
-                t,
-                buf,
-            )
         else:
-            _additive(prefix[f], counts[f], bounds[w], future, include, agg, fills[t], out, t)
+            _additive(prefix[f], counts[f], bounds[row], future, include, agg, fills[t], out, t)
 
 
 @kernel
@@ -504,16 +668,16 @@ def _targets_range(
     fills,
     windows,
     filters,
-    mcc_tables,
-    cat_tables,
+    mcc_bits,
+    cat_bits,
     out,
     row0,
 ):
     """Targets of users [first, stop) in one thread, with scratch allocated once.
 
     offsets: (n_users + 1,) int64 CSR row offsets into ts, amount, mcc, category ((N,) each).
-    out: (rows, n_targets) float32/float64, column-major; user rows [offsets[u], offsets[u+1]) go to out rows
-    shifted by -row0. Other arrays as in `_user_targets`.
+    out: (rows, n_targets) float32/float64, column-major; user rows [offsets[u], offsets[u+1])
+    go to out rows shifted by -row0. Other arrays as in `_user_targets`.
     """
     longest = 0
     for u in range(first, stop):
@@ -521,11 +685,12 @@ def _targets_range(
     kmax = 1
     for t in range(params.shape[0]):
         kmax = max(kmax, params[t, P_K])
-    buckets = np.empty((3, longest), dtype=np.int64)
-    bounds = np.empty((windows.shape[0], longest), dtype=np.int32)
-    masks = np.empty((filters.shape[0], longest), dtype=np.uint8)
-    prefix = np.empty((filters.shape[0], longest + 1), dtype=np.float64)
-    counts = np.empty((filters.shape[0], longest + 1), dtype=np.int32)
+    n_filters = filters.shape[0]
+    bounds = np.empty((B_ROLLING + windows.shape[0], longest), dtype=np.int32)
+    words = np.empty((mcc_bits.shape[0], longest), dtype=np.int64)
+    masks = np.empty((n_filters, longest), dtype=np.uint8)
+    prefix = np.empty((n_filters, longest + 1), dtype=np.float64)
+    counts = np.empty((n_filters, longest + 1), dtype=np.int32)
     levels = 1
     while (1 << levels) <= longest:
         levels += 1
@@ -533,7 +698,11 @@ def _targets_range(
     log2 = np.zeros(longest + 1, dtype=np.int64)
     for m in range(2, longest + 1):
         log2[m] = log2[m // 2] + 1
-    buf = np.empty(kmax, dtype=np.float64)
+    stack = np.empty((longest, kmax + 1), dtype=np.float64)
+    held = np.empty(longest, dtype=np.int32)
+    link = np.empty(longest, dtype=np.int32)
+    buf = np.empty(2 * kmax + 1, dtype=np.float64)
+    chosen = np.empty(n_filters, dtype=np.int64)
     for u in range(first, stop):
         s = offsets[u]
         e = offsets[u + 1]
@@ -546,17 +715,21 @@ def _targets_range(
             fills,
             windows,
             filters,
-            mcc_tables,
-            cat_tables,
+            mcc_bits,
+            cat_bits,
             out[s - row0 : e - row0],
-            buckets,
             bounds,
+            words,
             masks,
             prefix,
             counts,
             sparse,
             log2,
+            stack,
+            held,
+            link,
             buf,
+            chosen,
         )
 
 

@@ -29,10 +29,10 @@ class Plan:
 
     params: np.ndarray  # (n_targets, N_PARAMS) int64
     fills: np.ndarray  # (n_targets,) float64
-    windows: np.ndarray  # (n_windows, 4) int64: unit, future, rolling length in us, past twin
-    filters: np.ndarray  # (n_filters, 3) int64: kind, table row, needs prefix sums
-    mcc_tables: np.ndarray  # (n_mcc_filters or 1, MCC_TABLE_WIDTH) uint8
-    cat_tables: np.ndarray  # (n_category_filters or 1, n_categories + 1) uint8
+    windows: np.ndarray  # (n_windows, 3) int64: unit, future, rolling length in us
+    filters: np.ndarray  # (n_filters, 2) int64: needs prefix sums, needs a mask
+    mcc_bits: np.ndarray  # (n_words, MCC_TABLE_WIDTH) int64: filters each MCC code matches
+    cat_bits: np.ndarray  # (n_words, n_categories + 1) int64: filters each category matches
     dtype: np.dtype
 
     def kernel_args(self) -> tuple[np.ndarray, ...]:
@@ -42,8 +42,8 @@ class Plan:
             self.fills,
             self.windows,
             self.filters,
-            self.mcc_tables,
-            self.cat_tables,
+            self.mcc_bits,
+            self.cat_bits,
         )
 
 
@@ -69,55 +69,54 @@ def make_plan(
     params = np.zeros((len(targets), K.N_PARAMS), dtype=np.int64)
     fills = np.array([target.fill for target in targets.targets], dtype=np.float64)
     windows: dict[tuple[int, int, int], int] = {}
-    filters: dict[tuple[int, tuple], int] = {}
+    filters: dict[tuple[str, tuple], int] = {}
     prefix: set[int] = set()
+    masked: set[int] = set()
     for t, target in enumerate(targets.targets):
         window = (_UNITS[target.unit], int(target.direction == "future"), target.rolling_us)
         if target.mcc is not None:
-            key = (K.FILTER_MCC, target.mcc if isinstance(target.mcc, tuple) else (target.mcc,))
+            key = ("mcc", target.mcc if isinstance(target.mcc, tuple) else (target.mcc,))
         elif target.category is not None:
-            key = (
-                K.FILTER_CATEGORY,
-                target.category if isinstance(target.category, tuple) else (target.category,),
-            )
+            names = target.category if isinstance(target.category, tuple) else (target.category,)
+            key = ("category", names)
         else:
-            key = (K.FILTER_NONE, ())
+            key = ("none", ())
         params[t, K.P_WINDOW] = windows.setdefault(window, len(windows))
         params[t, K.P_FILTER] = filters.setdefault(key, len(filters))
         params[t, K.P_INCLUDE] = bool(target.include_current)
         params[t, K.P_AGG] = _AGGS[target.aggregate]
         params[t, K.P_K] = target.k or 0
-        if target.aggregate in ("sum", "count", "mean", "any"):
-            prefix.add(int(params[t, K.P_FILTER]))
-    mcc_keys = [codes for kind, codes in filters if kind == K.FILTER_MCC]
-    cat_keys = [names for kind, names in filters if kind == K.FILTER_CATEGORY]
-    filter_rows = np.zeros((len(filters), 3), dtype=np.int64)
-    for (kind, codes), row in filters.items():
-        filter_rows[row, K.F_KIND] = kind
-        if kind == K.FILTER_MCC:
-            filter_rows[row, K.F_TABLE] = mcc_keys.index(codes)
-        elif kind == K.FILTER_CATEGORY:
-            filter_rows[row, K.F_TABLE] = cat_keys.index(codes)
-        filter_rows[row, K.F_PREFIX] = row in prefix
-    mcc_tables = np.zeros((max(1, len(mcc_keys)), K.MCC_TABLE_WIDTH), dtype=np.uint8)
-    for row, codes in enumerate(mcc_keys):
-        mcc_tables[row, list(codes)] = 1
-    cat_tables = np.zeros((max(1, len(cat_keys)), len(categories) + 1), dtype=np.uint8)
-    for row, names in enumerate(cat_keys):
-        for name in names:
-            if name in code_of:
-                cat_tables[row, code_of[name]] = 1
-            elif warn_missing:
-                warnings.warn(
-                    f"category {name!r} named by a target does not occur in the data "
-                    f"(categories found: {', '.join(sorted(categories)[:20]) or 'none'}); it matches nothing",
-                    stacklevel=3,
-                )
-    window_rows = np.full((len(windows), 4), -1, dtype=np.int64)
-    for (unit, future, length), row in windows.items():
-        window_rows[row, :3] = (unit, future, length)
-        if unit == K.UNIT_ROLLING and future:
-            window_rows[row, K.W_PAST_TWIN] = windows.get((unit, 0, length), -1)
+        needs = prefix if target.aggregate in ("sum", "count", "mean", "any") else masked
+        needs.add(int(params[t, K.P_FILTER]))
+    filter_rows = np.zeros((len(filters), 2), dtype=np.int64)
+    n_words = max(1, -(-len(filters) // K.FILTER_BITS))
+    mcc_bits = np.zeros((n_words, K.MCC_TABLE_WIDTH), dtype=np.uint64)
+    cat_bits = np.zeros((n_words, len(categories) + 1), dtype=np.uint64)
+    for (kind, values), f in filters.items():
+        filter_rows[f] = (f in prefix, f in masked)
+        word, bit = divmod(f, K.FILTER_BITS)
+        bit = np.uint64(1) << np.uint64(bit)
+        if kind == "mcc":
+            mcc_bits[word, list(values)] |= bit
+        elif kind == "category":
+            for name in values:
+                if name in code_of:
+                    cat_bits[word, code_of[name]] |= bit
+                elif warn_missing:
+                    warnings.warn(
+                        f"category {name!r} named by a target does not occur in the data "
+                        f"(categories found: {', '.join(sorted(categories)[:20]) or 'none'}); it matches nothing",
+                        stacklevel=3,
+                    )
+        else:  # no filter: every row has some category code, null included
+            cat_bits[word] |= bit
+    window_rows = np.array(list(windows), dtype=np.int64).reshape(-1, 3)
     return Plan(
-        params, fills, window_rows, filter_rows, mcc_tables, cat_tables, np.dtype(targets.dtype)
+        params,
+        fills,
+        window_rows,
+        filter_rows,
+        mcc_bits.view(np.int64),
+        cat_bits.view(np.int64),
+        np.dtype(targets.dtype),
     )
