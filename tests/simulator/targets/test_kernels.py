@@ -167,6 +167,56 @@ def test_topk_ties_and_empty_windows():
     np.testing.assert_array_equal(got[:, 1], [-1.0, 7.0, 7.0, 7.0, 7.0])
 
 
+@pytest.mark.parametrize("trend", [-1.0, 1.0])
+def test_rolling_extremes_and_topk_on_steadily_falling_and_rising_amounts(trend):
+    # Falling amounts make every row that leaves a window its largest; rising, its smallest.
+    n = 600
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(
+        {
+            "user": np.zeros(n, np.int64),
+            "timestamp": EDGE + pd.to_timedelta(np.cumsum(rng.integers(0, 6 * 3600, n)), unit="s"),
+            "amount": 1000.0 + trend * np.arange(n) + rng.integers(0, 2, n),
+            "mcc": rng.choice(MCCS, n),
+            "category": rng.choice(CATEGORIES, n),
+        }
+    )
+    targets = TargetSet(
+        tuple(
+            Target(
+                f"{aggregate}_{window}_{direction}_{len(extra)}",
+                aggregate,
+                window,
+                direction=direction,
+                **extra,
+            )
+            for aggregate, extra in (
+                ("max", {}),
+                ("min", {"mcc": 5411}),
+                ("topk_mean", {"k": 5}),
+                ("topk_mean", {"k": 3, "category": "travel"}),
+            )
+            for window in ("36h", "7d")
+            for direction in ("past", "future")
+        ),
+        dtype="float64",
+    )
+    _assert_matches_naive(frame, targets)
+
+
+def test_more_filters_than_one_bit_word_holds():
+    frame = _random_frame(np.random.default_rng(9), users=2, per_user=80, span_days=10)
+    frame["mcc"] = np.random.default_rng(10).integers(3000, 3100, len(frame))
+    targets = TargetSet(
+        tuple(
+            Target(f"n{code}", "count" if code % 2 else "max", "week", mcc=code)
+            for code in range(3000, 3090)
+        ),
+        dtype="float64",
+    )
+    _assert_matches_naive(frame, targets)
+
+
 def test_single_transaction_users_and_unsorted_input_keep_row_order():
     frame = pd.DataFrame(
         {
