@@ -21,6 +21,8 @@ is defined here and filled by `plan.py`.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from cardworld.simulator.kernels.jit import kernel
@@ -71,6 +73,23 @@ MCC_TABLE_WIDTH = MCC_NONE + 1
 B_START = 0
 B_END = 3
 B_ROLLING = 6
+
+
+class Scratch(NamedTuple):
+    """One thread's working arrays, at least as long as its longest user (see `_scratch`)."""
+
+    bounds: np.ndarray  # (B_ROLLING + n_windows, .) int32: window bounds
+    words: np.ndarray  # (n_words, .) int64: filter bits of every row
+    masks: np.ndarray  # (n_filters, . ) uint8: 0/1 of every row, per filter
+    prefix: np.ndarray  # (n_filters, . + 1) float64: sums of matching amounts before a row
+    counts: np.ndarray  # (n_filters, . + 1) int32: and their number
+    chosen: np.ndarray  # (n_filters,) int64: the filters with prefix sums
+    sparse: np.ndarray  # (levels, .) float64: `_extreme_rolling`'s sparse table
+    log2: np.ndarray  # (. + 1,) int64: floor(log2(m))
+    stack: np.ndarray  # (., max k + 1) float64: `_rolling_topk`'s front sums
+    held: np.ndarray  # (.,) int32: and their number
+    link: np.ndarray  # (.,) int32: and where they are
+    buf: np.ndarray  # (2 * max k + 1,) float64: a running top k and its sums
 
 
 @kernel(allocates=False)
@@ -538,29 +557,7 @@ def _past_twin(windows, w):
 
 @kernel(allocates=False)
 def _user_targets(
-    ts,
-    amount,
-    mcc,
-    category,
-    params,
-    fills,
-    windows,
-    filters,
-    mcc_bits,
-    cat_bits,
-    out,
-    bounds,
-    words,
-    masks,
-    prefix,
-    counts,
-    sparse,
-    log2,
-    stack,
-    held,
-    link,
-    buf,
-    chosen,
+    ts, amount, mcc, category, params, fills, windows, filters, mcc_bits, cat_bits, out, scratch
 ):
     """All targets of one user.
 
@@ -568,15 +565,12 @@ def _user_targets(
     params: (n_targets, N_PARAMS) int64. fills: (n_targets,) float64. windows: (n_windows, 3)
     int64. filters, mcc_bits, cat_bits as `_fill_filters` takes them. out: (n, n_targets)
     float32 or float64, column-major (each target's column contiguous) for speed, though any
-    layout works. Scratch, at least n (n + 1 for prefix, counts) long: bounds
-    (B_ROLLING + n_windows, .) int32, words (n_words, .) int64, masks (n_filters, .) uint8,
-    prefix (n_filters, .) float64, counts (n_filters, .) int32, sparse (levels, .) float64 and
-    log2 (n + 1) int64 as `_extreme_rolling` takes them, stack (., max k + 1)
-    float64, held and link (.,) int32; buf (>= 2 * max k + 1,) float64; chosen (n_filters,) int64.
+    layout works. scratch: a `Scratch` at least n long.
     """
     n = ts.shape[0]
     if n == 0:
         return
+    bounds, masks, prefix, counts = scratch.bounds, scratch.masks, scratch.prefix, scratch.counts
     calendar = False
     ends = False
     for w in range(windows.shape[0]):
@@ -596,7 +590,17 @@ def _user_targets(
             else:
                 _fill_rolling(ts, True, windows[w, W_LENGTH_US], bounds[B_ROLLING + w])
     _fill_filters(
-        amount, mcc, category, filters, mcc_bits, cat_bits, words, masks, prefix, counts, chosen
+        amount,
+        mcc,
+        category,
+        filters,
+        mcc_bits,
+        cat_bits,
+        scratch.words,
+        masks,
+        prefix,
+        counts,
+        scratch.chosen,
     )
     for t in range(params.shape[0]):
         w = params[t, P_WINDOW]
@@ -624,10 +628,10 @@ def _user_targets(
                     fills[t],
                     out,
                     t,
-                    stack,
-                    held,
-                    link,
-                    buf,
+                    scratch.stack,
+                    scratch.held,
+                    scratch.link,
+                    scratch.buf,
                 )
             elif rolling:
                 _extreme_rolling(
@@ -640,12 +644,12 @@ def _user_targets(
                     fills[t],
                     out,
                     t,
-                    sparse,
-                    log2,
+                    scratch.sparse,
+                    scratch.log2,
                 )
             elif agg == AGG_TOPK:
                 _topk_calendar(
-                    amount, masks[f], bounds[row], future, include, k, fills[t], out, t, buf
+                    amount, masks[f], bounds[row], future, include, k, fills[t], out, t, scratch.buf
                 )
             else:
                 _extreme_calendar(
@@ -682,27 +686,7 @@ def _targets_range(
     longest = 0
     for u in range(first, stop):
         longest = max(longest, offsets[u + 1] - offsets[u])
-    kmax = 1
-    for t in range(params.shape[0]):
-        kmax = max(kmax, params[t, P_K])
-    n_filters = filters.shape[0]
-    bounds = np.empty((B_ROLLING + windows.shape[0], longest), dtype=np.int32)
-    words = np.empty((mcc_bits.shape[0], longest), dtype=np.int64)
-    masks = np.empty((n_filters, longest), dtype=np.uint8)
-    prefix = np.empty((n_filters, longest + 1), dtype=np.float64)
-    counts = np.empty((n_filters, longest + 1), dtype=np.int32)
-    levels = 1
-    while (1 << levels) <= longest:
-        levels += 1
-    sparse = np.empty((levels, longest), dtype=np.float64)
-    log2 = np.zeros(longest + 1, dtype=np.int64)
-    for m in range(2, longest + 1):
-        log2[m] = log2[m // 2] + 1
-    stack = np.empty((longest, kmax + 1), dtype=np.float64)
-    held = np.empty(longest, dtype=np.int32)
-    link = np.empty(longest, dtype=np.int32)
-    buf = np.empty(2 * kmax + 1, dtype=np.float64)
-    chosen = np.empty(n_filters, dtype=np.int64)
+    scratch = _scratch(longest, params, windows, filters, mcc_bits)
     for u in range(first, stop):
         s = offsets[u]
         e = offsets[u + 1]
@@ -718,19 +702,37 @@ def _targets_range(
             mcc_bits,
             cat_bits,
             out[s - row0 : e - row0],
-            bounds,
-            words,
-            masks,
-            prefix,
-            counts,
-            sparse,
-            log2,
-            stack,
-            held,
-            link,
-            buf,
-            chosen,
+            scratch,
         )
+
+
+@kernel
+def _scratch(longest, params, windows, filters, mcc_bits):
+    """A `Scratch` for users of up to `longest` rows and the plan's targets."""
+    kmax = 1
+    for t in range(params.shape[0]):
+        kmax = max(kmax, params[t, P_K])
+    n_filters = filters.shape[0]
+    levels = 1
+    while (1 << levels) <= longest:
+        levels += 1
+    log2 = np.zeros(longest + 1, dtype=np.int64)
+    for m in range(2, longest + 1):
+        log2[m] = log2[m // 2] + 1
+    return Scratch(
+        bounds=np.empty((B_ROLLING + windows.shape[0], longest), dtype=np.int32),
+        words=np.empty((mcc_bits.shape[0], longest), dtype=np.int64),
+        masks=np.empty((n_filters, longest), dtype=np.uint8),
+        prefix=np.empty((n_filters, longest + 1), dtype=np.float64),
+        counts=np.empty((n_filters, longest + 1), dtype=np.int32),
+        chosen=np.empty(n_filters, dtype=np.int64),
+        sparse=np.empty((levels, longest), dtype=np.float64),
+        log2=log2,
+        stack=np.empty((longest, kmax + 1), dtype=np.float64),
+        held=np.empty(longest, dtype=np.int32),
+        link=np.empty(longest, dtype=np.int32),
+        buf=np.empty(2 * kmax + 1, dtype=np.float64),
+    )
 
 
 @kernel
