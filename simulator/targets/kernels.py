@@ -83,7 +83,6 @@ class Scratch(NamedTuple):
     masks: np.ndarray  # (n_filters, . ) uint8: 0/1 of every row, per filter
     prefix: np.ndarray  # (n_filters, . + 1) float64: sums of matching amounts before a row
     counts: np.ndarray  # (n_filters, . + 1) int32: and their number
-    chosen: np.ndarray  # (n_filters,) int64: the filters with prefix sums
     sparse: np.ndarray  # (levels, .) float64: `_extreme_rolling`'s sparse table
     log2: np.ndarray  # (. + 1,) int64: floor(log2(m))
     stack: np.ndarray  # (., max k + 1) float64: `_rolling_topk`'s front sums
@@ -225,9 +224,29 @@ def _invert_rolling(past, n, out):
 
 
 @kernel(allocates=False)
-def _fill_filters(
-    amount, mcc, category, filters, mcc_bits, cat_bits, words, masks, prefix, counts, chosen
-):
+def _prefix_sums(amount, word, shift, prefix, counts):
+    """Running sum and count of the amounts of rows whose word has bit `shift` set.
+
+    amount: (n,) float64. word: (>= n,) int64. prefix: (>= n + 1,) float64 and counts:
+    (>= n + 1,) int32, where entry i covers rows [0, i).
+    """
+    # NOTE: multiplying by the 0/1 match keeps the loop branch-free (a `value if match else
+    # 0.0` compiled to a branch that mispredicts on real filters) and the sums exact, since
+    # amounts are finite.
+    total = 0.0
+    count = 0
+    prefix[0] = 0.0
+    counts[0] = 0
+    for i in range(amount.shape[0]):
+        match = (word[i] >> shift) & 1
+        total += amount[i] * match
+        count += match
+        prefix[i + 1] = total
+        counts[i + 1] = count
+
+
+@kernel(allocates=False)
+def _fill_filters(amount, mcc, category, filters, mcc_bits, cat_bits, words, masks, prefix, counts):
     """Which filters every row matches, as bit words, masks, and prefix sums and counts.
 
     amount: (n,) float64. mcc, category: (n,) int32 codes. filters: (n_filters, 2) int64.
@@ -236,8 +255,7 @@ def _fill_filters(
     (a filter without MCCs or categories is set in every category slot). words: (n_words,
     >= n) int64 scratch. masks: (n_filters, >= n) uint8, filled for filters with F_MASK.
     prefix: (n_filters, >= n + 1) float64 and counts: (n_filters, >= n + 1) int32, filled
-    for filters with F_PREFIX, where entry i covers rows [0, i). chosen: (n_filters,) int64
-    scratch.
+    for filters with F_PREFIX, where entry i covers rows [0, i).
     """
     n = amount.shape[0]
     for w in range(mcc_bits.shape[0]):
@@ -246,58 +264,15 @@ def _fill_filters(
         word = words[w]
         for i in range(n):
             word[i] = by_mcc[mcc[i]] | by_category[category[i]]
-    n_chosen = 0
     for f in range(filters.shape[0]):
+        word = words[f // FILTER_BITS]
+        shift = f % FILTER_BITS
         if filters[f, F_MASK] != 0:
-            word = words[f // FILTER_BITS]
-            shift = f % FILTER_BITS
             mask = masks[f]
             for i in range(n):
                 mask[i] = (word[i] >> shift) & 1
         if filters[f, F_PREFIX] != 0:
-            chosen[n_chosen] = f
-            n_chosen += 1
-    # NOTE: four filters' running sums in one sweep, held in registers: each is a chain of
-    # dependent additions, and side by side they overlap instead of waiting on each other
-    # (one filter a sweep ran at the latency of a float addition a row; all filters in one
-    # sweep kept the sums in memory). A short last group repeats its last filter. Adding
-    # 0.0 for a row that does not match keeps the loop branch-free and the sums exact.
-    for group in range(0, n_chosen, 4):
-        f0 = chosen[group]
-        f1 = chosen[min(group + 1, n_chosen - 1)]
-        f2 = chosen[min(group + 2, n_chosen - 1)]
-        f3 = chosen[min(group + 3, n_chosen - 1)]
-        w0, w1 = words[f0 // FILTER_BITS], words[f1 // FILTER_BITS]
-        w2, w3 = words[f2 // FILTER_BITS], words[f3 // FILTER_BITS]
-        b0, b1, b2, b3 = f0 % FILTER_BITS, f1 % FILTER_BITS, f2 % FILTER_BITS, f3 % FILTER_BITS
-        p0, p1, p2, p3 = prefix[f0], prefix[f1], prefix[f2], prefix[f3]
-        c0, c1, c2, c3 = counts[f0], counts[f1], counts[f2], counts[f3]
-        s0 = s1 = s2 = s3 = 0.0
-        k0 = k1 = k2 = k3 = 0
-        p0[0] = p1[0] = p2[0] = p3[0] = 0.0
-        c0[0] = c1[0] = c2[0] = c3[0] = 0
-        for i in range(n):
-            value = amount[i]
-            m0 = (w0[i] >> b0) & 1
-            m1 = (w1[i] >> b1) & 1
-            m2 = (w2[i] >> b2) & 1
-            m3 = (w3[i] >> b3) & 1
-            s0 += value if m0 else 0.0
-            s1 += value if m1 else 0.0
-            s2 += value if m2 else 0.0
-            s3 += value if m3 else 0.0
-            k0 += m0
-            k1 += m1
-            k2 += m2
-            k3 += m3
-            p0[i + 1] = s0
-            p1[i + 1] = s1
-            p2[i + 1] = s2
-            p3[i + 1] = s3
-            c0[i + 1] = k0
-            c1[i + 1] = k1
-            c2[i + 1] = k2
-            c3[i + 1] = k3
+            _prefix_sums(amount, word, shift, prefix[f], counts[f])
 
 
 @kernel(allocates=False)
@@ -600,7 +575,6 @@ def _user_targets(
         masks,
         prefix,
         counts,
-        scratch.chosen,
     )
     for t in range(params.shape[0]):
         w = params[t, P_WINDOW]
@@ -725,7 +699,6 @@ def _scratch(longest, params, windows, filters, mcc_bits):
         masks=np.empty((n_filters, longest), dtype=np.uint8),
         prefix=np.empty((n_filters, longest + 1), dtype=np.float64),
         counts=np.empty((n_filters, longest + 1), dtype=np.int32),
-        chosen=np.empty(n_filters, dtype=np.int64),
         sparse=np.empty((levels, longest), dtype=np.float64),
         log2=log2,
         stack=np.empty((longest, kmax + 1), dtype=np.float64),
