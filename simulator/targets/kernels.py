@@ -341,23 +341,27 @@ def _extreme_calendar(amount, mask, bounds, future, include, sign, fill, out, co
 
 
 @kernel(allocates=False)
+def _topk_clear(buf, k):
+    """Empty a top-k list: every slot -inf. buf: (>= k,) float64."""
+    for j in range(k):
+        buf[j] = -np.inf
+
+
+@kernel(allocates=False)
 def _topk_insert(buf, count, k, value):
-    """Insert `value` into buf[:count] (sorted descending, at most k long); returns new count.
+    """Insert a finite `value` into buf[:k] (sorted descending, -inf in empty slots); returns
+    the new count of finite slots (count + 1, at most k). Only a value above buf[k - 1] changes
+    the list.
 
     buf: (>= k,) float64.
     """
-    if count == k:
-        if value <= buf[k - 1]:
-            return count
-        pos = k - 1
-    else:
-        pos = count
-        count += 1
-    while pos > 0 and buf[pos - 1] < value:
-        buf[pos] = buf[pos - 1]
-        pos -= 1
-    buf[pos] = value
-    return count
+    # NOTE: a compare-exchange down all k slots, without data-dependent exits: a shifting
+    # loop that stopped at the value's place mispredicted its exit.
+    for j in range(k):
+        held = buf[j]
+        buf[j] = value if value > held else held
+        value = held if value > held else value
+    return min(count + 1, k)
 
 
 @kernel(allocates=False)
@@ -377,29 +381,28 @@ def _topk_calendar(amount, mask, bounds, future, include, k, fill, out, col, buf
 
     amount: (n,) float64. mask: (>= n,) uint8. bounds: (>= n,) int32 calendar bounds.
     out: (n, n_targets), column `col`. buf: (>= k,) float64 scratch holding the bucket's
-    top k so far, sorted descending.
+    top k so far, sorted descending, -inf in empty slots.
     """
     n = amount.shape[0]
     count = 0
-    floor = -np.inf  # a value enters the top k only when above this
     value = fill
+    _topk_clear(buf, k)
     for r in range(n):
         i = n - 1 - r if future else r
         if bounds[i] == (i + 1 if future else i):
             count = 0
             value = fill
-            floor = -np.inf
-        # NOTE: non-matching rows become -inf, so the common case is one compare, no branch on mask.
+            _topk_clear(buf, k)
+        # NOTE: non-matching rows become -inf, so the common case is one compare, no branch on
+        # mask: a value enters the top k only when above its k-th (-inf until it has k).
         entering = amount[i] + GATE[mask[i]]
-        if include and entering > floor:
+        if include and entering > buf[k - 1]:
             count = _topk_insert(buf, count, k, entering)
             value = _topk_mean(buf, count, fill)
-            floor = buf[k - 1] if count == k else -np.inf
         out[i, col] = value
-        if not include and entering > floor:
+        if not include and entering > buf[k - 1]:
             count = _topk_insert(buf, count, k, entering)
             value = _topk_mean(buf, count, fill)
-            floor = buf[k - 1] if count == k else -np.inf
 
 
 @kernel(allocates=False)
@@ -469,7 +472,7 @@ def _rolling_topk(
     for t in range(k + 1):
         sums[t] = 0.0 if t == 0 else -np.inf
     in_back = 0
-    floor = -np.inf  # the back's k-th largest once it has k
+    _topk_clear(top, k)
     front_hi = 0  # the front is positions [lo, front_hi), the back [front_hi, hi)
     hi = 0
     for r in range(n):
@@ -479,19 +482,19 @@ def _rolling_topk(
         while hi < stop:
             q = n - 1 - hi if future else hi
             value = amount[q] + GATE[mask[q]]
-            if value > floor:
+            if value > top[k - 1]:
                 in_back = _topk_insert(top, in_back, k, value)
                 for t in range(in_back):
                     sums[t + 1] = sums[t] + top[t]
-                floor = top[k - 1] if in_back == k else -np.inf
             hi += 1
         if lo >= front_hi:  # the front is empty: flip the back's rows still in the window
             count = 0
             last = -1
+            _topk_clear(top, k)
             for p in range(hi - 1, lo - 1, -1):
                 q = n - 1 - p if future else p
                 value = amount[q] + GATE[mask[q]]
-                grows = value > -np.inf and (count < k or value > top[k - 1])
+                grows = value > top[k - 1]
                 if grows:
                     count = _topk_insert(top, count, k, value)
                 if grows or last < 0:
@@ -505,7 +508,7 @@ def _rolling_topk(
                 link[p] = last
             front_hi = hi
             in_back = 0
-            floor = -np.inf
+            _topk_clear(top, k)
             for t in range(1, k + 1):
                 sums[t] = -np.inf
         # After the flip, only an empty window leaves the front empty.
