@@ -7,13 +7,13 @@ targets is done once:
   the row after its bucket); each rolling length is a merge of the rows with themselves
   shifted by the length;
 - filter bits: one table lookup per row on its MCC and one on its category give a word
-  whose bit f says whether filter f matches the row; from it, 0/1 masks and prefix sums and
-  counts of the matching amounts, all filters side by side in one sweep.
+  whose bit f says whether filter f matches the row; from it, each filter's 0/1 mask or
+  prefix sums and counts of the matching amounts.
 Then each target is one short loop: sums, counts, means and labels are differences of
 prefixes (branch-free, and an empty window is exactly 0); calendar min/max and top-k mean
-keep a running best that restarts with each bucket; rolling min/max and top-k mean
-(min/max are top-1) run a two-stack sliding window. Future windows are the same sweeps run
-backwards. Nothing is re-sorted.
+keep a running best that restarts with each bucket; rolling min/max read a sparse table,
+and rolling top-k mean runs a two-stack sliding window. Future windows are the same sweeps
+run backwards. Nothing is re-sorted.
 
 The target encoding (`params`, `windows` and `filters` columns and codes, filter bit tables)
 is defined here and filled by `plan.py`.
@@ -84,7 +84,7 @@ class Scratch(NamedTuple):
 
     bounds: np.ndarray  # (B_ROLLING + n_windows, .) int32: window bounds
     words: np.ndarray  # (n_words, .) int64: filter bits of every row
-    masks: np.ndarray  # (n_filters, . ) uint8: 0/1 of every row, per filter
+    masks: np.ndarray  # (n_filters, .) uint8: 0/1 of every row, per filter
     prefix: np.ndarray  # (n_filters, . + 1) float64: sums of matching amounts before a row
     counts: np.ndarray  # (n_filters, . + 1) int32: and their number
     sparse: np.ndarray  # (levels, .) float64: `_extreme_rolling`'s sparse table
