@@ -67,9 +67,9 @@ FILTER_BITS = 64
 MCC_NONE = 10_000
 MCC_TABLE_WIDTH = MCC_NONE + 1
 
-# GATE[mask] added to an amount leaves it (mask 1) or makes it -inf (mask 0), exactly and
-# without a branch.
-GATE = np.array([-np.inf, 0.0])
+# min(amount, GATE[mask]) leaves an amount as it is (mask 1, the sign of a zero included) or
+# makes it -inf (mask 0), without a branch.
+GATE = np.array([-np.inf, np.inf])
 
 # Rows of the `bounds` scratch: the first row of each row's day, week and month bucket
 # (B_START + unit), the first row after it (B_END + unit), then one row per window
@@ -332,7 +332,7 @@ def _extreme_calendar(amount, mask, bounds, future, include, sign, fill, out, co
         first = bounds[i] == i + 1 if future else bounds[i] == i
         if first:
             best = -np.inf
-        value = sign * amount[i] + GATE[mask[i]]
+        value = min(sign * amount[i], GATE[mask[i]])
         if include:
             best = max(best, value)
         out[i, col] = sign * best if best > -np.inf else fill
@@ -395,7 +395,7 @@ def _topk_calendar(amount, mask, bounds, future, include, k, fill, out, col, buf
             _topk_clear(buf, k)
         # NOTE: non-matching rows become -inf, so the common case is one compare, no branch on
         # mask: a value enters the top k only when above its k-th (-inf until it has k).
-        entering = amount[i] + GATE[mask[i]]
+        entering = min(amount[i], GATE[mask[i]])
         if include and entering > buf[k - 1]:
             count = _topk_insert(buf, count, k, entering)
             value = _topk_mean(buf, count, fill)
@@ -421,7 +421,7 @@ def _extreme_rolling(amount, mask, bounds, future, include, sign, fill, out, col
     n = amount.shape[0]
     widest = 0
     for i in range(n):
-        sparse[0, i] = sign * amount[i] + GATE[mask[i]]
+        sparse[0, i] = min(sign * amount[i], GATE[mask[i]])
         lo, hi = _window(bounds, i, future, include)
         widest = max(widest, hi - lo)
     level = 0
@@ -481,7 +481,7 @@ def _rolling_topk(
         stop = r + keep
         while hi < stop:
             q = n - 1 - hi if future else hi
-            value = amount[q] + GATE[mask[q]]
+            value = min(amount[q], GATE[mask[q]])
             if value > top[k - 1]:
                 in_back = _topk_insert(top, in_back, k, value)
                 for t in range(in_back):
@@ -493,7 +493,7 @@ def _rolling_topk(
             _topk_clear(top, k)
             for p in range(hi - 1, lo - 1, -1):
                 q = n - 1 - p if future else p
-                value = amount[q] + GATE[mask[q]]
+                value = min(amount[q], GATE[mask[q]])
                 grows = value > top[k - 1]
                 if grows:
                     count = _topk_insert(top, count, k, value)

@@ -309,3 +309,27 @@ def test_calendar_buckets_match_pandas_periods_over_centuries(unit):
     periods = frame["timestamp"].dt.to_period({"day": "D", "week": "W-SUN", "month": "M"}[unit])
     want = periods.groupby(periods).cumcount().to_numpy() + 1.0
     np.testing.assert_array_equal(got, want)
+
+
+def test_min_and_max_keep_the_sign_of_a_zero_amount():
+    frame = pd.DataFrame(
+        {
+            "user": [1, 1, 2, 2],
+            "timestamp": pd.to_datetime(
+                ["2024-01-01 10:00", "2024-01-01 11:00", "2024-01-01 10:00", "2024-01-01 11:00"]
+            ),
+            "amount": [0.0, 5.0, -0.0, -5.0],
+        }
+    )
+    targets = TargetSet(
+        tuple(
+            Target(f"{aggregate}_{window}", aggregate, window)
+            for aggregate in ("min", "max")
+            for window in ("day", "2h")
+        ),
+        dtype="float64",
+    )
+    got = _compute(frame, targets)
+    # Min of user 1 is +0.0 on both rows; max of user 2 is -0.0 on both rows.
+    assert not np.signbit(got[:2, :2]).any()
+    assert np.signbit(got[2:, 2:]).all()
