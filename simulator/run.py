@@ -33,6 +33,7 @@ from cardworld import __version__
 from cardworld.errors import ConfigError, LedgerError
 from cardworld.simulator import ledger
 from cardworld.simulator.fraud import build_fraud
+from cardworld.simulator.kernels.jit import compilations
 from cardworld.simulator.merchants import merchants_table
 from cardworld.simulator.purchases import simulate_shard
 from cardworld.simulator.world_arrays import build_arrays
@@ -54,6 +55,9 @@ class Summary:
     fraud_by_mechanism: dict[str, int]
     seconds: float
     blocks_resumed: int = 0
+    # Kernels this process compiled rather than loaded from numba's cache: a first run,
+    # whose time is mostly compiling (workers compile their own too).
+    compiled: int = 0
 
     @property
     def fraud_rate(self) -> float:
@@ -141,6 +145,7 @@ def simulate(
     rounded up to whole part files. resume: keep the blocks a killed run finished.
     """
     began = time.perf_counter()
+    compiled_before = compilations()
     overrides = {"consumers": consumers, "start": start, "end": end, "seed": seed}
     if isinstance(world, World):
         if any(v is not None for v in overrides.values()):
@@ -209,6 +214,7 @@ def simulate(
         fraud_by_mechanism=dict(sorted(by_mechanism.items())),
         seconds=time.perf_counter() - began,
         blocks_resumed=len(finished),
+        compiled=compilations() - compiled_before,
     )
 
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
+import numba
 import pytest
 
 import cardworld
 from cardworld.errors import LedgerError
 from cardworld.simulator import run
+from cardworld.simulator.kernels.jit import compilations
 
 CLI = shutil.which("cardworld") or str(Path(sys.executable).parent / "cardworld")
 
@@ -109,3 +113,29 @@ def test_demo_runs_the_main_job(tmp_path):
     assert csv[0].startswith("User,Card,Year,Month,Day,Time,Amount") and len(csv) == rows + 1
     assert (tmp_path / "demo" / "report" / "index.html").is_file()
     assert "Done." in result.stdout
+
+
+def test_the_summary_says_when_a_run_compiled_its_kernels(tmp_path, monkeypatch, capsys):
+    # Compiling every kernel takes about a minute, so the run itself is stood in for.
+    from cardworld.commands.simulate import run_simulation
+
+    real = run.simulate
+    for compiled, said in ((0, False), (5, True)):
+
+        def simulated(*args, compiled=compiled, **kwargs):
+            return dataclasses.replace(real(*args, **kwargs), compiled=compiled)
+
+        monkeypatch.setattr(run, "simulate", simulated)
+        run_simulation("tiny", tmp_path / f"ledger{compiled}", consumers=5, workers=1)
+        assert ("A first run" in capsys.readouterr().out) is said
+
+
+def test_compilations_counts_kernels_compiled_rather_than_loaded(monkeypatch):
+    module = types.ModuleType("cardworld._compile_probe")
+    module.double = numba.njit(lambda x: 2 * x)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    before = compilations()
+    assert module.double(21) == 42
+    assert compilations() == before + 1
+    module.double(4)  # the same signature: nothing new to compile
+    assert compilations() == before + 1

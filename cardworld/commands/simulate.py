@@ -65,6 +65,11 @@ def run_simulation(world: str, out: Path, **options):
     table.add_row("time", f"{summary.seconds:.1f} s")
     table.add_row("rows/s", f"{summary.rows_per_second:,.0f}")
     console.print(table)
+    if summary.compiled:
+        console.print(
+            "A first run: most of its time went to compiling the kernels. numba keeps them "
+            "in its cache, so the next run starts at once."
+        )
     return summary
 
 

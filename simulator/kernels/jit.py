@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
 import numba
+from numba.core.dispatcher import Dispatcher
 
 # NOTE: cache=True keeps the second run of a command from paying compile time again;
 # nogil=True lets kernels run side by side in threads. fastmath stays off: results must
@@ -29,3 +32,18 @@ def kernel(fn=None, *, parallel: bool = False, allocates: bool = True):
     if fn is None:
         return lambda f: numba.njit(**flags)(f)
     return numba.njit(**flags)(fn)
+
+
+def compilations(package: str = "cardworld") -> int:
+    """How many times this process compiled one of the package's kernels because numba's
+    cache did not have it: nonzero on the first run after installing (or editing)."""
+    seen: set[int] = set()
+    total = 0
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == package or name.startswith(package + ".")):
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, Dispatcher) and id(value) not in seen:
+                seen.add(id(value))
+                total += sum(value.stats.cache_misses.values())
+    return total
