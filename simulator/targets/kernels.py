@@ -71,6 +71,11 @@ MCC_TABLE_WIDTH = MCC_NONE + 1
 # makes it -inf (mask 0), without a branch.
 GATE = np.array([-np.inf, np.inf])
 
+# Rows of rolling top-k lists a scratch starts with; one user's wider windows grow it.
+# NOTE: a row per row of the longest user cost 8 (k + 1) bytes a row: 164 MB for k = 1024
+# and a 20,000-row user.
+FRONT_ROWS = 1024
+
 # Rows of the `bounds` scratch: the first row of each row's day, week and month bucket
 # (B_START + unit), the first row after it (B_END + unit), then one row per window
 # (B_ROLLING + w), used by rolling windows.
@@ -89,9 +94,8 @@ class Scratch(NamedTuple):
     counts: np.ndarray  # (n_filters, . + 1) int32: and their number
     sparse: np.ndarray  # (levels, .) float64: `_extreme_rolling`'s sparse table
     log2: np.ndarray  # (. + 1,) int64: floor(log2(m))
-    stack: np.ndarray  # (., max k + 1) float64: `_rolling_topk`'s front sums
-    held: np.ndarray  # (.,) int32: and their number
-    link: np.ndarray  # (.,) int32: and where they are
+    front: np.ndarray  # (rows, max k + 2) float64: `_rolling_topk`'s front lists
+    link: np.ndarray  # (.,) int32: which of them is each row's
     buf: np.ndarray  # (2 * max k + 1,) float64: a running top k and its sums
 
 
@@ -349,18 +353,18 @@ def _topk_clear(buf, k):
 
 @kernel(allocates=False)
 def _topk_insert(buf, count, k, value):
-    """Insert a finite `value` into buf[:k] (sorted descending, -inf in empty slots); returns
-    the new count of finite slots (count + 1, at most k). Only a value above buf[k - 1] changes
-    the list.
+    """Insert `value` into buf[:k] (sorted descending, -inf in empty slots); returns the new
+    count of finite slots. Callers insert only a finite value above buf[k - 1] (the count is
+    then count + 1, at most k).
 
     buf: (>= k,) float64.
     """
     # NOTE: a compare-exchange down all k slots, without data-dependent exits: a shifting
     # loop that stopped at the value's place mispredicted its exit.
     for j in range(k):
-        held = buf[j]
-        buf[j] = value if value > held else held
-        value = held if value > held else value
+        slot = buf[j]
+        buf[j] = value if value > slot else slot
+        value = slot if value > slot else value
     return min(count + 1, k)
 
 
@@ -444,33 +448,40 @@ def _extreme_rolling(amount, mask, bounds, future, include, sign, fill, out, col
 
 
 @kernel(allocates=False)
-def _rolling_topk(
-    amount, mask, bounds, future, include, k, fill, out, col, stack, held, link, back
-):
+def _rolling_topk(amount, mask, bounds, future, include, k, fill, out, col, front, link, back):
     """Mean of the k largest matching amounts in each row's rolling window.
 
     amount: (n,) float64. mask: (>= n,) uint8. bounds: (>= n,) int32 rolling bounds.
-    out: (n, n_targets), column `col`. Scratch: stack (>= n, >= k + 1) float64, held and
-    link (>= n,) int32, back (>= 2 * k + 1,) float64.
+    out: (n, n_targets), column `col`. Scratch: front (rows, >= k + 2) float64, link (>= n,)
+    int32, back (>= 2 * k + 1,) float64. Returns 0, or, when a window has more rows than
+    `front`, that many rows (the caller grows `front` and runs the user again).
 
     NOTE: a two-stack queue. Rows enter the window at one end and leave at the other.
-    The rows that entered since the last flip (the back) keep a running top k, as sums:
-    sums[t] is the sum of their t largest (-inf past how many they are). At a flip, each
-    row still in the window (the front) gets the same sums for itself and every front row
-    after it: stack[p, t], held[p] of them. The list changes at few positions, so only
-    those are written and link[p] names the position holding p's. A window's sum of its
-    m largest is then the best split of m between the two sorted lists: the max over t of
-    front[t] + back[m - t]. Each row enters and flips once: O(k) a row at worst, O(1)
-    usually. Rescanning the window whenever one of its top k left ran as fast on ledgers
-    but O(window) a row on falling amounts. For min/max (k = 1) the sparse table of
-    `_extreme_rolling` is faster: the two running maxima are chains of dependent compares.
+    The rows that entered since the last flip (the back) keep a running top k. At a flip,
+    each row still in the window (the front) gets the top k of itself and every front row
+    after it. A list is kept as sums: list[t] is the sum of its t largest, -inf past how
+    many there are (a front list holds that count in list[k + 1]). A front list changes at few rows, so only
+    those rows get a row of `front`, and link[p] names the row holding row p's. A window's
+    sum of its m largest is then the best split of m between the two sorted lists: the max
+    over t of front[t] + back[m - t]. Each row enters and flips once. Rescanning the window
+    whenever one of its top k left ran as fast on ledgers but O(window) a row on falling
+    amounts. For min/max (k = 1) the sparse table of `_extreme_rolling` is faster: the two
+    running maxima here are chains of dependent compares.
+    A future window is the same run from the last row backwards: position r is row n-1-r.
     """
     n = amount.shape[0]
     keep = 1 if include else 0
-    top = back[:k]  # a running top k, sorted descending
-    sums = back[k : 2 * k + 1]  # sums[t]: sum of the back's t largest, -inf past in_back
-    for t in range(k + 1):
-        sums[t] = 0.0 if t == 0 else -np.inf
+    widest = 0
+    for r in range(n):
+        i = n - 1 - r if future else r
+        lo = n - bounds[i] if future else bounds[i]
+        widest = max(widest, r + keep - lo)
+    if widest > front.shape[0]:
+        return widest
+    top = back[:k]  # a running top k, sorted descending, -inf in empty slots
+    sums = back[k : 2 * k + 1]  # the back's list, of in_back rows
+    sums[0] = 0.0
+    _topk_clear(sums[1:], k)
     in_back = 0
     _topk_clear(top, k)
     front_hi = 0  # the front is positions [lo, front_hi), the back [front_hi, hi)
@@ -478,50 +489,51 @@ def _rolling_topk(
     for r in range(n):
         i = n - 1 - r if future else r
         lo = n - bounds[i] if future else bounds[i]
-        stop = r + keep
-        while hi < stop:
+        while hi < r + keep:  # rows entering the back
             q = n - 1 - hi if future else hi
             value = min(amount[q], GATE[mask[q]])
             if value > top[k - 1]:
                 in_back = _topk_insert(top, in_back, k, value)
-                for t in range(in_back):
+                for t in range(k):
                     sums[t + 1] = sums[t] + top[t]
             hi += 1
         if lo >= front_hi:  # the front is empty: flip the back's rows still in the window
-            count = 0
-            last = -1
             _topk_clear(top, k)
+            count = 0
+            written = -1
             for p in range(hi - 1, lo - 1, -1):
                 q = n - 1 - p if future else p
                 value = min(amount[q], GATE[mask[q]])
                 grows = value > top[k - 1]
                 if grows:
                     count = _topk_insert(top, count, k, value)
-                if grows or last < 0:
-                    total = 0.0
-                    stack[p, 0] = 0.0
+                if grows or written < 0:
+                    written += 1
+                    row = front[written]
+                    row[0] = 0.0
                     for t in range(k):
-                        total = total + top[t] if t < count else -np.inf
-                        stack[p, t + 1] = total
-                    held[p] = count
-                    last = p
-                link[p] = last
+                        row[t + 1] = row[t] + top[t]
+                    row[k + 1] = count
+                link[p] = written
             front_hi = hi
-            in_back = 0
             _topk_clear(top, k)
-            for t in range(1, k + 1):
-                sums[t] = -np.inf
+            _topk_clear(sums[1:], k)
+            in_back = 0
         # After the flip, only an empty window leaves the front empty.
-        m = min(k, held[link[lo]] + in_back) if lo < front_hi else 0
+        if lo >= front_hi:
+            out[i, col] = fill
+            continue
+        listed = front[link[lo]]
+        m = min(k, int(listed[k + 1]) + in_back)
         if m == 0:
             out[i, col] = fill
             continue
-        front = stack[link[lo]]
         best = -np.inf
         # Splits taking more rows from a list than it has are -inf: a fixed-length loop.
         for t in range(m + 1):
-            best = max(best, front[t] + sums[m - t])
+            best = max(best, listed[t] + sums[m - t])
         out[i, col] = best / m
+    return 0
 
 
 @kernel(allocates=False)
@@ -547,11 +559,12 @@ def _user_targets(
     params: (n_targets, N_PARAMS) int64. fills: (n_targets,) float64. windows: (n_windows, 3)
     int64. filters, mcc_bits, cat_bits as `_fill_filters` takes them. out: (n, n_targets)
     float32 or float64, column-major (each target's column contiguous) for speed, though any
-    layout works. scratch: a `Scratch` at least n long.
+    layout works. scratch: a `Scratch` at least n long. Returns 0, or the rows a rolling
+    top-k window needs when `scratch.front` has fewer (grow it and call again).
     """
     n = ts.shape[0]
     if n == 0:
-        return
+        return 0
     bounds, masks, prefix, counts = scratch.bounds, scratch.masks, scratch.prefix, scratch.counts
     calendar = False
     ends = False
@@ -599,7 +612,7 @@ def _user_targets(
             sign = -1.0 if agg == AGG_MIN else 1.0
             k = params[t, P_K] if agg == AGG_TOPK else 1
             if rolling and agg == AGG_TOPK:
-                _rolling_topk(
+                need = _rolling_topk(
                     amount,
                     masks[f],
                     bounds[row],
@@ -609,11 +622,12 @@ def _user_targets(
                     fills[t],
                     out,
                     t,
-                    scratch.stack,
-                    scratch.held,
+                    scratch.front,
                     scratch.link,
                     scratch.buf,
                 )
+                if need > 0:
+                    return need
             elif rolling:
                 _extreme_rolling(
                     amount,
@@ -638,6 +652,7 @@ def _user_targets(
                 )
         else:
             _additive(prefix[f], counts[f], bounds[row], future, include, agg, fills[t], out, t)
+    return 0
 
 
 @kernel
@@ -667,32 +682,28 @@ def _targets_range(
     longest = 0
     for u in range(first, stop):
         longest = max(longest, offsets[u + 1] - offsets[u])
-    scratch = _scratch(longest, params, windows, filters, mcc_bits)
+    plan = (params, fills, windows, filters, mcc_bits, cat_bits)
+    scratch = _scratch(longest, params, windows, filters, mcc_bits, min(longest, FRONT_ROWS))
     for u in range(first, stop):
         s = offsets[u]
         e = offsets[u + 1]
-        _user_targets(
-            ts[s:e],
-            amount[s:e],
-            mcc[s:e],
-            category[s:e],
-            params,
-            fills,
-            windows,
-            filters,
-            mcc_bits,
-            cat_bits,
-            out[s - row0 : e - row0],
-            scratch,
-        )
+        user = (ts[s:e], amount[s:e], mcc[s:e], category[s:e])
+        need = _user_targets(*user, *plan, out[s - row0 : e - row0], scratch)
+        if need > 0:  # a rolling top-k window wider than the scratch: grow it, redo the user
+            scratch = _scratch(longest, params, windows, filters, mcc_bits, need)
+            _user_targets(*user, *plan, out[s - row0 : e - row0], scratch)
 
 
 @kernel
-def _scratch(longest, params, windows, filters, mcc_bits):
-    """A `Scratch` for users of up to `longest` rows and the plan's targets."""
+def _scratch(longest, params, windows, filters, mcc_bits, front_rows):
+    """A `Scratch` for users of up to `longest` rows and the plan's targets, with room for
+    rolling top-k windows of up to `front_rows` rows (none without such targets)."""
     kmax = 1
+    rolling_topk = False
     for t in range(params.shape[0]):
         kmax = max(kmax, params[t, P_K])
+        if params[t, P_AGG] == AGG_TOPK:
+            rolling_topk |= windows[params[t, P_WINDOW], W_UNIT] == UNIT_ROLLING
     n_filters = filters.shape[0]
     levels = 1
     while (1 << levels) <= longest:
@@ -708,8 +719,7 @@ def _scratch(longest, params, windows, filters, mcc_bits):
         counts=np.empty((n_filters, longest + 1), dtype=np.int32),
         sparse=np.empty((levels, longest), dtype=np.float64),
         log2=log2,
-        stack=np.empty((longest, kmax + 1), dtype=np.float64),
-        held=np.empty(longest, dtype=np.int32),
+        front=np.empty((front_rows if rolling_topk else 0, kmax + 2), dtype=np.float64),
         link=np.empty(longest, dtype=np.int32),
         buf=np.empty(2 * kmax + 1, dtype=np.float64),
     )

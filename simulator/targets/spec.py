@@ -46,6 +46,9 @@ DIRECTIONS = ("past", "future")
 DTYPES = ("float32", "float64")
 MCC_MAX = 9999
 K_MAX = 1024
+# Rolling lengths are capped so that a timestamp plus or minus the length stays an int64
+# (a 292,000-year window wrapped around and read past the rows).
+ROLLING_MAX_DAYS = 36_525
 FILL_AGGREGATES = ("mean", "min", "max", "topk_mean")
 RESERVED_NAMES = ("txn_id",)
 
@@ -82,7 +85,7 @@ def parse_window(window: str, where: str = "target") -> tuple[str, int]:
         raise _fail(
             where, "window", window, 'day, week, month or a rolling length such as "7d" or "36h"'
         )
-    length = int(found.group(1))
+    length = int(found.group(1)) * _UNIT_US[found.group(2)]
     if length <= 0:
         raise _fail(
             where,
@@ -90,7 +93,11 @@ def parse_window(window: str, where: str = "target") -> tuple[str, int]:
             window,
             "a rolling length of at least 1 (an empty window is impossible)",
         )
-    return "rolling", length * _UNIT_US[found.group(2)]
+    if length > ROLLING_MAX_DAYS * _UNIT_US["d"]:
+        raise _fail(
+            where, "window", window, f"a rolling length of at most {ROLLING_MAX_DAYS}d (100 years)"
+        )
+    return "rolling", length
 
 
 @dataclass(frozen=True)

@@ -333,3 +333,30 @@ def test_min_and_max_keep_the_sign_of_a_zero_amount():
     # Min of user 1 is +0.0 on both rows; max of user 2 is -0.0 on both rows.
     assert not np.signbit(got[:2, :2]).any()
     assert np.signbit(got[2:, 2:]).all()
+
+
+def test_rolling_topk_windows_wider_than_the_scratch_grow_it():
+    # User 1's two-day windows hold up to 2,500 rows, more than the scratch starts with
+    # (FRONT_ROWS); users 0 and 2 come before and after it in the same run.
+    rng = np.random.default_rng(12)
+    sizes = (50, 2500, 60)
+    frame = pd.DataFrame(
+        {
+            "user": np.repeat(np.arange(3), sizes),
+            "timestamp": EDGE
+            + pd.to_timedelta(
+                np.concatenate([np.sort(rng.integers(0, 3 * DAY_US, m)) for m in sizes]), unit="us"
+            ),
+            "amount": rng.normal(50.0, 20.0, sum(sizes)).round(2),
+            "mcc": rng.choice(MCCS, sum(sizes)),
+            "category": rng.choice(CATEGORIES, sum(sizes)),
+        }
+    )
+    targets = TargetSet(
+        (
+            Target("top3", "topk_mean", "2d", k=3),
+            Target("top2_next", "topk_mean", "2d", k=2, direction="future", mcc=5411),
+        ),
+        dtype="float64",
+    )
+    _assert_matches_naive(frame, targets)

@@ -73,6 +73,7 @@ def test_python_objects_equal_their_toml_twin(tmp_path):
         ('aggregate = "sum"\nwindow = "fortnight"', ["window = 'fortnight'", '"7d"']),
         ('aggregate = "sum"\nwindow = "0d"', ["window = '0d'", "at least 1"]),
         ('aggregate = "sum"\nwindow = "-3d"', ["window = '-3d'"]),
+        ('aggregate = "sum"\nwindow = "36526d"', ["window = '36526d'", "at most 36525d"]),
         (
             'aggregate = "sum"\nwindow = "day"\ndirection = "sideways"',
             ["direction = 'sideways'", "past or future"],
