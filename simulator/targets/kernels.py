@@ -190,28 +190,72 @@ def _fill_rolling(ts, future, length, out):
     ts: (n,) int64 microseconds, sorted. length: > 0 microseconds. out: (>= n,) int32. A
     past window is rows [out[i], i]: rows later than ts[i] - length. A future window is
     rows [i, out[i]): rows earlier than ts[i] + length.
+
+    NOTE: a branch-free merge of the rows with the window edges, each step a chain of
+    dependent loads and compares. The first and second half of the rows run as two merges
+    side by side, so the two chains overlap: 13 µs for 4,096 rows against 20 µs for one
+    merge. A `while` loop moving the edge mispredicts about once a row; counting how many
+    of the next four rows the edge passes measured no faster.
     """
     n = ts.shape[0]
-    # NOTE: a branch-free merge of the rows with the window edges: a `while` two-pointer
-    # loop mispredicts about once per row on real (irregular) gaps and runs slower; counting
-    # how many of the next four rows the edge passes, or two merges side by side, measured
-    # no faster.
-    i = 0
-    j = 0
+    half = n // 2
+    i, j = 0, _edge(ts, future, length, 0)
+    i2, j2 = half, _edge(ts, future, length, half)
     if future:
-        while i < n:
+        while i < half and i2 < n:
+            inside = j < n and ts[j] < ts[i] + length
+            inside2 = j2 < n and ts[j2] < ts[i2] + length
+            out[i] = j
+            out[i2] = j2
+            step = 1 if inside else 0
+            step2 = 1 if inside2 else 0
+            j, i = j + step, i + 1 - step
+            j2, i2 = j2 + step2, i2 + 1 - step2
+    else:
+        while i < half and i2 < n:
+            gone = ts[j] + length <= ts[i]
+            gone2 = ts[j2] + length <= ts[i2]
+            out[i] = j
+            out[i2] = j2
+            step = 1 if gone else 0
+            step2 = 1 if gone2 else 0
+            j, i = j + step, i + 1 - step
+            j2, i2 = j2 + step2, i2 + 1 - step2
+    # One lane may finish first: the other runs on alone.
+    _merge(ts, future, length, out, i, j, half)
+    _merge(ts, future, length, out, i2, j2, n)
+
+
+@kernel(allocates=False)
+def _merge(ts, future, length, out, i, j, stop):
+    """`_fill_rolling`'s merge for rows [i, stop), from edge j."""
+    n = ts.shape[0]
+    if future:
+        while i < stop:
             inside = j < n and ts[j] < ts[i] + length
             out[i] = j
             step = 1 if inside else 0
-            j += step
-            i += 1 - step
+            j, i = j + step, i + 1 - step
     else:
-        while i < n:
+        while i < stop:
             gone = ts[j] + length <= ts[i]
             out[i] = j
             step = 1 if gone else 0
-            j += step
-            i += 1 - step
+            j, i = j + step, i + 1 - step
+
+
+@kernel(allocates=False)
+def _edge(ts, future, length, i):
+    """Row i's rolling window edge as `_fill_rolling` defines it, by bisection."""
+    lo, hi = 0, ts.shape[0]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        moves = ts[mid] < ts[i] + length if future else ts[mid] + length <= ts[i]
+        if moves:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 @kernel(allocates=False)

@@ -10,6 +10,7 @@ dtype = "float32"            # optional: float32 (default) or float64
 name = "grocery_rest_of_week"
 aggregate = "sum"            # sum, mean, count, min, max, topk_mean, any
 window = "week"              # day, week (ISO, Monday first), month, or rolling "7d" / "36h"
+                             # (rolling: up to 36525d, 100 years)
 direction = "future"         # past (default) or future
 include_current = false      # default: true for past, false for future
 mcc = 5411                   # or mcc = [5411, 5422], or category = "grocery" / ["a", "b"]
