@@ -96,6 +96,7 @@ def test_map_dataset_pickles_and_feeds_a_two_worker_dataloader():
             length = int(batch["lengths"][b])
             np.testing.assert_array_equal(batch["targets"][b, :length].numpy(), expected[user][1])
             assert torch.isnan(batch["targets"][b, length:]).all()
+            assert (batch["features"][b, length:] == 0.0).all()
             assert not batch["mask"][b, length:].any() and batch["mask"][b, :length].all()
             seen += 1
     assert seen == len(dataset)
