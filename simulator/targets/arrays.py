@@ -197,7 +197,7 @@ def timestamps_us(column: pa.ChunkedArray, name: str) -> np.ndarray:
     raw = column.cast(pa.int64()).to_numpy()
     if kind.unit == "ns":
         return raw // 1000
-    return raw * _US_PER[kind.unit]
+    return raw if kind.unit == "us" else raw * _US_PER[kind.unit]
 
 
 def _amounts(column: pa.ChunkedArray, name: str) -> np.ndarray:
@@ -222,7 +222,9 @@ def _mccs(column: pa.ChunkedArray, name: str) -> np.ndarray:
     if column.null_count:
         column = column.cast(pa.int32()).fill_null(-1)
     codes = column.to_numpy().astype(np.int32)
-    codes[(codes < 0) | (codes >= K.MCC_NONE)] = K.MCC_NONE
+    # Negative codes read as unsigned are huge, so one minimum sends them and codes past
+    # the table to MCC_NONE.
+    np.minimum(codes.view(np.uint32), K.MCC_NONE, out=codes.view(np.uint32))
     return codes
 
 

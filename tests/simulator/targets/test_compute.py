@@ -284,3 +284,21 @@ def test_dictionary_categories_with_different_chunk_dictionaries_and_nulls():
     np.testing.assert_array_equal(got, compute_table(as_strings, targets))
     np.testing.assert_array_equal(got[:, 0], [1.0, 1.0, 1.0, 9.0, 9.0])  # a, b, null, a, c
     np.testing.assert_array_equal(got[:, 1], [0.0, 2.0, 2.0, 2.0, 18.0])
+
+
+def test_mccs_outside_the_code_range_match_nothing():
+    frame = pd.DataFrame(
+        {
+            "consumer_id": [1, 1, 1, 1],
+            "timestamp": pd.to_datetime(["2024-01-01"] * 4),
+            "amount": [1.0, 2.0, 4.0, 8.0],
+            "mcc": np.array([-5411, 15411, 9999, 5411], dtype=np.int64),
+        }
+    )
+    targets = TargetSet(
+        (Target("m", "sum", "day", mcc=5411), Target("top", "count", "day", mcc=9999)),
+        dtype="float64",
+    )
+    np.testing.assert_array_equal(
+        compute_table(frame, targets), [[0.0, 0.0], [0.0, 0.0], [0.0, 1.0], [8.0, 1.0]]
+    )
