@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cardworld.errors import ConfigError, WorldError
+from cardworld.errors import ConfigError, LedgerError, WorldError
 from cardworld.simulator.report_figures import compute_figures
 from cardworld.worlds.load import SHIPPED, load_world, world_file
 from cardworld.worlds.schema import TABLE_COLUMNS, CalibrationTarget
@@ -247,9 +247,19 @@ def calibrate(
         figures = compute_figures(ledger)
         return _report(loaded, Path(ledger), figures)
     options = _sample_options(world, consumers, start, end, seed)
+    if (
+        keep is not None
+        and Path(keep).exists()
+        and (Path(keep).is_file() or any(Path(keep).iterdir()))
+    ):
+        raise LedgerError(
+            f"{keep}: already exists; --keep writes a new ledger, choose another path"
+        )
     with tempfile.TemporaryDirectory(prefix="cardworld-calibrate-") as tmp:
         out = Path(keep) if keep else Path(tmp) / "sample"
-        simulate(world, out, workers=workers, overwrite=True, on_progress=on_progress, **options)
+        simulate(
+            world, out, workers=workers, overwrite=keep is None, on_progress=on_progress, **options
+        )
         figures = compute_figures(out)
         return _report(loaded, Path(keep) if keep else None, figures)
 
@@ -432,6 +442,11 @@ def fit(
         raise ConfigError("fit needs at least one parameter to move")
     options = _sample_options(world, consumers, start, end, seed)
     out = Path(out)
+    if out.resolve() == Path(loaded.path).resolve():
+        raise ConfigError(
+            f"--out {out}: is the world being fitted; the fitted world extends it, so write it "
+            "to another file"
+        )
     history: list[tuple[dict[str, float], float]] = []
     measured: list[list[Comparison]] = []  # per evaluation, beside history
 

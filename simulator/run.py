@@ -156,10 +156,12 @@ def simulate(
     fs, root = ledger.storage(out)
     if fs.exists(root) and not fs.isdir(root):
         raise LedgerError(f"{out}: exists and is not a directory; choose another --out")
-    if fs.exists(root) and fs.ls(root) and not overwrite:
-        raise LedgerError(
-            f"{out}: already exists and is not empty; choose another --out or pass --overwrite"
-        )
+    if fs.exists(root) and fs.ls(root):
+        if not overwrite:
+            raise LedgerError(
+                f"{out}: already exists and is not empty; choose another --out or pass --overwrite"
+            )
+        _check_replaceable(fs, root, out)
     partial = posixpath.join(posixpath.dirname(root), f".{posixpath.basename(root)}.partial")
     partial_url = fs.unstrip_protocol(partial)
 
@@ -398,6 +400,20 @@ def _manifest(world: World, blocks: list, rows: int, row_counts: dict[str, int])
             "simpy": simpy.__version__,
         },
     }
+
+
+def _check_replaceable(fs, root: str, out) -> None:
+    """--overwrite replaces a ledger, never a folder of other files or the working directory."""
+    if not fs.exists(posixpath.join(root, ledger.MANIFEST)):
+        raise LedgerError(
+            f"{out}: is not a cardworld ledger (no {ledger.MANIFEST}), and --overwrite replaces "
+            "only a ledger; choose another --out"
+        )
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    if "file" in protocols:
+        here = Path.cwd().resolve()
+        if here == Path(root).resolve() or Path(root).resolve() in here.parents:
+            raise LedgerError(f"{out}: holds the working directory; choose another --out")
 
 
 def _publish(fs, partial: str, root: str) -> None:

@@ -139,3 +139,28 @@ def test_compilations_counts_kernels_compiled_rather_than_loaded(monkeypatch):
     assert compilations() == before + 1
     module.double(4)  # the same signature: nothing new to compile
     assert compilations() == before + 1
+
+
+def test_overwrite_replaces_only_a_ledger(tmp_path, monkeypatch):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(LedgerError, match="not a cardworld ledger .* replaces only a ledger"):
+        run.simulate("tiny", folder, consumers=5, workers=1, overwrite=True)
+    assert (folder / "notes.txt").read_text() == "mine"
+    out = tmp_path / "ledger"
+    run.simulate("tiny", out, consumers=5, workers=1)
+    monkeypatch.chdir(out)
+    with pytest.raises(LedgerError, match="holds the working directory"):
+        run.simulate("tiny", out, consumers=5, workers=1, overwrite=True)
+    assert cardworld.verify(out) == []
+
+
+def test_an_error_shows_brackets_as_written(tmp_path, tiny_ledger):
+    config = tmp_path / "empty.toml"
+    config.write_text('dtype = "float32"\n')
+    result = cardworld_cli(
+        "targets", str(tiny_ledger), "--config", str(config), "--out", str(tmp_path / "t.parquet")
+    )
+    assert result.returncode == 2
+    assert "expected one or more [[target]] tables" in result.stderr

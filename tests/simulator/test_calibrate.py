@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cardworld.errors import ConfigError, WorldError
+from cardworld.errors import ConfigError, LedgerError, WorldError
 from cardworld.simulator import calibrate as cal
 from cardworld.simulator import ledger
 from cardworld.simulator.purchases import TRANSACTION_SCHEMA
@@ -306,3 +306,17 @@ def test_calibrate_command_prints_the_table_and_fails_on_a_missed_target(handmad
     assert "online_share" in result.output and "target(s) missed" in result.output
     result = runner.invoke(app, ["calibrate", "--world", str(world), "--fit"])
     assert isinstance(result.exception, ConfigError)
+
+
+def test_calibrate_and_fit_never_write_over_what_is_there(tmp_path):
+    kept = tmp_path / "mine"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    with pytest.raises(LedgerError, match="already exists; --keep writes a new ledger"):
+        cal.calibrate("tiny", consumers=5, keep=kept)
+    assert (kept / "notes.txt").read_text() == "mine"
+    source = load_world("tiny").path
+    before = source.read_bytes()
+    with pytest.raises(ConfigError, match="is the world being fitted"):
+        cal.fit("tiny", ["errors.bad_pin"], source, consumers=5)
+    assert source.read_bytes() == before
