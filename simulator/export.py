@@ -96,11 +96,13 @@ def export(
     format: str = "tabformer",
     batch_rows: int = BATCH_ROWS,
     on_progress: Callable[[int, int], None] | None = None,
+    overwrite: bool = False,
 ) -> int:
     """Write the ledger's transactions to `out` in `format`; returns the number of rows.
 
     `out` is CSV (gzip-compressed when it ends in .gz); the flat format may also be
-    written as Parquet (`out` ending in .parquet).
+    written as Parquet (`out` ending in .parquet). It must lie outside the ledger, and an
+    existing file is replaced only with `overwrite`.
     """
     if format not in FORMATS:
         raise ConfigError(f"export format must be one of {', '.join(FORMATS)}, found {format!r}")
@@ -110,7 +112,13 @@ def export(
         raise ConfigError(f"{out}: only the flat format is written as Parquet; use a .csv file")
     if out.exists() and out.is_dir():
         raise ConfigError(f"{out}: is a directory; --out must be a file path")
+    if not (parquet or out.name.endswith((".csv", ".csv.gz"))):
+        raise ConfigError(f"{out}: expected a .csv, .csv.gz or (flat only) .parquet file")
     manifest = ledger.read_manifest(ledger_dir)
+    if out.resolve().is_relative_to(Path(ledger_dir).resolve()):
+        raise ConfigError(f"{out}: lies inside the ledger {ledger_dir}; write it elsewhere")
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out}: already exists; choose another --out or pass --overwrite")
     total = int(manifest.get("row_counts", {}).get("transactions", 0))
     tables = _entities(ledger_dir)
     convert = _tabformer if format == "tabformer" else _flat

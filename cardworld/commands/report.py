@@ -134,6 +134,7 @@ def export(
     out: Path = typer.Option(
         ..., "--out", help="The file to write: .csv, .csv.gz, or .parquet (flat only)."
     ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
 ) -> None:
     """Export a ledger's transactions as TabFormer's CSV or as a flat table."""
     from cardworld.simulator.export import export as export_ledger
@@ -150,5 +151,7 @@ def export(
         def on_progress(rows: int, total: int) -> None:
             progress.update(task, completed=rows, total=total or None)
 
-        rows = export_ledger(ledger_dir, out, format=format, on_progress=on_progress)
+        rows = export_ledger(
+            ledger_dir, out, format=format, on_progress=on_progress, overwrite=overwrite
+        )
     console.print(f"[green]exported[/] {rows:,} rows to {out} ({format})")

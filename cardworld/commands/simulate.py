@@ -141,7 +141,7 @@ def demo(
     )
     with console.status("exporting to the TabFormer CSV schema and drawing the report"):
         csv = out / "transactions-tabformer.csv"
-        export(ledger_dir, csv, format="tabformer")
+        export(ledger_dir, csv, format="tabformer", overwrite=True)
         page = build_report(ledger_dir, out / "report")
     console.print(f"\n[bold green]Done.[/] In [bold]{out}[/]:")
     console.print(f"  {ledger_dir}/                  the ledger (Parquet, with manifest.json)")

@@ -15,10 +15,13 @@ def targets(
     ledger_dir: Path = typer.Argument(
         ..., help="A ledger directory (with a transactions/ dataset)."
     ),
-    config: Path = typer.Option(..., "--config", help="A targets TOML file ([[target]] tables)."),
+    config: Path = typer.Option(
+        ..., "--config", help=r"A targets TOML file (\[\[target]] tables)."
+    ),
     out: Path = typer.Option(
         ..., "--out", help="The Parquet file to write: txn_id plus one column per target."
     ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
 ) -> None:
     """Compute training targets for every transaction of a ledger."""
     from cardworld.simulator.targets.compute import write_targets
@@ -27,7 +30,7 @@ def targets(
     target_set = load_targets(config)
     begin = time.perf_counter()
     with console.status(f"computing {len(target_set)} targets over {ledger_dir}"):
-        result = write_targets(ledger_dir, target_set, out)
+        result = write_targets(ledger_dir, target_set, out, overwrite=overwrite)
     seconds = time.perf_counter() - begin
     console.print(
         f"wrote {out}: {result.num_rows:,} rows x {len(target_set)} targets "

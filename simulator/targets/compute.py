@@ -156,20 +156,40 @@ def write_targets(
     out: str | Path,
     *,
     columns: Columns = Columns(),
+    overwrite: bool = False,
 ) -> pa.Table:
-    """Compute a ledger's targets and write them as one Parquet file, atomically."""
-    result = compute_ledger(ledger_dir, targets, columns=columns)
+    """Compute a ledger's targets and write them as one Parquet file, atomically.
+
+    `out` must end in .parquet and lie outside the ledger; an existing file is replaced
+    only with `overwrite`.
+    """
     out = Path(out)
+    _check_out(out, Path(ledger_dir), overwrite)
+    result = compute_ledger(ledger_dir, targets, columns=columns)
     out.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     os.close(handle)
     try:
         pq.write_table(result, temporary)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's file is private; the result is not
         os.replace(temporary, out)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
     return result
+
+
+def _check_out(out: Path, ledger_dir: Path, overwrite: bool) -> None:
+    if out.suffix != ".parquet":
+        raise DataError(f"--out {out}: expected a .parquet file (targets are written as Parquet)")
+    if out.is_dir():
+        raise DataError(f"--out {out}: is a directory; expected a .parquet file")
+    if out.resolve().is_relative_to(ledger_dir.resolve()):
+        raise DataError(f"--out {out}: lies inside the ledger {ledger_dir}; write it elsewhere")
+    if out.exists() and not overwrite:
+        raise DataError(f"--out {out}: already exists; choose another path or pass --overwrite")
 
 
 def input_columns(target_set: TargetSet, columns: Columns, extra: Sequence[str] = ()) -> list[str]:

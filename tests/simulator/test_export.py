@@ -3,6 +3,8 @@ conventions ("$" amounts, Yes/No, HH:MM, ONLINE) and the flat table."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -134,6 +136,18 @@ def test_export_rejects_bad_input(tiny_ledger, tmp_path):
         export(tiny_ledger, tmp_path, format="flat")
     with pytest.raises(LedgerError, match="not a cardworld ledger"):
         export(tmp_path, tmp_path / "x.csv")
+    with pytest.raises(ConfigError, match=r"expected a \.csv, \.csv\.gz or"):
+        export(tiny_ledger, tmp_path / "x.txt")
+    with pytest.raises(ConfigError, match="lies inside the ledger"):
+        export(tiny_ledger, Path(tiny_ledger) / "x.csv")
+    kept = tmp_path / "kept.csv"
+    kept.write_text("mine")
+    with pytest.raises(
+        ConfigError, match="already exists; choose another --out or pass --overwrite"
+    ):
+        export(tiny_ledger, kept)
+    assert kept.read_text() == "mine"
+    assert export(tiny_ledger, kept, overwrite=True) > 0
     assert not list(tmp_path.glob(".*.tmp"))
 
 

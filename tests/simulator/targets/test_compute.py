@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
@@ -302,3 +303,22 @@ def test_mccs_outside_the_code_range_match_nothing():
     np.testing.assert_array_equal(
         compute_table(frame, targets), [[0.0, 0.0], [0.0, 0.0], [0.0, 1.0], [8.0, 1.0]]
     )
+
+
+def test_write_targets_keeps_what_is_there(tmp_path):
+    _write_ledger(tmp_path / "ledger", _ledger_table(np.random.default_rng(6)))
+    ledger_dir = tmp_path / "ledger"
+    with pytest.raises(DataError, match="expected a .parquet file"):
+        write_targets(ledger_dir, TARGETS, tmp_path / "o.csv")
+    with pytest.raises(DataError, match="lies inside the ledger"):
+        write_targets(ledger_dir, TARGETS, ledger_dir / "transactions" / "o.parquet")
+    kept = tmp_path / "o.parquet"
+    kept.write_text("mine")
+    with pytest.raises(DataError, match="already exists; choose another path or pass --overwrite"):
+        write_targets(ledger_dir, TARGETS, kept)
+    assert kept.read_text() == "mine"
+    written = write_targets(ledger_dir, TARGETS, kept, overwrite=True)
+    assert pq.read_table(kept).num_rows == written.num_rows
+    umask = os.umask(0)
+    os.umask(umask)
+    assert kept.stat().st_mode & 0o777 == 0o666 & ~umask
