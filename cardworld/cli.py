@@ -44,9 +44,7 @@ def main() -> None:
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
     except CardworldError as exc:
-        # The message is text, not markup: "[[target]]" or "[population]" must show as written.
-        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-        sys.exit(2)
+        _fail(str(exc))
     except (typer.Exit, SystemExit) as exc:
         sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))
     except typer.Abort:
@@ -56,4 +54,31 @@ def main() -> None:
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(exc.exit_code)
-        raise
+        message = _file_error(exc)
+        if message is None:
+            raise
+        _fail(message)
+
+
+def _fail(message: str) -> None:
+    """One red line on stderr and exit code 2."""
+    # The message is text, not markup: "[[target]]" or "[population]" must show as written.
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    sys.exit(2)
+
+
+def _file_error(exc: Exception) -> str | None:
+    """A message for a bad or damaged file met inside a library before cardworld could
+    name the problem; None for anything else (a bug: the traceback is kept)."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"a file is not UTF-8 text ({exc.reason} at byte {exc.start})"
+    if type(exc).__module__.startswith("pyarrow"):
+        return (
+            f"{exc} (a damaged or unreadable Parquet/Arrow file; `cardworld verify LEDGER` "
+            "checks a ledger against its manifest)"
+        )
+    if type(exc).__name__ == "EmptyDataError":
+        return f"an empty CSV file: {exc}"
+    return None

@@ -164,3 +164,18 @@ def test_an_error_shows_brackets_as_written(tmp_path, tiny_ledger):
     )
     assert result.returncode == 2
     assert "expected one or more [[target]] tables" in result.stderr
+
+
+def test_a_damaged_part_file_is_one_error_line_not_a_traceback(tmp_path, tiny_ledger):
+    copy = tmp_path / "ledger"
+    shutil.copytree(tiny_ledger, copy)
+    part = sorted((copy / "transactions").glob("*.parquet"))[0]
+    part.write_bytes(part.read_bytes()[:1000])
+    config = tmp_path / "targets.toml"
+    config.write_text('[[target]]\nname = "day"\naggregate = "sum"\nwindow = "day"\n')
+    result = cardworld_cli(
+        "targets", str(copy), "--config", str(config), "--out", str(tmp_path / "t.parquet")
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert part.name in result.stderr and "cardworld verify" in result.stderr
