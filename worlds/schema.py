@@ -31,7 +31,7 @@ class Simulation:
     consumers: int = field(metadata={"min": 1})
     start: dt.date
     end: dt.date
-    seed: int = field(metadata=NON_NEGATIVE)
+    seed: int = field(metadata={"min": 0, "max": 2**63 - 1})  # an int64 in the kernels
     # The ledger's layout: consumers are cut into part files of about this many transactions.
     rows_per_file: int = field(default=1_000_000, metadata={"min": 1000})
 

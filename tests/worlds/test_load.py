@@ -70,6 +70,10 @@ def write_world(tmp_path, body: str, tables: dict[str, str] | None = None):
             "'errors.bad_pin' must be at most 1.0, found 1.5",
         ),
         (
+            'extends = "tiny"\nname = "x"\ndescription = ""\n[simulation]\nseed = 18446744073709551616\n',
+            "'simulation.seed' must be at most 9223372036854775807",
+        ),
+        (
             'extends = "tiny"\nname = "x"\ndescription = ""\n[simulation]\nstart = 2020-01-01\nend = 2019-01-01\n',
             "must not be before 'simulation.start'",
         ),
