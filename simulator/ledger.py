@@ -173,9 +173,18 @@ def read_manifest(url: str | os.PathLike) -> dict:
         manifest = json.loads(fs.cat_file(path))
     except json.JSONDecodeError as exc:
         raise LedgerError(f"{url}/{MANIFEST}: not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise LedgerError(
+            f"{url}/{MANIFEST}: expected a JSON object, found {type(manifest).__name__}"
+        )
     if manifest.get("format") != FORMAT:
         raise LedgerError(
             f"{url}/{MANIFEST}: 'format' must be {FORMAT!r}, found {manifest.get('format')!r}"
+        )
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(isinstance(r, dict) for r in files.values()):
+        raise LedgerError(
+            f"{url}/{MANIFEST}: 'files' must map each file to its record, found {files!r:.80}"
         )
     return manifest
 

@@ -179,3 +179,19 @@ def test_a_damaged_part_file_is_one_error_line_not_a_traceback(tmp_path, tiny_le
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert part.name in result.stderr and "cardworld verify" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        ("[]", "expected a JSON object, found list"),
+        ('{"format": "cardworld-ledger/1"}', "'files' must map each file to its record"),
+        ('{"format": "cardworld-ledger/1", "files": 5}', "'files' must map each file"),
+    ],
+)
+def test_a_wrong_shaped_manifest_is_a_ledger_error(tmp_path, tiny_ledger, manifest, message):
+    copy = tmp_path / "ledger"
+    shutil.copytree(tiny_ledger, copy)
+    (copy / "manifest.json").write_text(manifest)
+    with pytest.raises(LedgerError, match=message):
+        cardworld.verify(copy)
