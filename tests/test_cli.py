@@ -195,3 +195,15 @@ def test_a_wrong_shaped_manifest_is_a_ledger_error(tmp_path, tiny_ledger, manife
     (copy / "manifest.json").write_text(manifest)
     with pytest.raises(LedgerError, match=message):
         cardworld.verify(copy)
+
+
+def test_synth_fit_refuses_a_file_as_out_before_training(tmp_path, tiny_ledger):
+    taken = tmp_path / "model"
+    taken.write_text("mine")
+    result = cardworld_cli("synth", "fit", str(tiny_ledger), "--out", str(taken))
+    assert result.returncode == 2 and "is a file; expected a model directory" in result.stderr
+    assert taken.read_text() == "mine"
+    negative = cardworld_cli(
+        "synth", "fit", str(tiny_ledger), "--out", str(tmp_path / "m"), "--seed", "-1"
+    )
+    assert negative.returncode == 2 and "Traceback" not in negative.stderr

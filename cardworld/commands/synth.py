@@ -35,12 +35,14 @@ def fit(
     layers: Annotated[int | None, typer.Option(help="transformer layers")] = None,
     width: Annotated[int | None, typer.Option(help="embedding width")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
-    seed: Annotated[int, typer.Option(help="training seed")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="training seed")] = 0,
 ) -> None:
     """Fit a synthesizer on DATA and save it to --out."""
     from cardworld.synthesizer import Synthesizer
     from cardworld.synthesizer.tables import read_table
 
+    if out.exists() and not out.is_dir():  # found now, not after the training
+        raise ConfigError(f"--out {out}: is a file; expected a model directory to write")
     table = read_table(data)
     group_by = group_by or table.group_by
     if group_by is None:
@@ -77,7 +79,7 @@ def sample(
     model_dir: Annotated[Path, typer.Argument(help="directory written by `synth fit`")],
     groups: Annotated[int, typer.Option("--groups", help="number of groups to sample")],
     out: Annotated[Path, typer.Option("--out", help="CSV or Parquet file to write")],
-    seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="sampling seed")] = 0,
     temperature: Annotated[float, typer.Option(help="softmax temperature")] = 1.0,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda")] = None,
 ) -> None:
