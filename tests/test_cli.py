@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,11 @@ CLI = shutil.which("cardworld") or str(Path(sys.executable).parent / "cardworld"
 
 
 def cardworld_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([CLI, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+    # A wide console, so that rich does not wrap the messages the tests look for.
+    env = {**os.environ, "COLUMNS": "400"}
+    return subprocess.run(
+        [CLI, *args], capture_output=True, text=True, cwd=cwd, timeout=600, env=env
+    )
 
 
 def test_simulate_writes_a_valid_ledger_and_prints_a_summary(tmp_path):
