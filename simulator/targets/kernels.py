@@ -193,34 +193,22 @@ def _fill_rolling(ts, future, length, out):
 
     NOTE: a branch-free merge of the rows with the window edges, each step a chain of
     dependent loads and compares. The first and second half of the rows run as two merges
-    side by side, so the two chains overlap: 13 µs for 4,096 rows against 20 µs for one
-    merge. A `while` loop moving the edge mispredicts about once a row; counting how many
-    of the next four rows the edge passes measured no faster.
+    side by side, so the two chains overlap: 16 µs for 4,096 rows against 20 µs for one
+    merge (writing the past and future loops out apart saved another 1.5 µs). A `while`
+    loop moving the edge mispredicts about once a row; counting how many of the next four
+    rows the edge passes measured no faster.
     """
     n = ts.shape[0]
     half = n // 2
     i, j = 0, _edge(ts, future, length, 0)
     i2, j2 = half, _edge(ts, future, length, half)
-    if future:
-        while i < half and i2 < n:
-            inside = j < n and ts[j] < ts[i] + length
-            inside2 = j2 < n and ts[j2] < ts[i2] + length
-            out[i] = j
-            out[i2] = j2
-            step = 1 if inside else 0
-            step2 = 1 if inside2 else 0
-            j, i = j + step, i + 1 - step
-            j2, i2 = j2 + step2, i2 + 1 - step2
-    else:
-        while i < half and i2 < n:
-            gone = ts[j] + length <= ts[i]
-            gone2 = ts[j2] + length <= ts[i2]
-            out[i] = j
-            out[i2] = j2
-            step = 1 if gone else 0
-            step2 = 1 if gone2 else 0
-            j, i = j + step, i + 1 - step
-            j2, i2 = j2 + step2, i2 + 1 - step2
+    while i < half and i2 < n:
+        step = 1 if _moves(ts, future, length, i, j) else 0
+        step2 = 1 if _moves(ts, future, length, i2, j2) else 0
+        out[i] = j
+        out[i2] = j2
+        j, i = j + step, i + 1 - step
+        j2, i2 = j2 + step2, i2 + 1 - step2
     # One lane may finish first: the other runs on alone.
     _merge(ts, future, length, out, i, j, half)
     _merge(ts, future, length, out, i2, j2, n)
@@ -229,19 +217,19 @@ def _fill_rolling(ts, future, length, out):
 @kernel(allocates=False)
 def _merge(ts, future, length, out, i, j, stop):
     """`_fill_rolling`'s merge for rows [i, stop), from edge j."""
-    n = ts.shape[0]
+    while i < stop:
+        step = 1 if _moves(ts, future, length, i, j) else 0
+        out[i] = j
+        j, i = j + step, i + 1 - step
+
+
+@kernel(allocates=False)
+def _moves(ts, future, length, i, j):
+    """Whether the merge moves row i's edge past row j: row j has left row i's past window,
+    or lies in its future window."""
     if future:
-        while i < stop:
-            inside = j < n and ts[j] < ts[i] + length
-            out[i] = j
-            step = 1 if inside else 0
-            j, i = j + step, i + 1 - step
-    else:
-        while i < stop:
-            gone = ts[j] + length <= ts[i]
-            out[i] = j
-            step = 1 if gone else 0
-            j, i = j + step, i + 1 - step
+        return j < ts.shape[0] and ts[j] < ts[i] + length
+    return ts[j] + length <= ts[i]
 
 
 @kernel(allocates=False)
@@ -250,8 +238,7 @@ def _edge(ts, future, length, i):
     lo, hi = 0, ts.shape[0]
     while lo < hi:
         mid = (lo + hi) // 2
-        moves = ts[mid] < ts[i] + length if future else ts[mid] + length <= ts[i]
-        if moves:
+        if _moves(ts, future, length, i, mid):
             lo = mid + 1
         else:
             hi = mid
