@@ -165,9 +165,9 @@ def _cast_column(values: pd.Series, kind: str, *, path: Path, column: str) -> pd
             )
         return lowered.isin(["true", "1", "yes"])
     numbers = pd.to_numeric(values, errors="coerce")
-    bad = numbers.isna() | (kind == "int") & (numbers % 1 != 0)
+    bad = ~np.isfinite(numbers) | (kind == "int") & (numbers % 1 != 0)
     if bad.any():
-        expected = "an integer" if kind == "int" else "a number"
+        expected = "an integer" if kind == "int" else "a finite number"
         raise WorldError(
             f"{path}: column '{column}' data row {int(bad.idxmax()) + 1} must be {expected}, found {values[bad].iloc[0]!r}"
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -392,6 +393,8 @@ def _check_range(meta: typing.Mapping, value: typing.Any, *, file: Path, key: st
         if not isinstance(number, (int, float)):
             continue
         where = f"{key}.{sub}" if sub is not None else key
+        if not math.isfinite(number):
+            raise WorldError(f"{file}: '{where}' must be a finite number, found {number}")
         low, high = meta.get("min"), meta.get("max")
         if low is not None and (number < low or (meta.get("exclusive_min") and number == low)):
             relation = "greater than" if meta.get("exclusive_min") else "at least"

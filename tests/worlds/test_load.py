@@ -70,6 +70,10 @@ def write_world(tmp_path, body: str, tables: dict[str, str] | None = None):
             "'errors.bad_pin' must be at most 1.0, found 1.5",
         ),
         (
+            'extends = "tiny"\nname = "x"\ndescription = ""\n[errors]\nbad_pin = nan\n',
+            "'errors.bad_pin' must be a finite number, found nan",
+        ),
+        (
             'extends = "tiny"\nname = "x"\ndescription = ""\n[simulation]\nseed = 18446744073709551616\n',
             "'simulation.seed' must be at most 9223372036854775807",
         ),
@@ -123,8 +127,13 @@ def _goods_with(column: str, value: str) -> str:
         ),
         (
             "goods.csv",
+            _goods_with("amount_median", "inf"),
+            "column 'amount_median' data row 1 must be a finite number, found 'inf'",
+        ),
+        (
+            "goods.csv",
             _goods_with("amount_median", "cheap"),
-            "column 'amount_median' data row 1 must be a number, found 'cheap'",
+            "column 'amount_median' data row 1 must be a finite number, found 'cheap'",
         ),
         (
             "goods.csv",
