@@ -271,7 +271,14 @@ def _execute(
         from distributed import Client
         from distributed import as_completed as dask_completed
 
-        with Client(scheduler) as client:
+        try:
+            client = Client(scheduler, timeout="30s")
+        except (OSError, ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"--scheduler {scheduler}: could not reach a Dask scheduler there ({exc}); "
+                "expected the address a running scheduler prints, such as tcp://HOST:8786"
+            ) from None
+        with client:
             remote_world = client.scatter(world, broadcast=True)
             futures = [
                 client.submit(_run_blocks, remote_world, url, task, pure=False) for task in tasks

@@ -14,7 +14,7 @@ import numba
 import pytest
 
 import cardworld
-from cardworld.errors import LedgerError
+from cardworld.errors import ConfigError, LedgerError
 from cardworld.simulator import run
 from cardworld.simulator.kernels.jit import compilations
 
@@ -212,3 +212,9 @@ def test_synth_fit_refuses_a_file_as_out_before_training(tmp_path, tiny_ledger):
         "synth", "fit", str(tiny_ledger), "--out", str(tmp_path / "m"), "--seed", "-1"
     )
     assert negative.returncode == 2 and "Traceback" not in negative.stderr
+
+
+def test_a_bad_scheduler_address_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="--scheduler notaurl: could not reach a Dask scheduler"):
+        run.simulate("tiny", tmp_path / "ledger", consumers=5, scheduler="notaurl")
+    assert not (tmp_path / "ledger").exists()
