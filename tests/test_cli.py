@@ -212,6 +212,11 @@ def test_synth_fit_refuses_a_file_as_out_before_training(tmp_path, tiny_ledger):
         "synth", "fit", str(tiny_ledger), "--out", str(tmp_path / "m"), "--seed", "-1"
     )
     assert negative.returncode == 2 and "Traceback" not in negative.stderr
+    for flag, value in (("--width", "0"), ("--max-minutes", "-1"), ("--epochs", "0")):
+        bad = cardworld_cli(
+            "synth", "fit", str(tiny_ledger), "--out", str(tmp_path / "m"), flag, value
+        )
+        assert bad.returncode == 2 and f"Invalid value for '{flag}'" in bad.stderr
 
 
 def test_a_bad_scheduler_address_is_a_config_error(tmp_path):

@@ -75,7 +75,10 @@ def _read_merged(file: Path, seen: tuple[Path, ...]) -> dict:
         raise WorldError(f"{file}: 'extends' must be a world name or path, found {parent!r}")
     if not parent:
         return raw
-    base_file = world_file(parent if not parent.endswith(".toml") else file.parent / parent)
+    try:
+        base_file = world_file(parent if not parent.endswith(".toml") else file.parent / parent)
+    except WorldError as exc:
+        raise WorldError(f"{file}: 'extends': {exc}") from None
     merged = _deep_merge(_read_merged(base_file, seen + (file,)), raw)
     merged["extends"] = parent
     return merged

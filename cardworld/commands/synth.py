@@ -30,10 +30,12 @@ def fit(
         list[str] | None,
         typer.Option("--role", help="COLUMN=ROLE or COLUMN=KIND override, repeatable"),
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="most training epochs")] = None,
-    max_minutes: Annotated[float | None, typer.Option(help="training time budget")] = None,
-    layers: Annotated[int | None, typer.Option(help="transformer layers")] = None,
-    width: Annotated[int | None, typer.Option(help="embedding width")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="most training epochs")] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option(min=0.01, help="training time budget, minutes")
+    ] = None,
+    layers: Annotated[int | None, typer.Option(min=1, help="transformer layers")] = None,
+    width: Annotated[int | None, typer.Option(min=1, help="embedding width")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     seed: Annotated[int, typer.Option(min=0, help="training seed")] = 0,
 ) -> None:
