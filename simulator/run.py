@@ -245,8 +245,14 @@ def _prepare_partial(fs, partial: str, plan: dict, resume: bool) -> dict[int, di
     if resume and fs.exists(plan_path):
         found = json.loads(fs.cat_file(plan_path))
         if found != plan:
+            changed = "; ".join(
+                f"{key} was {str(found.get(key))[:16]}, now {str(plan.get(key))[:16]}"
+                for key in sorted(set(found) | set(plan))
+                if found.get(key) != plan.get(key)
+            )
             raise LedgerError(
-                f"{partial}: cannot resume: it was started for another world or layout ({found} != {plan})"
+                f"{partial}: cannot resume: it was started for another world, options or "
+                f"cardworld version ({changed}); run again without --resume to start over"
             )
         done = {}
         for path in fs.glob(posixpath.join(partial, "_parts", "done-*.json")):

@@ -90,8 +90,10 @@ def test_resume_refuses_a_partial_run_of_another_world(tmp_path, many_files):
     (partial / "plan.json").write_text(
         json.dumps({"config_hash": "other", "consumers_per_file": 1, "blocks": 1})
     )
-    with pytest.raises(cardworld.LedgerError, match="cannot resume"):
+    with pytest.raises(cardworld.LedgerError, match="cannot resume") as err:
         simulate(world, out, resume=True, workers=1)
+    assert "config_hash was other, now " in str(err.value)
+    assert "run again without --resume" in str(err.value)
 
 
 def test_ledgers_can_live_at_an_fsspec_url(many_files):
