@@ -110,15 +110,12 @@ def export(
     parquet = out.suffix == ".parquet"
     if parquet and format != "flat":
         raise ConfigError(f"{out}: only the flat format is written as Parquet; use a .csv file")
-    if out.exists() and out.is_dir():
+    if out.is_dir():
         raise ConfigError(f"{out}: is a directory; --out must be a file path")
     if not (parquet or out.name.endswith((".csv", ".csv.gz"))):
         raise ConfigError(f"{out}: expected a .csv, .csv.gz or (flat only) .parquet file")
     manifest = ledger.read_manifest(ledger_dir)
-    if out.resolve().is_relative_to(Path(ledger_dir).resolve()):
-        raise ConfigError(f"{out}: lies inside the ledger {ledger_dir}; write it elsewhere")
-    if out.exists() and not overwrite:
-        raise ConfigError(f"{out}: already exists; choose another --out or pass --overwrite")
+    ledger.check_output_file(out, ledger_dir, overwrite=overwrite, error=ConfigError)
     total = int(manifest.get("row_counts", {}).get("transactions", 0))
     tables = _entities(ledger_dir)
     convert = _tabformer if format == "tabformer" else _flat

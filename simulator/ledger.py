@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import posixpath
+from pathlib import Path
 
 import fsspec
 import pyarrow as pa
@@ -72,13 +73,29 @@ def storage(url: str | os.PathLike) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs, path.rstrip("/") or "/"
 
 
-def _write_atomically(fs: fsspec.AbstractFileSystem, path: str, write) -> None:
-    """Call write(handle) on a temporary file, make it durable, then rename it to `path`."""
+def write_atomically(fs: fsspec.AbstractFileSystem, path: str, write) -> None:
+    """Call write(handle) on a temporary file, make it durable, then rename it to `path`;
+    a failed write leaves no temporary file behind."""
     tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp")
-    with fs.open(tmp, "wb") as handle:
-        write(handle)
-        sync(fs, handle)
-    fs.mv(tmp, path)
+    try:
+        with fs.open(tmp, "wb") as handle:
+            write(handle)
+            sync(fs, handle)
+        fs.mv(tmp, path)
+    finally:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+
+
+def check_output_file(out: Path, ledger_dir, *, overwrite: bool, error: type) -> None:
+    """Raise `error` for an output file made from a ledger that is a directory, lies inside
+    the ledger, or exists (unless `overwrite`): nothing already written is replaced unasked."""
+    if out.is_dir():
+        raise error(f"{out}: is a directory; --out must be a file path")
+    if out.resolve().is_relative_to(Path(ledger_dir).resolve()):
+        raise error(f"{out}: lies inside the ledger {ledger_dir}; write it elsewhere")
+    if out.exists() and not overwrite:
+        raise error(f"{out}: already exists; choose another --out or pass --overwrite")
 
 
 def sync(fs: fsspec.AbstractFileSystem, handle) -> None:
@@ -100,7 +117,7 @@ def write_parquet(
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, **(options or PARQUET_OPTIONS))
     data = sink.getvalue()
-    _write_atomically(fs, path, lambda handle: handle.write(data))
+    write_atomically(fs, path, lambda handle: handle.write(data))
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": data.size, "rows": table.num_rows}
 
 
@@ -112,7 +129,7 @@ def write_arrow(fs: fsspec.AbstractFileSystem, table: pa.Table, path: str) -> No
         with pa.ipc.new_file(handle, table.schema) as writer:
             writer.write_table(table)
 
-    _write_atomically(fs, path, write)
+    write_atomically(fs, path, write)
 
 
 def read_arrow(fs: fsspec.AbstractFileSystem, path: str) -> pa.Table:
@@ -122,7 +139,7 @@ def read_arrow(fs: fsspec.AbstractFileSystem, path: str) -> pa.Table:
 
 def write_json(fs: fsspec.AbstractFileSystem, obj: dict, path: str) -> None:
     data = (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
-    _write_atomically(fs, path, lambda handle: handle.write(data))
+    write_atomically(fs, path, lambda handle: handle.write(data))
 
 
 def read_parquet(fs: fsspec.AbstractFileSystem, path: str) -> pa.Table:

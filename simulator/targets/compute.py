@@ -7,8 +7,6 @@ GIL) and returns rows in the input's order.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cardworld.errors import DataError
+from cardworld.simulator import ledger
 from cardworld.simulator.targets import kernels as K
 from cardworld.simulator.targets.arrays import Columns, UserArrays, prepare, read_ledger, to_arrow
 from cardworld.simulator.targets.plan import Plan, make_plan, needed_columns
@@ -164,32 +163,14 @@ def write_targets(
     only with `overwrite`.
     """
     out = Path(out)
-    _check_out(out, Path(ledger_dir), overwrite)
-    result = compute_ledger(ledger_dir, targets, columns=columns)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(handle)
-    try:
-        pq.write_table(result, temporary)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's file is private; the result is not
-        os.replace(temporary, out)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return result
-
-
-def _check_out(out: Path, ledger_dir: Path, overwrite: bool) -> None:
     if out.suffix != ".parquet":
         raise DataError(f"--out {out}: expected a .parquet file (targets are written as Parquet)")
-    if out.is_dir():
-        raise DataError(f"--out {out}: is a directory; expected a .parquet file")
-    if out.resolve().is_relative_to(ledger_dir.resolve()):
-        raise DataError(f"--out {out}: lies inside the ledger {ledger_dir}; write it elsewhere")
-    if out.exists() and not overwrite:
-        raise DataError(f"--out {out}: already exists; choose another path or pass --overwrite")
+    ledger.check_output_file(out, ledger_dir, overwrite=overwrite, error=DataError)
+    result = compute_ledger(ledger_dir, targets, columns=columns)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fs, path = ledger.storage(out)
+    ledger.write_atomically(fs, path, lambda handle: pq.write_table(result, handle))
+    return result
 
 
 def input_columns(target_set: TargetSet, columns: Columns, extra: Sequence[str] = ()) -> list[str]:

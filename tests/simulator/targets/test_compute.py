@@ -314,7 +314,7 @@ def test_write_targets_keeps_what_is_there(tmp_path):
         write_targets(ledger_dir, TARGETS, ledger_dir / "transactions" / "o.parquet")
     kept = tmp_path / "o.parquet"
     kept.write_text("mine")
-    with pytest.raises(DataError, match="already exists; choose another path or pass --overwrite"):
+    with pytest.raises(DataError, match="already exists; choose another --out or pass --overwrite"):
         write_targets(ledger_dir, TARGETS, kept)
     assert kept.read_text() == "mine"
     written = write_targets(ledger_dir, TARGETS, kept, overwrite=True)
