@@ -77,16 +77,12 @@ def simulate_shard(
     np.minimum.at(first_open, cards.owner, cards.opened)
     first_day = np.maximum(first_open, arrays.start_day)
     segments = build_timeline(world, arrays, consumers, first_day)
-    rows = k.simulate_purchases(
-        arrays, consumer_ids, consumers.income, first_day, consumers.retirement_day,
-        cards.offsets, cards.card_id, cards.kind, cards.opened, cards.chip_from, cards.limit,
-        segments.offsets, segments.start, segments.end, segments.state, segments.city,
-        segments.home_city, segments.epoch,
-    )  # fmt: skip
+    rows = _purchase_rows(world, arrays, consumer_ids, consumers, cards, first_day, segments)
     rows, records, replacements = kf.simulate_fraud(
         arrays, fraud.arrays, rows, consumer_ids, consumers.home_city,
         cards.offsets, cards.card_id, cards.kind, cards.opened, cards.chip_from,
         segments.offsets, segments.start, segments.end, segments.state,
+        np.empty((k.N_COLUMNS, rows.shape[1] + 1024), np.int64),
     )  # fmt: skip
     validity = int(world.spec.cards.validity_years * 365.2425)
     all_cards, replaces = with_replacements(
@@ -106,6 +102,34 @@ def simulate_shard(
         compromises=compromises_table(records, fraud.breaches),
         merchant_ids=np.sort(pd.unique(rows[k.C_MERCHANT])),
     )
+
+
+def expected_rows(world: World) -> float:
+    """Purchases a consumer makes over the world's period on average (by the goods types'
+    rates; refunds and fraud add a few percent)."""
+    goods = world.tables["goods"]
+    per_year = float((goods["participation"] * goods["rate_per_year"]).sum())
+    sim = world.spec.simulation
+    return per_year * ((sim.end - sim.start).days + 1) / 365.2425
+
+
+def _purchase_rows(world, arrays, consumer_ids, consumers, cards, first_day, segments):
+    """The purchase kernel's rows, in a buffer with room for the expected rows and a
+    quarter more, doubled whenever a consumer does not fit."""
+    capacity = int(1.25 * expected_rows(world) * len(consumer_ids)) + 4096
+    buf = np.empty((k.N_COLUMNS, capacity), np.int64)
+    done = n = 0
+    while True:
+        done, n = k.simulate_purchases(
+            arrays, consumer_ids, consumers.income, first_day, consumers.retirement_day,
+            cards.offsets, cards.card_id, cards.kind, cards.opened, cards.chip_from,
+            cards.limit, segments.offsets, segments.start, segments.end, segments.state,
+            segments.city, segments.home_city, segments.epoch, buf, done, n,
+        )  # fmt: skip
+        if done == len(consumer_ids):
+            return buf[:, :n]
+        # Consumer `done` did not fit: double the room and go on from it (same draws).
+        buf = np.concatenate([buf[:, :n], np.empty_like(buf)], axis=1)
 
 
 def _dictionary(

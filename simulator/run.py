@@ -35,7 +35,7 @@ from cardworld.simulator import ledger
 from cardworld.simulator.fraud import build_fraud
 from cardworld.simulator.kernels.jit import compilations
 from cardworld.simulator.merchants import merchants_table
-from cardworld.simulator.purchases import simulate_shard
+from cardworld.simulator.purchases import expected_rows, simulate_shard
 from cardworld.simulator.world_arrays import build_arrays
 from cardworld.worlds.load import load_world
 from cardworld.worlds.schema import World
@@ -81,11 +81,8 @@ def _built(world: World) -> tuple:
 
 def consumers_per_file(world: World) -> int:
     """Consumers per part file: about `rows_per_file` expected transactions each."""
-    goods = world.tables["goods"]
-    per_year = float((goods["participation"] * goods["rate_per_year"]).sum())
-    sim = world.spec.simulation
-    years = ((sim.end - sim.start).days + 1) / 365.2425
-    return max(1, int(round(sim.rows_per_file / max(per_year * years, 1.0))))
+    rows_per_file = world.spec.simulation.rows_per_file
+    return max(1, int(round(rows_per_file / max(expected_rows(world), 1.0))))
 
 
 def _run_blocks(world: World, url: str, blocks: list[tuple[int, int, int]]) -> list[dict]:

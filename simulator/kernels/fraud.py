@@ -179,17 +179,19 @@ def simulate_fraud(
     seg_start,
     seg_end,
     seg_state,
+    out,
 ):
     """Compromises, fraudster transactions, blocks and replacement cards of a shard.
 
     w: WorldArrays; fw: FraudArrays. rows: (N_COLUMNS, r) int64 legitimate and random-fraud
     transactions sorted by consumer then time. consumer_ids, home_city: (n,) int64. Cards CSR as in
     simulate_purchases; segments CSR (offsets (n+1,), start/end/state per segment).
+    out: (N_COLUMNS, capacity) int64 room for rows' (grown here if fraud needs more; see
+    simulate_purchases on why the caller allocates it).
     Returns (rows', compromises (k, N_K) int64, replacements (p, 4) int64: old card index,
     new card id, opened day, owner index); rows' sorted by consumer then time.
     """
     s = fw.scalars
-    out = np.empty((N_COLUMNS, rows.shape[1] + 1024), np.int64)
     n_out = 0
     records = np.empty((256, N_K), np.int64)
     n_rec = 0

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 import cardworld
-from cardworld.simulator import rng
-from cardworld.simulator.run import simulate
+from cardworld.simulator import purchases, rng
+from cardworld.simulator.run import _built, simulate
+from cardworld.worlds.load import load_world
 
 
 def test_same_seed_gives_identical_bytes_for_1_and_2_workers(tmp_path, tiny_ledger, ledger_bytes):
@@ -33,6 +34,19 @@ def test_a_consumer_history_does_not_depend_on_world_size(tmp_path, tiny_frames)
     pd.testing.assert_frame_equal(mine, theirs)
     consumers = cardworld.read_table(small, "consumers").to_pandas()
     pd.testing.assert_frame_equal(consumers, tiny_frames["consumers"].head(40))
+
+
+def test_a_shard_is_the_same_when_its_row_buffer_has_to_grow(monkeypatch, tiny_frames):
+    # Room for 4,096 rows instead of the expected count: the buffer doubles several times
+    # part-way through consumers, who are simulated again from their first draw.
+    monkeypatch.setattr(purchases, "expected_rows", lambda world: 0.0)
+    world = load_world("tiny", consumers=60)
+    arrays, labels, fraud = _built(world)
+    shard = purchases.simulate_shard(world, arrays, labels, fraud, np.arange(60, dtype=np.int64))
+    grown = shard.transactions.to_pandas()
+    assert len(grown) > 4 * 4096
+    expected = tiny_frames["transactions"].query("consumer_id < 60").reset_index(drop=True)
+    pd.testing.assert_frame_equal(grown, expected)
 
 
 def test_stream_draws_depend_only_on_seed_entity_stream_counter():
