@@ -82,6 +82,18 @@ def write_world(tmp_path, body: str, tables: dict[str, str] | None = None):
             "must not be before 'simulation.start'",
         ),
         ('extends = "nowhere"\nname = "x"\n', "unknown world 'nowhere'"),
+        (
+            'extends = "tiny"\nname = "x"\ndescription = ""\ntables = "x"\n',
+            "[tables] must be a table, found 'x'",
+        ),
+        (
+            'extends = "tiny"\nname = "x"\ndescription = ""\nsimulation = 3\n',
+            "[simulation] must be a table, found 3",
+        ),
+        (
+            'extends = "tiny"\nname = "x"\ndescription = ""\nfraud = [1]\n',
+            "[fraud] must be a table, found [1]",
+        ),
         ('name = "x"\ndescription = [1\n', "not valid TOML"),
         (
             'extends = "tiny"\nname = "x"\ndescription = ""\n[population]\ncorr_age_income = 0.99\ncorr_age_credit = -0.99\ncorr_income_credit = 0.99\n',
@@ -184,6 +196,13 @@ def test_drift_table_must_cover_the_simulated_years(tmp_path):
         WorldError, match=r"drift.csv: column 'year' must cover 1970-2019; missing \[1970"
     ):
         load_world(path)
+
+
+def test_a_section_that_is_not_a_table_names_the_file_that_says_so(tmp_path):
+    (tmp_path / "base.toml").write_text('extends = "tiny"\nsimulation = 3\n')
+    (tmp_path / "world.toml").write_text('extends = "base.toml"\nname = "x"\n')
+    with pytest.raises(WorldError, match=r"base.toml: \[simulation\] must be a table, found 3"):
+        load_world(tmp_path / "world.toml")
 
 
 def test_extends_cycle_is_an_error(tmp_path):
