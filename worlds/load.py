@@ -153,7 +153,14 @@ def _read_table(name: str, path: Path) -> pd.DataFrame:
     try:
         df = pd.read_csv(path, comment="#", skipinitialspace=True, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise WorldError(f"{path}: table '{name}' is not a readable CSV: {exc}") from None
+        problem = str(exc).removeprefix("Error tokenizing data. C error: ").strip()
+        raise WorldError(f"{path}: table '{name}' is not a readable CSV: {problem}") from None
+    if not isinstance(df.index, pd.RangeIndex):
+        # pandas takes the cells a first data row has beyond the header as row labels.
+        cells = df.index.nlevels + len(df.columns)
+        raise WorldError(
+            f"{path}: table '{name}' data row 1 has {cells} cells; the header has {len(df.columns)}"
+        )
     expected = TABLE_COLUMNS[name]
     missing = [c for c in expected if c not in df.columns]
     if missing:

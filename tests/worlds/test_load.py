@@ -109,9 +109,20 @@ def test_invalid_world_files_name_file_key_and_expectation(tmp_path, body, messa
     assert str(path) in str(err.value)
 
 
-def _goods_with(column: str, value: str) -> str:
+def _goods_lines() -> list[str]:
+    """The shipped goods table without its comments: the header, then the data rows."""
     lines = (US_TABLES / "goods.csv").read_text().splitlines()
-    data = [line for line in lines if not line.startswith("#")]
+    return [line for line in lines if not line.startswith("#")]
+
+
+def _goods_with_extra_cell(row: int) -> str:
+    data = _goods_lines()
+    data[row] += ",extra"
+    return "\n".join(data) + "\n"
+
+
+def _goods_with(column: str, value: str) -> str:
+    data = _goods_lines()
     header = data[0].split(",")
     first = data[1].split(",")
     first[header.index(column)] = value
@@ -151,6 +162,8 @@ def _goods_with(column: str, value: str) -> str:
             (US_TABLES / "goods.csv").read_text().replace(",refund_rate", ",refunds"),
             "lacks column(s) ['refund_rate']",
         ),
+        ("goods.csv", _goods_with_extra_cell(1), "data row 1 has 20 cells; the header has 19"),
+        ("goods.csv", _goods_with_extra_cell(3), "Expected 19 fields in line 4, saw 20"),
     ],
 )
 def test_invalid_tables_name_file_column_and_row(tmp_path, table, text, message):
