@@ -152,6 +152,10 @@ def _read_table(name: str, path: Path) -> pd.DataFrame:
         raise WorldError(f"{path}: table '{name}' not found")
     try:
         df = pd.read_csv(path, comment="#", skipinitialspace=True, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise WorldError(
+            f"{path}: table '{name}' is empty; expected a header line and data rows"
+        ) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         problem = str(exc).removeprefix("Error tokenizing data. C error: ").strip()
         raise WorldError(f"{path}: table '{name}' is not a readable CSV: {problem}") from None

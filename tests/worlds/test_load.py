@@ -164,6 +164,9 @@ def _goods_with(column: str, value: str) -> str:
         ),
         ("goods.csv", _goods_with_extra_cell(1), "data row 1 has 20 cells; the header has 19"),
         ("goods.csv", _goods_with_extra_cell(3), "Expected 19 fields in line 4, saw 20"),
+        ("goods.csv", "", "table 'goods' is empty; expected a header line and data rows"),
+        ("goods.csv", "# only a comment\n", "table 'goods' is empty"),
+        ("goods.csv", _goods_lines()[0] + "\n", "table 'goods' has no rows"),
     ],
 )
 def test_invalid_tables_name_file_column_and_row(tmp_path, table, text, message):
