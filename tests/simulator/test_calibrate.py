@@ -259,6 +259,27 @@ def test_bad_fit_parameters_are_config_errors():
         cal.parse_parameter("goods.type", "tiny")
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("errors.bad_pin=-1:2", "LOW must be at least 0.0, found -1.0 in '-1:2'"),
+        ("errors.bad_pin=0:2", "HIGH must be at most 1.0, found 2.0 in '0:2'"),
+        ("errors.bad_pin=-inf:0.1", "LOW must be a finite number, found -inf"),
+        ("population.income_median=0:1", "LOW must be greater than 0.0, found 0.0"),
+        ("goods.amount_median=-1:2", "LOW must be at least 0.0, found -1.0"),  # a factor
+    ],
+)
+def test_fit_bounds_must_lie_in_the_parameters_domain(text, message):
+    with pytest.raises(ConfigError) as error:
+        cal.parse_parameter(text, "tiny")
+    assert str(error.value).startswith(f"fit parameter '{text.partition('=')[0]}': {message}")
+
+
+def test_default_fit_bounds_stay_in_the_parameters_domain():
+    share = cal.parse_parameter("population.female_share", "tiny")  # 0.508: 2x would be 1.016
+    assert (share.low, share.high) == (pytest.approx(0.254), 1.0)
+
+
 def test_fit_moves_a_parameter_towards_its_target(tmp_path):
     world = tmp_path / "world.toml"
     # The tiny world errs on ~2% of rows for lack of balance (a 20-consumer sample, up to
