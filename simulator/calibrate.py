@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cardworld.errors import ConfigError, LedgerError, WorldError
+from cardworld.simulator.ledger import read_manifest
 from cardworld.simulator.report_figures import compute_figures
 from cardworld.worlds.load import SHIPPED, load_world, world_file
 from cardworld.worlds.schema import (
@@ -239,9 +240,10 @@ def calibrate(
 ) -> CalibrationReport:
     """Compare the world's calibration targets with a sample of it.
 
-    The sample is `ledger` when given (an existing ledger of this world), else a fresh
-    simulation of `consumers` (default: the world's, at most SAMPLE_CONSUMERS) over the
-    world's period (or start..end), written to `keep` or a temporary directory.
+    The sample is `ledger` when given (an existing ledger of this world: its manifest must
+    name it), else a fresh simulation of `consumers` (default: the world's, at most
+    SAMPLE_CONSUMERS) over the world's period (or start..end), written to `keep` or a
+    temporary directory.
     """
     from cardworld.simulator.run import simulate
 
@@ -250,6 +252,13 @@ def calibrate(
         raise WorldError(f"{loaded.path}: has no [calibration] targets to compare")
     check_targets(loaded)
     if ledger is not None:
+        simulated_from = read_manifest(ledger).get("world")
+        if simulated_from != loaded.name:
+            raise ConfigError(
+                f"--ledger {ledger}: was simulated from world '{simulated_from}', not from "
+                f"'{loaded.name}' (--world {world}); measure a ledger of '{loaded.name}', or "
+                "pass the world it came from"
+            )
         figures = compute_figures(ledger)
         return _report(loaded, Path(ledger), figures)
     options = _sample_options(world, consumers, start, end, seed)
