@@ -219,10 +219,26 @@ def test_synth_fit_refuses_a_file_as_out_before_training(tmp_path, tiny_ledger):
         assert bad.returncode == 2 and f"Invalid value for '{flag}'" in bad.stderr
 
 
-def test_a_bad_scheduler_address_is_a_config_error(tmp_path):
+def test_a_bad_scheduler_address_is_a_config_error_that_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="--scheduler notaurl: could not reach a Dask scheduler"):
         run.simulate("tiny", tmp_path / "ledger", consumers=5, scheduler="notaurl")
-    assert not (tmp_path / "ledger").exists()
+    assert list(tmp_path.iterdir()) == []  # neither the ledger nor its .partial run
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    # A killed run's partial directory, kept for --resume, is not touched either.
+    monkeypatch.setattr(run, "_run_blocks", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run.simulate("tiny", tmp_path / "ledger", consumers=5, workers=1)
+    marker = tmp_path / ".ledger.partial" / "_parts" / "done-00000.json"
+    marker.write_text("{}")  # stands for a block the killed run finished
+    for resume in (True, False):
+        with pytest.raises(ConfigError, match="--scheduler notaurl"):
+            run.simulate(
+                "tiny", tmp_path / "ledger", consumers=5, scheduler="notaurl", resume=resume
+            )
+        assert marker.read_text() == "{}"
 
 
 def test_report_checks_its_out_before_writing_and_keeps_a_report_unless_told(tmp_path, tiny_ledger):
