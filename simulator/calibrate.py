@@ -19,14 +19,21 @@ import math
 import re
 import tempfile
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cardworld.errors import ConfigError, LedgerError, WorldError
+from cardworld.simulator.ledger import read_manifest
 from cardworld.simulator.report_figures import compute_figures
 from cardworld.worlds.load import SHIPPED, load_world, world_file
-from cardworld.worlds.schema import TABLE_COLUMNS, CalibrationTarget
+from cardworld.worlds.schema import (
+    NON_NEGATIVE,
+    TABLE_COLUMNS,
+    CalibrationTarget,
+    constraints,
+    out_of_range,
+)
 
 # A calibration sample runs in a few minutes on two cores: at most this many consumers
 # unless asked for more, over the world's whole period.
@@ -233,9 +240,10 @@ def calibrate(
 ) -> CalibrationReport:
     """Compare the world's calibration targets with a sample of it.
 
-    The sample is `ledger` when given (an existing ledger of this world), else a fresh
-    simulation of `consumers` (default: the world's, at most SAMPLE_CONSUMERS) over the
-    world's period (or start..end), written to `keep` or a temporary directory.
+    The sample is `ledger` when given (an existing ledger of this world: its manifest must
+    name it), else a fresh simulation of `consumers` (default: the world's, at most
+    SAMPLE_CONSUMERS) over the world's period (or start..end), written to `keep` or a
+    temporary directory.
     """
     from cardworld.simulator.run import simulate
 
@@ -244,6 +252,13 @@ def calibrate(
         raise WorldError(f"{loaded.path}: has no [calibration] targets to compare")
     check_targets(loaded)
     if ledger is not None:
+        simulated_from = read_manifest(ledger).get("world")
+        if simulated_from != loaded.name:
+            raise ConfigError(
+                f"--ledger {ledger}: was simulated from world '{simulated_from}', not from "
+                f"'{loaded.name}' (--world {world}); measure a ledger of '{loaded.name}', or "
+                "pass the world it came from"
+            )
         figures = compute_figures(ledger)
         return _report(loaded, Path(ledger), figures)
     options = _sample_options(world, consumers, start, end, seed)
@@ -305,7 +320,7 @@ def parse_parameter(text: str, world: str | Path) -> Parameter:
     """`KEY` or `KEY=LOW:HIGH`: a dotted TOML key of the world or `TABLE.COLUMN`.
 
     Without bounds a key moves within [x/2, 2x] of its value, a column by a factor in
-    [0.5, 2].
+    [0.5, 2], each within its domain (a probability in [0, 1], a factor at least 0, ...).
     """
     key, _, bounds = text.partition("=")
     key = key.strip()
@@ -317,23 +332,31 @@ def parse_parameter(text: str, world: str | Path) -> Parameter:
                 f"fit parameter '{key}': table '{table}' has no numeric column '{column}'; "
                 f"expected one of {', '.join(numeric)}"
             )
-        low, high = _bounds(bounds, key, 1.0)
+        low, high = _bounds(bounds, key, 1.0, NON_NEGATIVE)
         return Parameter(key, low, high, 1.0, table=table, column=column)
     current = _toml_value(world, key)
-    low, high = _bounds(bounds, key, current)
+    low, high = _bounds(bounds, key, current, constraints(key))
     return Parameter(key, low, high, min(max(current, low), high))
 
 
-def _bounds(text: str, key: str, current: float) -> tuple[float, float]:
+def _bounds(text: str, key: str, current: float, domain: Mapping) -> tuple[float, float]:
+    """LOW:HIGH from `text`, which must lie in the parameter's `domain` (schema metadata)."""
     if not text:
         a, b = current / 2, current * 2
-        return (min(a, b), max(a, b)) if current else (-1.0, 1.0)
+        low, high = (min(a, b), max(a, b)) if current else (-1.0, 1.0)
+        return max(low, domain.get("min", low)), min(high, domain.get("max", high))
     try:
         low, high = (float(x) for x in text.split(":"))
     except ValueError:
         raise ConfigError(
             f"fit parameter '{key}': bounds must be LOW:HIGH numbers, found {text!r}"
         ) from None
+    for name, bound in (("LOW", low), ("HIGH", high)):
+        expected = out_of_range(domain, bound)
+        if expected:
+            raise ConfigError(
+                f"fit parameter '{key}': {name} must be {expected}, found {bound} in {text!r}"
+            )
     if not low < high:
         raise ConfigError(f"fit parameter '{key}': LOW must be below HIGH, found {text!r}")
     return low, high

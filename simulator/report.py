@@ -39,9 +39,9 @@ def build_report(
     import matplotlib
 
     matplotlib.use("Agg")
+    figures = compute_figures(ledger_dir, **({"batch_rows": batch_rows} if batch_rows else {}))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    figures = compute_figures(ledger_dir, **({"batch_rows": batch_rows} if batch_rows else {}))
     (out / "report.json").write_text(json.dumps(figures, indent=1) + "\n")
     plots = {name: draw(figures, out / f"{name}.png") for name, draw in PLOTS.items()}
     page = out / "index.html"

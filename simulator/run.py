@@ -15,6 +15,7 @@ like a ledger.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import platform
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -39,6 +41,9 @@ from cardworld.simulator.purchases import expected_rows, simulate_shard
 from cardworld.simulator.world_arrays import build_arrays
 from cardworld.worlds.load import load_world
 from cardworld.worlds.schema import World
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 PART_TABLES = ("consumers", "cards", "compromises")
 
@@ -171,32 +176,34 @@ def simulate(
         "consumers_per_file": per_file,
         "blocks": len(blocks),
     }
-    finished = _prepare_partial(fs, partial, plan, resume)
-    todo = [b for b in blocks if b[0] not in finished]
-    per_task = max(1, -(-(shard_size or per_file) // per_file))
-    tasks = [todo[i : i + per_task] for i in range(0, len(todo), per_task)]
+    # Connected before the partial directory is made: a wrong address leaves nothing behind.
+    with _dask_client(scheduler) as client:
+        finished = _prepare_partial(fs, partial, plan, resume)
+        todo = [b for b in blocks if b[0] not in finished]
+        per_task = max(1, -(-(shard_size or per_file) // per_file))
+        tasks = [todo[i : i + per_task] for i in range(0, len(todo), per_task)]
 
-    counts = list(finished.values())
-    rows = sum(c["rows"] for c in counts)
-    parts = posixpath.join(partial, "_parts")
-    arrays, labels, fraud = _built(loaded)
-    merchants = _MerchantsFile(fs, posixpath.join(partial, "merchants.parquet"), arrays, labels)
-    merchants.take(fs, parts, finished)
-    if on_progress:
-        on_progress(len(counts), len(blocks), rows)
-    for task_counts in _execute(loaded, partial_url, tasks, workers, scheduler):
-        counts.extend(task_counts)
-        rows += sum(c["rows"] for c in task_counts)
-        merchants.take(fs, parts, [c["block"] for c in task_counts])
+        counts = list(finished.values())
+        rows = sum(c["rows"] for c in counts)
+        parts = posixpath.join(partial, "_parts")
+        arrays, labels, fraud = _built(loaded)
+        merchants = _MerchantsFile(fs, posixpath.join(partial, "merchants.parquet"), arrays, labels)
+        merchants.take(fs, parts, finished)
         if on_progress:
             on_progress(len(counts), len(blocks), rows)
+        for task_counts in _execute(loaded, partial_url, tasks, workers, client):
+            counts.extend(task_counts)
+            rows += sum(c["rows"] for c in task_counts)
+            merchants.take(fs, parts, [c["block"] for c in task_counts])
+            if on_progress:
+                on_progress(len(counts), len(blocks), rows)
 
-    tables = _write_tables(fs, partial, len(blocks), merchants, fraud.table)
-    files = {name: record for c in counts for name, record in c["file"].items()}
-    files.update({f"{name}.parquet": record for name, record in tables.items()})
-    row_counts = {name: record["rows"] for name, record in tables.items()}
-    ledger.write_manifest(fs, partial, _manifest(loaded, blocks, rows, row_counts), files)
-    _publish(fs, partial, root)
+        tables = _write_tables(fs, partial, len(blocks), merchants, fraud.table)
+        files = {name: record for c in counts for name, record in c["file"].items()}
+        files.update({f"{name}.parquet": record for name, record in tables.items()})
+        row_counts = {name: record["rows"] for name, record in tables.items()}
+        ledger.write_manifest(fs, partial, _manifest(loaded, blocks, rows, row_counts), files)
+        _publish(fs, partial, root)
 
     by_mechanism: dict[str, int] = {}
     for c in counts:
@@ -264,30 +271,40 @@ def _prepare_partial(fs, partial: str, plan: dict, resume: bool) -> dict[int, di
     return {}
 
 
+@contextlib.contextmanager
+def _dask_client(scheduler: str | None) -> Iterator[Client | None]:
+    """A client of the Dask scheduler at `scheduler`, or None to run here."""
+    if not scheduler:
+        yield None
+        return
+    from distributed import Client
+
+    try:
+        client = Client(scheduler, timeout="30s")
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"--scheduler {scheduler}: could not reach a Dask scheduler there ({exc}); "
+            "expected the address a running scheduler prints, such as tcp://HOST:8786"
+        ) from None
+    with client:
+        yield client
+
+
 def _execute(
-    world: World, url: str, tasks: list, workers: int | None, scheduler: str | None
+    world: World, url: str, tasks: list, workers: int | None, client: Client | None
 ) -> Iterator[list[dict]]:
     """Run tasks here, on local worker processes, or on a Dask cluster; yield as they finish."""
     if not tasks:
         return
-    if scheduler:
-        from distributed import Client
+    if client is not None:
         from distributed import as_completed as dask_completed
 
-        try:
-            client = Client(scheduler, timeout="30s")
-        except (OSError, ValueError, TypeError) as exc:
-            raise ConfigError(
-                f"--scheduler {scheduler}: could not reach a Dask scheduler there ({exc}); "
-                "expected the address a running scheduler prints, such as tcp://HOST:8786"
-            ) from None
-        with client:
-            remote_world = client.scatter(world, broadcast=True)
-            futures = [
-                client.submit(_run_blocks, remote_world, url, task, pure=False) for task in tasks
-            ]
-            for future in dask_completed(futures):
-                yield future.result()
+        remote_world = client.scatter(world, broadcast=True)
+        futures = [
+            client.submit(_run_blocks, remote_world, url, task, pure=False) for task in tasks
+        ]
+        for future in dask_completed(futures):
+            yield future.result()
         return
     import os
 

@@ -219,7 +219,57 @@ def test_synth_fit_refuses_a_file_as_out_before_training(tmp_path, tiny_ledger):
         assert bad.returncode == 2 and f"Invalid value for '{flag}'" in bad.stderr
 
 
-def test_a_bad_scheduler_address_is_a_config_error(tmp_path):
+def test_a_bad_scheduler_address_is_a_config_error_that_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="--scheduler notaurl: could not reach a Dask scheduler"):
         run.simulate("tiny", tmp_path / "ledger", consumers=5, scheduler="notaurl")
-    assert not (tmp_path / "ledger").exists()
+    assert list(tmp_path.iterdir()) == []  # neither the ledger nor its .partial run
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    # A killed run's partial directory, kept for --resume, is not touched either.
+    monkeypatch.setattr(run, "_run_blocks", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run.simulate("tiny", tmp_path / "ledger", consumers=5, workers=1)
+    marker = tmp_path / ".ledger.partial" / "_parts" / "done-00000.json"
+    marker.write_text("{}")  # stands for a block the killed run finished
+    for resume in (True, False):
+        with pytest.raises(ConfigError, match="--scheduler notaurl"):
+            run.simulate(
+                "tiny", tmp_path / "ledger", consumers=5, scheduler="notaurl", resume=resume
+            )
+        assert marker.read_text() == "{}"
+
+
+def test_report_checks_its_out_before_writing_and_keeps_a_report_unless_told(tmp_path, tiny_ledger):
+    out = tmp_path / "new" / "report"
+    bad = cardworld_cli("report", str(tmp_path / "nowhere"), "--out", str(out))
+    assert bad.returncode == 2 and "not a cardworld ledger" in bad.stderr
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "index.html").write_text("mine")
+    refused = cardworld_cli("report", str(tiny_ledger), "--out", str(kept))
+    assert refused.returncode == 2
+    assert "already exists and is not empty; choose another --out or pass --overwrite" in (
+        refused.stderr
+    )
+    assert (kept / "index.html").read_text() == "mine"
+    replaced = cardworld_cli("report", str(tiny_ledger), "--out", str(kept), "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert (kept / "report.json").is_file() and (kept / "index.html").read_text() != "mine"
+
+
+def test_evaluate_checks_its_out_and_leaves_no_folder_when_it_fails(tmp_path):
+    table = tmp_path / "table.csv"
+    table.write_text("acct_id,amount\n1,2\n1,3\n2,4\n2,5\n3,1\n3,7\n")
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "index.html").write_text("mine")
+    refused = cardworld_cli("evaluate", str(table), str(table), "--out", str(kept))
+    assert refused.returncode == 2 and "already exists and is not empty" in refused.stderr
+    assert (kept / "index.html").read_text() == "mine"
+    unwritable = tmp_path / "new" / ("x" * 300)  # a name too long: fails after `new` is made
+    failed = cardworld_cli("evaluate", str(table), str(table), "--out", str(unwritable))
+    assert failed.returncode == 2 and "File name too long" in failed.stderr
+    assert not (tmp_path / "new").exists()

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import tomllib
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,15 @@ def load_world(name_or_path: str | Path, **overrides) -> World:
     return World(spec=spec, tables=tables, path=file, config_hash=_config_hash(spec, tables))
 
 
+# The keys of a world file that hold a table ([simulation], [tables], ...): checked in each
+# file as it is read, before its sections are merged with those of the world it extends.
+_SECTIONS = tuple(
+    name
+    for name, hint in typing.get_type_hints(WorldSpec).items()
+    if dataclasses.is_dataclass(hint) or typing.get_origin(hint) is dict
+)
+
+
 def _read_merged(file: Path, seen: tuple[Path, ...]) -> dict:
     if file in seen:
         raise WorldError(f"{file}: 'extends' makes a cycle through {', '.join(map(str, seen))}")
@@ -67,6 +77,9 @@ def _read_merged(file: Path, seen: tuple[Path, ...]) -> dict:
         raw = tomllib.loads(file.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise WorldError(f"{file}: not valid TOML: {exc}") from None
+    for section in _SECTIONS:
+        if not isinstance(raw.get(section, {}), dict):
+            raise WorldError(f"{file}: [{section}] must be a table, found {raw[section]!r}")
     for key, rel in raw.get("tables", {}).items():
         if isinstance(rel, str):
             raw["tables"][key] = str((file.parent / rel).resolve())
@@ -139,8 +152,19 @@ def _read_table(name: str, path: Path) -> pd.DataFrame:
         raise WorldError(f"{path}: table '{name}' not found")
     try:
         df = pd.read_csv(path, comment="#", skipinitialspace=True, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise WorldError(
+            f"{path}: table '{name}' is empty; expected a header line and data rows"
+        ) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise WorldError(f"{path}: table '{name}' is not a readable CSV: {exc}") from None
+        problem = str(exc).removeprefix("Error tokenizing data. C error: ").strip()
+        raise WorldError(f"{path}: table '{name}' is not a readable CSV: {problem}") from None
+    if not isinstance(df.index, pd.RangeIndex):
+        # pandas takes the cells a first data row has beyond the header as row labels.
+        cells = df.index.nlevels + len(df.columns)
+        raise WorldError(
+            f"{path}: table '{name}' data row 1 has {cells} cells; the header has {len(df.columns)}"
+        )
     expected = TABLE_COLUMNS[name]
     missing = [c for c in expected if c not in df.columns]
     if missing:

@@ -387,20 +387,45 @@ def _convert(hint: typing.Any, value: typing.Any, *, file: Path, key: str) -> ty
     raise WorldError(f"{file}: '{key}' must be {expected}, found {value!r}")
 
 
+def constraints(key: str) -> typing.Mapping:
+    """The constraints (`min`, `max`, ...) on the number at a dotted key of a world file,
+    such as `errors.bad_pin`; empty for a key that has none."""
+    hint: typing.Any = WorldSpec
+    meta: typing.Mapping = {}
+    for part in key.split("."):
+        if dataclasses.is_dataclass(hint):
+            found = {f.name: f for f in dataclasses.fields(hint)}.get(part)
+            if found is None:
+                return {}
+            hint, meta = typing.get_type_hints(hint)[part], found.metadata
+        elif typing.get_origin(hint) is dict:
+            hint = typing.get_args(hint)[1]  # a mapping's constraints hold for each value
+        else:
+            return {}
+    return meta
+
+
+def out_of_range(meta: typing.Mapping, number: float) -> str | None:
+    """What `number` must be to meet the constraints `meta`, or None when it meets them."""
+    if not math.isfinite(number):
+        return "a finite number"
+    low, high = meta.get("min"), meta.get("max")
+    if low is not None and (number < low or (meta.get("exclusive_min") and number == low)):
+        return f"{'greater than' if meta.get('exclusive_min') else 'at least'} {low}"
+    if high is not None and number > high:
+        return f"at most {high}"
+    return None
+
+
 def _check_range(meta: typing.Mapping, value: typing.Any, *, file: Path, key: str) -> None:
     numbers = value.items() if isinstance(value, dict) else [(None, value)]
     for sub, number in numbers:
         if not isinstance(number, (int, float)):
             continue
         where = f"{key}.{sub}" if sub is not None else key
-        if not math.isfinite(number):
-            raise WorldError(f"{file}: '{where}' must be a finite number, found {number}")
-        low, high = meta.get("min"), meta.get("max")
-        if low is not None and (number < low or (meta.get("exclusive_min") and number == low)):
-            relation = "greater than" if meta.get("exclusive_min") else "at least"
-            raise WorldError(f"{file}: '{where}' must be {relation} {low}, found {number}")
-        if high is not None and number > high:
-            raise WorldError(f"{file}: '{where}' must be at most {high}, found {number}")
+        expected = out_of_range(meta, number)
+        if expected:
+            raise WorldError(f"{file}: '{where}' must be {expected}, found {number}")
     if meta.get("sum_to_one"):
         total = sum(value.values())
         if abs(total - 1.0) > 1e-6:

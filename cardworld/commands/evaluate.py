@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from cardworld.commands.report_dir import report_dir
+
 
 def evaluate(
     real: Annotated[Path, typer.Argument(help="real table (CSV/Parquet) the model trained on")],
@@ -19,19 +21,23 @@ def evaluate(
         str | None, typer.Option("--group-by", help="group column (guessed when absent)")
     ] = None,
     order_by: Annotated[str | None, typer.Option("--order-by", help="order column")] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="write into an existing, non-empty --out")
+    ] = False,
 ) -> None:
     """Compare SYNTH with REAL; write figures.json, plots and index.html to --out."""
     from cardworld.synthesizer.evaluate import evaluate_tables
     from cardworld.synthesizer.tables import read_table
 
-    figures = evaluate_tables(
-        read_table(real).events,
-        read_table(synth).events,
-        group_by=group_by,
-        order_by=order_by,
-        holdout=read_table(holdout).events if holdout is not None else None,
-        out=out,
-    )
+    with report_dir(out, overwrite=overwrite):
+        figures = evaluate_tables(
+            read_table(real).events,
+            read_table(synth).events,
+            group_by=group_by,
+            order_by=order_by,
+            holdout=read_table(holdout).events if holdout is not None else None,
+            out=out,
+        )
     p = figures["privacy"]
     typer.echo(
         f"quality {figures['quality_score']}/10, privacy {p['privacy_score']}/10, "

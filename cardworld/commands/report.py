@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cardworld.commands.report_dir import report_dir
 from cardworld.commands.simulate import _date
 
 console = Console()
@@ -17,12 +18,16 @@ console = Console()
 def report(
     ledger_dir: Path = typer.Argument(..., help="A ledger directory."),
     out: Path = typer.Option(..., "--out", help="The report directory to write."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Write into an existing, non-empty --out directory."
+    ),
 ) -> None:
     """Write an HTML report with plots, and report.json with every figure, for a ledger."""
     from cardworld.simulator.report import build_report
 
-    with console.status("reading the ledger and drawing the report"):
-        page = build_report(ledger_dir, out)
+    with report_dir(out, overwrite=overwrite):
+        with console.status("reading the ledger and drawing the report"):
+            page = build_report(ledger_dir, out)
     console.print(f"[green]report[/]: {page} (figures in {page.parent / 'report.json'})")
 
 

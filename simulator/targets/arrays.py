@@ -100,11 +100,50 @@ def read_ledger(ledger_dir: str | Path, names: Sequence[str]) -> pa.Table:
             raise DataError(
                 f"{path}: column {name!r}: not found; expected it among {', '.join(dataset.schema.names)}"
             )
-    return dataset.to_table(columns=list(names))
+    try:
+        return dataset.to_table(columns=list(names))
+    except pa.ArrowException:
+        _check_part_types(dataset, names)
+        raise  # not a column of another type: a damaged file, which the error names
 
 
-def prepare(table: pa.Table, columns: Columns, need_mcc: bool, need_category: bool) -> UserArrays:
-    """Validate and convert an Arrow table into sorted CSR arrays."""
+def _check_part_types(dataset: ds.FileSystemDataset, names: Sequence[str]) -> None:
+    """Name the first part file whose column has another type than the dataset's (taken
+    from its first file), which pyarrow could not convert."""
+    for fragment in dataset.get_fragments():
+        try:
+            schema = fragment.physical_schema
+        except (pa.ArrowException, OSError):
+            continue
+        for name in names:
+            index = schema.get_field_index(name)
+            expected = dataset.schema.field(name).type
+            if index >= 0 and schema.field(index).type != expected:
+                raise DataError(
+                    f"{fragment.path}: column {name!r}: type {schema.field(index).type}; "
+                    f"expected {expected}, as in the first part file"
+                )
+
+
+def prepare(
+    table: pa.Table,
+    columns: Columns,
+    need_mcc: bool,
+    need_category: bool,
+    *,
+    source: str | Path | None = None,
+) -> UserArrays:
+    """Validate and convert an Arrow table into sorted CSR arrays; an error names `source`
+    (the ledger the table was read from) when given."""
+    try:
+        return _prepare(table, columns, need_mcc, need_category)
+    except DataError as exc:
+        if source is None:
+            raise
+        raise DataError(f"{source}: {exc}") from None
+
+
+def _prepare(table: pa.Table, columns: Columns, need_mcc: bool, need_category: bool) -> UserArrays:
     if table.num_rows == 0:  # an empty frame's columns may have no type at all
         empty = np.empty(0, np.int64)
         return from_numpy(

@@ -65,10 +65,10 @@ class _UserTargets:
             target_set, columns, [name for name in features if name not in derived]
         )
         if isinstance(source, str | Path):
-            table = read_ledger(source, names)
+            table, ledger_dir = read_ledger(source, names), source
         else:
-            table = to_arrow(source, names)
-        arrays = prepare(table, columns, *needed_columns(target_set))
+            table, ledger_dir = to_arrow(source, names), None
+        arrays = prepare(table, columns, *needed_columns(target_set), source=ledger_dir)
         plan = make_plan(target_set, arrays.categories)
         return cls(arrays, _features(table, features, arrays), target_set, plan)
 

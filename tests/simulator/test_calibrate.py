@@ -201,13 +201,13 @@ def test_unknown_target_is_a_world_error(figures, tmp_path):
 def test_calibrate_reads_the_world_targets_on_an_existing_ledger(handmade, tmp_path):
     world = tmp_path / "world.toml"
     world.write_text(
-        'extends = "tiny"\nname = "check"\n\n[calibration]\n'
+        'extends = "tiny"\nname = "handmade"\n\n[calibration]\n'
         'online_share = { value = 0.2, tolerance = 0.01, source = "test" }\n'
         'refund_share = { value = 0.05, tolerance = 0.01, source = "test" }\n'
     )
     report = cal.calibrate(world, ledger=handmade[0])
     rows = {c.name: c for c in report.comparisons}
-    assert (report.world, report.rows, report.consumers) == ("check", N, 2)
+    assert (report.world, report.rows, report.consumers) == ("handmade", N, 2)
     assert rows["online_share"].passed
     assert rows["refund_share"].measured == pytest.approx(0.025) and not rows["refund_share"].passed
     assert set(load_world("us").spec.calibration) <= set(rows)  # inherited through tiny
@@ -259,6 +259,27 @@ def test_bad_fit_parameters_are_config_errors():
         cal.parse_parameter("goods.type", "tiny")
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("errors.bad_pin=-1:2", "LOW must be at least 0.0, found -1.0 in '-1:2'"),
+        ("errors.bad_pin=0:2", "HIGH must be at most 1.0, found 2.0 in '0:2'"),
+        ("errors.bad_pin=-inf:0.1", "LOW must be a finite number, found -inf"),
+        ("population.income_median=0:1", "LOW must be greater than 0.0, found 0.0"),
+        ("goods.amount_median=-1:2", "LOW must be at least 0.0, found -1.0"),  # a factor
+    ],
+)
+def test_fit_bounds_must_lie_in_the_parameters_domain(text, message):
+    with pytest.raises(ConfigError) as error:
+        cal.parse_parameter(text, "tiny")
+    assert str(error.value).startswith(f"fit parameter '{text.partition('=')[0]}': {message}")
+
+
+def test_default_fit_bounds_stay_in_the_parameters_domain():
+    share = cal.parse_parameter("population.female_share", "tiny")  # 0.508: 2x would be 1.016
+    assert (share.low, share.high) == (pytest.approx(0.254), 1.0)
+
+
 def test_fit_moves_a_parameter_towards_its_target(tmp_path):
     world = tmp_path / "world.toml"
     # The tiny world errs on ~2% of rows for lack of balance (a 20-consumer sample, up to
@@ -286,6 +307,13 @@ def test_fit_moves_a_parameter_towards_its_target(tmp_path):
     assert result.evaluations <= 4 + 2
 
 
+def test_calibrate_refuses_a_ledger_of_another_world(handmade):
+    with pytest.raises(
+        ConfigError, match=r"was simulated from world 'handmade', not from 'tiny' \(--world tiny\)"
+    ):
+        cal.calibrate("tiny", ledger=handmade[0])
+
+
 def test_calibrate_command_prints_the_table_and_fails_on_a_missed_target(handmade, tmp_path):
     import typer
     from typer.testing import CliRunner
@@ -294,7 +322,7 @@ def test_calibrate_command_prints_the_table_and_fails_on_a_missed_target(handmad
 
     world = tmp_path / "world.toml"
     world.write_text(
-        'extends = "tiny"\nname = "check"\n\n[calibration]\n'
+        'extends = "tiny"\nname = "handmade"\n\n[calibration]\n'
         'online_share = { value = 0.2, tolerance = 0.01, source = "test" }\n'
     )
     app = typer.Typer()

@@ -82,6 +82,18 @@ def write_world(tmp_path, body: str, tables: dict[str, str] | None = None):
             "must not be before 'simulation.start'",
         ),
         ('extends = "nowhere"\nname = "x"\n', "unknown world 'nowhere'"),
+        (
+            'extends = "tiny"\nname = "x"\ndescription = ""\ntables = "x"\n',
+            "[tables] must be a table, found 'x'",
+        ),
+        (
+            'extends = "tiny"\nname = "x"\ndescription = ""\nsimulation = 3\n',
+            "[simulation] must be a table, found 3",
+        ),
+        (
+            'extends = "tiny"\nname = "x"\ndescription = ""\nfraud = [1]\n',
+            "[fraud] must be a table, found [1]",
+        ),
         ('name = "x"\ndescription = [1\n', "not valid TOML"),
         (
             'extends = "tiny"\nname = "x"\ndescription = ""\n[population]\ncorr_age_income = 0.99\ncorr_age_credit = -0.99\ncorr_income_credit = 0.99\n',
@@ -97,9 +109,20 @@ def test_invalid_world_files_name_file_key_and_expectation(tmp_path, body, messa
     assert str(path) in str(err.value)
 
 
-def _goods_with(column: str, value: str) -> str:
+def _goods_lines() -> list[str]:
+    """The shipped goods table without its comments: the header, then the data rows."""
     lines = (US_TABLES / "goods.csv").read_text().splitlines()
-    data = [line for line in lines if not line.startswith("#")]
+    return [line for line in lines if not line.startswith("#")]
+
+
+def _goods_with_extra_cell(row: int) -> str:
+    data = _goods_lines()
+    data[row] += ",extra"
+    return "\n".join(data) + "\n"
+
+
+def _goods_with(column: str, value: str) -> str:
+    data = _goods_lines()
     header = data[0].split(",")
     first = data[1].split(",")
     first[header.index(column)] = value
@@ -139,6 +162,11 @@ def _goods_with(column: str, value: str) -> str:
             (US_TABLES / "goods.csv").read_text().replace(",refund_rate", ",refunds"),
             "lacks column(s) ['refund_rate']",
         ),
+        ("goods.csv", _goods_with_extra_cell(1), "data row 1 has 20 cells; the header has 19"),
+        ("goods.csv", _goods_with_extra_cell(3), "Expected 19 fields in line 4, saw 20"),
+        ("goods.csv", "", "table 'goods' is empty; expected a header line and data rows"),
+        ("goods.csv", "# only a comment\n", "table 'goods' is empty"),
+        ("goods.csv", _goods_lines()[0] + "\n", "table 'goods' has no rows"),
     ],
 )
 def test_invalid_tables_name_file_column_and_row(tmp_path, table, text, message):
@@ -184,6 +212,13 @@ def test_drift_table_must_cover_the_simulated_years(tmp_path):
         WorldError, match=r"drift.csv: column 'year' must cover 1970-2019; missing \[1970"
     ):
         load_world(path)
+
+
+def test_a_section_that_is_not_a_table_names_the_file_that_says_so(tmp_path):
+    (tmp_path / "base.toml").write_text('extends = "tiny"\nsimulation = 3\n')
+    (tmp_path / "world.toml").write_text('extends = "base.toml"\nname = "x"\n')
+    with pytest.raises(WorldError, match=r"base.toml: \[simulation\] must be a table, found 3"):
+        load_world(tmp_path / "world.toml")
 
 
 def test_extends_cycle_is_an_error(tmp_path):

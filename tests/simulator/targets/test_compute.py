@@ -126,6 +126,52 @@ def test_missing_ledger_and_missing_column(tmp_path):
         write_targets(tmp_path / "ledger", TARGETS, tmp_path / "o.parquet")
 
 
+@pytest.mark.parametrize(
+    ("column", "values", "message"),
+    [
+        ("amount", pa.array(["a"] * 150), "column 'amount': type string; expected numeric amounts"),
+        (
+            "timestamp",
+            pa.array(["x"] * 150),
+            "column 'timestamp': type string; expected a tz-naive",
+        ),
+    ],
+)
+def test_a_ledger_column_of_the_wrong_type_names_the_ledger(tmp_path, column, values, message):
+    table = _ledger_table(np.random.default_rng(7))
+    table = table.set_column(table.schema.get_field_index(column), column, values)
+    _write_ledger(tmp_path / "ledger", table)
+    with pytest.raises(DataError) as error:
+        compute_ledger(tmp_path / "ledger", TARGETS)
+    assert str(error.value).startswith(f"{tmp_path / 'ledger'}: {message}")
+
+
+def test_a_part_file_with_another_column_type_is_named(tmp_path):
+    table = _ledger_table(np.random.default_rng(8))
+    _write_ledger(tmp_path / "ledger", table)
+    part = tmp_path / "ledger" / "transactions" / "part-2.parquet"
+    last = pq.read_table(part)
+    index = last.schema.get_field_index("timestamp")
+    pq.write_table(last.set_column(index, "timestamp", pa.array(["x"] * last.num_rows)), part)
+    with pytest.raises(
+        DataError,
+        match=r"part-2.parquet: column 'timestamp': type string; expected timestamp\[us\]",
+    ):
+        compute_ledger(tmp_path / "ledger", TARGETS)
+
+
+def test_repeated_txn_ids_are_refused(tmp_path):
+    table = _ledger_table(np.random.default_rng(9))
+    ids = table.column("txn_id").to_numpy().copy()
+    ids[5] = ids[4]
+    _write_ledger(tmp_path / "ledger", table.set_column(0, "txn_id", pa.array(ids)))
+    with pytest.raises(
+        DataError, match=f"column 'txn_id': 1 value\\(s\\) occur more than once, e.g. {ids[4]};"
+    ):
+        write_targets(tmp_path / "ledger", TARGETS, tmp_path / "o.parquet")
+    assert not (tmp_path / "o.parquet").exists()
+
+
 def test_configurable_columns_pandas_ns_and_arrow_us_agree():
     table = _ledger_table(np.random.default_rng(5))
     frame = table.to_pandas().rename(
