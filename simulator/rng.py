@@ -246,6 +246,18 @@ def uniforms(seed: int, entity: int, stream_id: int, n: int, sub: int = 0) -> np
 
 
 @kernel
+def stream_uniforms(seed: int, entity: int, stream_id: int, skip: int, n: int) -> np.ndarray:
+    """What `n` calls of `uniform` return on the stream (seed, entity, stream id) after its
+    first `skip` draws: (n,) float64."""
+    st = stream(seed, entity, stream_id)
+    st[1] = skip
+    out = np.empty(n)
+    for j in range(n):
+        out[j] = uniform(st)
+    return out
+
+
+@kernel
 def first_uniforms(seed: int, entities: np.ndarray, stream_id: int, n: int) -> np.ndarray:
     """The first `n` uniforms of each entity's stream: (len(entities), n) float64."""
     out = np.empty((entities.shape[0], n))

@@ -12,13 +12,15 @@ not depend on which other consumers share its shard.
 
 from __future__ import annotations
 
+import bisect
+import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import simpy
 
 from cardworld.simulator import rng
-from cardworld.simulator.kernels.jit import kernel
 from cardworld.simulator.population import Consumers
 from cardworld.simulator.world_arrays import STATES, WorldArrays
 from cardworld.worlds import reference
@@ -46,9 +48,10 @@ def build_timeline(
 ) -> Segments:
     """Run the life-event simulation for a shard; `first_day` is when each consumer starts spending."""
     env = simpy.Environment(initial_time=arrays.start_day)
+    places = _Places.of(arrays)
     per_consumer: list[list[tuple]] = [[] for _ in range(len(consumers.ids))]
     for i in range(len(consumers.ids)):
-        env.process(_life(env, world, arrays, consumers, i, int(first_day[i]), per_consumer[i]))
+        env.process(_life(env, world, places, consumers, i, int(first_day[i]), per_consumer[i]))
     env.run(until=arrays.end_day + 1)
     for i, segs in enumerate(per_consumer):
         _close(segs, arrays.end_day + 1)
@@ -87,17 +90,17 @@ def _close(segs: list[tuple], day: int) -> None:
             segs.pop()
 
 
-def _life(env, world, arrays, consumers, i, first_day, segs):
+def _life(env, world, places, consumers, i, first_day, segs):
     # NOTE: plain floats, not numpy, in this per-event loop: tiny arrays cost microseconds.
     spec = world.spec
-    st = rng.stream(arrays.seed, consumers.ids[i], rng.TIMELINE)
+    draws = _Draws(places.seed, int(consumers.ids[i]))
     income_ratio = float(consumers.income[i]) / spec.population.income_median
     trips = [getattr(spec.travel, kind) for kind in TRIP_KINDS]
     rates = [t.rate_per_year * income_ratio**t.income_elasticity / 365.2425 for t in trips]
     move_rate = spec.population.move_rate_per_year / 365.2425
     retirement_day = int(consumers.retirement_day[i])
     home, epoch = int(consumers.home_city[i]), 0
-    if first_day > arrays.end_day:
+    if first_day > places.end_day:
         return
     yield env.timeout(max(0, first_day - env.now))
     day = int(env.now)
@@ -108,34 +111,26 @@ def _life(env, world, arrays, consumers, i, first_day, segs):
         total = trip_total + move_rate
         if total <= 0:
             return  # a life without trips or moves: home until the end
-        day += max(1, int(round(rng.exponential(st, 1.0 / total))))
-        if day > arrays.end_day:
+        day += max(1, int(round(draws.exponential(1.0 / total))))
+        if day > places.end_day:
             return
         yield env.timeout(day - env.now)
-        pick = rng.uniform(st) * total
+        pick = draws.uniform() * total
         if pick >= trip_total:
             _close(segs, day)
-            home, epoch = int(rng.choose(st, arrays.home_city_cum)), epoch + 1
+            home, epoch = draws.choose(places.home_cum), epoch + 1
             segs.append((day, None, HOME, home, home, epoch))
             continue
         k = 0 if pick < rates[0] else (1 if pick < rates[0] + rates[1] else 2)
         trip: Trip = trips[k]
         start = _trip_start(day, trip.weekend_start)
-        duration = max(1, int(round(rng.exponential(st, trip.duration_days_mean - 0.5) + 0.5)))
+        duration = max(1, int(round(draws.exponential(trip.duration_days_mean - 0.5) + 0.5)))
         p = trip.foreign_probability
         foreign_odds = p / max(1e-12, 1 - p) * income_ratio**trip.foreign_income_elasticity
-        city = destination(
-            st,
-            arrays.foreign_city_cum,
-            arrays.home_city_cum,
-            arrays.city_lat,
-            arrays.city_lon,
-            arrays.n_us_cities,
-            home,
-            foreign_odds,
-            spec.travel.destination_distance_km_min,
+        city = _destination(
+            draws, places, home, foreign_odds, spec.travel.destination_distance_km_min
         )
-        if start > arrays.end_day:
+        if start > places.end_day:
             return  # the trip would begin after the period: home until the end
         # The whole trip is known now: the next event is drawn from the day it ends.
         _close(segs, start)
@@ -152,18 +147,83 @@ def _trip_start(day: int, weekend: bool) -> int:
     return day + (0 if weekday < 5 else 7 - weekday)
 
 
-_haversine_km = kernel(reference.haversine_km)  # the same formula, compiled for scalars
+class _Places(NamedTuple):
+    """What the per-event code reads of WorldArrays, as Python numbers and lists."""
+
+    seed: int
+    end_day: int
+    home_cum: list[float]  # home cities' cumulative weights
+    foreign_cum: list[float]  # foreign cities' cumulative weights
+    lat: list[float]  # every city's latitude, radians
+    lon: list[float]
+    n_us: int  # foreign city j is city n_us + j
+
+    @classmethod
+    def of(cls, arrays: WorldArrays) -> _Places:
+        return cls(
+            int(arrays.seed),
+            int(arrays.end_day),
+            arrays.home_city_cum.tolist(),
+            arrays.foreign_city_cum.tolist(),
+            arrays.city_lat.tolist(),
+            arrays.city_lon.tolist(),
+            int(arrays.n_us_cities),
+        )
 
 
-@kernel
-def destination(st, foreign_cum, home_cum, lat, lon, n_us, home, foreign_odds, min_km):
+class _Draws:
+    """A consumer's TIMELINE stream for the per-event code: one kernel call draws the next
+    64 uniforms, which are then read as plain floats. The transforms are rng's own, so the
+    numbers are those rng.exponential and rng.choose would give.
+
+    NOTE: a kernel called from Python costs a microsecond or more to dispatch, many times
+    the draw itself; at a call per draw the timeline spent most of its time there.
+    """
+
+    CHUNK = 64
+
+    def __init__(self, seed: int, entity: int) -> None:
+        self.seed, self.entity = seed, entity
+        self.drawn = 0
+        self.ahead: list[float] = []  # drawn, not yet used, last first
+
+    def uniform(self) -> float:
+        if not self.ahead:
+            chunk = rng.stream_uniforms(
+                self.seed, self.entity, rng.TIMELINE, self.drawn, self.CHUNK
+            )
+            self.ahead = chunk[::-1].tolist()
+            self.drawn += self.CHUNK
+        return self.ahead.pop()
+
+    def exponential(self, mean: float) -> float:
+        return -mean * math.log(1.0 - self.uniform())
+
+    def choose(self, cumulative: list[float]) -> int:
+        """An index drawn with weights given as non-decreasing cumulative weights."""
+        target = self.uniform() * cumulative[-1]
+        return min(bisect.bisect_right(cumulative, target), len(cumulative) - 1)
+
+
+def _destination(draws: _Draws, places: _Places, home: int, foreign_odds: float, min_km: float):
     """A trip's destination city: foreign with odds `foreign_odds`, else a US city at least
-    `min_km` from home (the last of 8 tries if none is that far). lat/lon in radians."""
-    if rng.uniform(st) < foreign_odds / (1 + foreign_odds) and foreign_cum.shape[0] > 0:
-        return n_us + rng.choose(st, foreign_cum)
+    `min_km` from home (the last of 8 tries if none is that far)."""
+    if draws.uniform() < foreign_odds / (1 + foreign_odds) and places.foreign_cum:
+        return places.n_us + draws.choose(places.foreign_cum)
     city = home
     for _ in range(8):
-        city = rng.choose(st, home_cum)
-        if _haversine_km(lat[home], lon[home], lat[city], lon[city]) >= min_km:
+        city = draws.choose(places.home_cum)
+        if _distance_km(places, home, city) >= min_km:
             break
     return city
+
+
+def _distance_km(places: _Places, a: int, b: int) -> float:
+    """reference.haversine_km between two cities, in math rather than NumPy: for scalars,
+    NumPy's functions cost a microsecond a call."""
+    lat1, lon1, lat2, lon2 = places.lat[a], places.lon[a], places.lat[b], places.lon[b]
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 2 * reference.EARTH_RADIUS_KM * math.asin(math.sqrt(min(h, 1.0)))

@@ -1,4 +1,4 @@
-"""Pieces of the purchase kernel and the naming code against simple references."""
+"""Pieces of the purchase kernel, the timeline and the naming code against simple references."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cardworld.simulator import rng
+from cardworld.simulator import rng, timeline
 from cardworld.simulator.kernels import purchases as k
 from cardworld.simulator.names import company_names, person_names, street_addresses
+from cardworld.simulator.run import _built
 from cardworld.simulator.world_arrays import _calendar
+from cardworld.worlds import reference
+from cardworld.worlds.load import load_world
 
 
 @settings(max_examples=200, deadline=None)
@@ -94,3 +97,26 @@ def test_guided_search_finds_what_bisection_finds(weights, size, uniforms):
         expected = rng.bisect_right(cumulative, 0, len(cumulative), target)
         assert rng.guided_search(cumulative, 0, len(cumulative), guide, target) == expected
         assert rng.guided_search(cumulative, 0, len(cumulative), scrambled, target) == expected
+
+
+def test_timeline_draws_are_the_stream_draws_of_rng():
+    # The timeline reads its stream 64 draws at a time in Python; the numbers must be what
+    # the kernels' rng functions draw from the same stream, across chunk boundaries.
+    draws = timeline._Draws(7, 123)
+    stream = rng.stream(7, 123, rng.TIMELINE)
+    cumulative = np.cumsum(np.arange(1.0, 40.0))
+    for _ in range(100):
+        assert draws.uniform() == rng.uniform(stream)
+        assert draws.exponential(3.5) == rng.exponential(stream, 3.5)
+        assert draws.choose(cumulative.tolist()) == rng.choose(stream, cumulative)
+    assert draws.drawn > 4 * timeline._Draws.CHUNK
+
+
+def test_distance_between_cities_is_the_haversine_distance():
+    places = timeline._Places.of(_built(load_world("tiny"))[0])
+    a, b = np.arange(0, 40), np.arange(40, 80)
+    lat, lon = np.array(places.lat), np.array(places.lon)
+    expected = reference.haversine_km(lat[a], lon[a], lat[b], lon[b])
+    got = [timeline._distance_km(places, i, j) for i, j in zip(a, b, strict=True)]
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert expected.max() > 100.0  # cities far apart, not a degenerate comparison
