@@ -9,10 +9,11 @@ import subprocess
 import sys
 import time
 
+import pyarrow.parquet as pq
 import pytest
 
 import cardworld
-from cardworld.simulator.run import consumers_per_file, simulate
+from cardworld.simulator.run import _MerchantsFile, consumers_per_file, simulate
 
 from ..test_cli import CLI  # noqa: TID252
 
@@ -45,6 +46,20 @@ def test_identical_bytes_for_any_workers_and_shard_size(
     out = tmp_path / "ledger"
     simulate(world, out, workers=workers, shard_size=shard_size)
     assert ledger_bytes(out) == ledger_bytes(reference)
+
+
+def test_merchants_are_written_in_whole_row_groups_as_blocks_finish(
+    tmp_path, monkeypatch, many_files
+):
+    world, reference = many_files
+    monkeypatch.setattr(_MerchantsFile, "ROW_GROUP_ROWS", 700)
+    out = tmp_path / "ledger"
+    simulate(world, out, workers=2)
+    groups = pq.ParquetFile(out / "merchants.parquet").metadata
+    sizes = [groups.row_group(i).num_rows for i in range(groups.num_row_groups)]
+    assert len(sizes) > 3 and set(sizes[:-1]) == {700} and 0 < sizes[-1] <= 700
+    written = pq.read_table(out / "merchants.parquet")
+    assert written.equals(pq.read_table(reference / "merchants.parquet"))
 
 
 def test_identical_bytes_on_a_dask_cluster_of_processes(tmp_path, many_files, ledger_bytes):
