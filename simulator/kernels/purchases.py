@@ -155,20 +155,26 @@ def covers(kind, limit, money, amount):
 
 
 @kernel(allocates=False)
-def _pick_card(st, w, cards_kind, cards_open, cards_limit, funds, a, b, day, amount, price):
+def _pick_card(
+    st, w, cards_kind, cards_open, cards_limit, funds, weights, a, b, day, amount, price
+):
     """A card open on `day` for a purchase of `amount`, or -1 (no card open, or given up).
 
     Cards weigh by kind and by how the kind suits the amount; a card without the money
     weighs (1 - awareness) as much, and when no card has it the purchase is given up with
-    chance `awareness` (consumers mostly know their balances).
+    chance `awareness` (consumers mostly know their balances). weights: (>= b - a,)
+    float64 scratch.
     """
     awareness = w.scalars[S_AWARENESS]
     kinds = 0  # a bit per kind among the open cards
     any_covers = False
     for c in range(a, b):
+        weights[c - a] = 0.0  # closed: never picked
         if cards_open[c] <= day:
             kinds |= 1 << cards_kind[c]
-            any_covers |= covers(cards_kind[c], cards_limit[c] * price, funds[c - a], amount)
+            fits = covers(cards_kind[c], cards_limit[c] * price, funds[c - a], amount)
+            any_covers |= fits
+            weights[c - a] = 1.0 if fits else 1.0 - awareness
     if kinds == 0:
         return -1
     if not any_covers and rng.uniform(st) < awareness:
@@ -181,30 +187,19 @@ def _pick_card(st, w, cards_kind, cards_open, cards_limit, funds, a, b, day, amo
         w0, w1, w2 = _card_weight(w, 0, scale), _card_weight(w, 1, scale), _card_weight(w, 2, scale)
     total = 0.0
     for c in range(a, b):
-        if cards_open[c] <= day:
-            total += _pick_weight(
-                cards_kind[c], w0, w1, w2, cards_limit[c] * price, funds[c - a], amount, awareness
-            )
+        kind = cards_kind[c]
+        total += (w0 if kind == 0 else (w1 if kind == 1 else w2)) * weights[c - a]
+        weights[c - a] = total  # now the cumulative weight up to card c
     if total <= 0.0:
         return -1
     target = rng.uniform(st) * total
-    acc = 0.0
     last = -1
     for c in range(a, b):
         if cards_open[c] <= day:
-            acc += _pick_weight(
-                cards_kind[c], w0, w1, w2, cards_limit[c] * price, funds[c - a], amount, awareness
-            )
             last = c
-            if target < acc:
+            if target < weights[c - a]:
                 return c
     return last
-
-
-@kernel(allocates=False)
-def _pick_weight(kind, w0, w1, w2, limit, money, amount, awareness):
-    weight = w0 if kind == 0 else (w1 if kind == 1 else w2)
-    return weight if covers(kind, limit, money, amount) else weight * (1.0 - awareness)
 
 
 @kernel(allocates=False)
@@ -342,6 +337,7 @@ def simulate_purchases(
         np.cumsum(w.participation * w.rate),  # random fraud's type weights
         np.zeros(max_cards),  # money on each card
         np.zeros(max_cards),  # share of a statement paid
+        np.zeros(max_cards),  # _pick_card's weights
         np.zeros((5, 2), np.uint64),  # the consumer's random streams
     )
     cards = (card_offsets, card_id, card_kind, card_open, card_chip_from, card_limit)
@@ -365,7 +361,7 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
     card_offsets, card_id, card_kind, card_open, card_chip_from, card_limit = cards
     seg_offsets, seg_start, seg_end, seg_state, seg_city, seg_home, seg_epoch = segments
     combo_cum, combo_total, combo_guide, combo_ready, p_rate, p_amount = work[:6]
-    fraud_cum, funds, pays, streams = work[6:]
+    fraud_cum, funds, pays, card_weights, streams = work[6:]
     pst, bst, st, fst, fav = streams[0], streams[1], streams[2], streams[3], streams[4]
     n_types = p_rate.shape[0]
     s = w.scalars
@@ -475,9 +471,8 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
             amount = p_amount[k] * math.exp(w.amount_sigma[k] * rng.normal(st)) * w.price_level[y]
             cents = max(1, int(round(amount * 100.0)))
             price = w.price_level[y]
-            c = _pick_card(
-                st, w, card_kind, card_open, card_limit, funds, ca, cb, day, amount, price
-            )
+            c = _pick_card(st, w, card_kind, card_open, card_limit, funds, card_weights, ca, cb,
+                           day, amount, price)  # fmt: skip
             if c < 0:
                 continue
             if online:
