@@ -30,9 +30,9 @@ def targets(
     target_set = load_targets(config)
     begin = time.perf_counter()
     with console.status(f"computing {len(target_set)} targets over {ledger_dir}"):
-        result = write_targets(ledger_dir, target_set, out, overwrite=overwrite)
+        rows = write_targets(ledger_dir, target_set, out, overwrite=overwrite)
     seconds = time.perf_counter() - begin
     console.print(
-        f"wrote {out}: {result.num_rows:,} rows x {len(target_set)} targets "
+        f"wrote {out}: {rows:,} rows x {len(target_set)} targets "
         f"({', '.join(target_set.names)}) in {seconds:.1f} s"
     )

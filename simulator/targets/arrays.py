@@ -7,7 +7,7 @@ A tz-aware column is rejected with the conversion to use.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +91,31 @@ def to_arrow(table: pd.DataFrame | pa.Table | pa.RecordBatch, names: Sequence[st
 
 def read_ledger(ledger_dir: str | Path, names: Sequence[str]) -> pa.Table:
     """Read the named columns of a ledger's transactions/ dataset."""
+    dataset = _transactions(ledger_dir, names)
+    try:
+        return dataset.to_table(columns=list(names))
+    except pa.ArrowException:
+        _check_part_types(dataset, names)
+        raise  # not a column of another type: a damaged file, which the error names
+
+
+def read_ledger_parts(
+    ledger_dir: str | Path, names: Sequence[str]
+) -> Iterator[tuple[str, pa.Table]]:
+    """The named columns of a ledger's part files, one file at a time, in the dataset's
+    order (that of `read_ledger`): (path, table) pairs."""
+    dataset = _transactions(ledger_dir, names)
+    for fragment in dataset.get_fragments():
+        try:
+            table = fragment.to_table(columns=list(names), schema=dataset.schema)
+        except pa.ArrowException:
+            _check_part_types(dataset, names)
+            raise
+        yield fragment.path, table
+
+
+def _transactions(ledger_dir: str | Path, names: Sequence[str]) -> ds.FileSystemDataset:
+    """A ledger's transactions/ dataset, which must have the named columns."""
     path = Path(ledger_dir) / "transactions"
     if not path.exists():
         raise LedgerError(f"{ledger_dir}: no transactions/ dataset; expected a ledger directory")
@@ -100,11 +125,7 @@ def read_ledger(ledger_dir: str | Path, names: Sequence[str]) -> pa.Table:
             raise DataError(
                 f"{path}: column {name!r}: not found; expected it among {', '.join(dataset.schema.names)}"
             )
-    try:
-        return dataset.to_table(columns=list(names))
-    except pa.ArrowException:
-        _check_part_types(dataset, names)
-        raise  # not a column of another type: a damaged file, which the error names
+    return dataset
 
 
 def _check_part_types(dataset: ds.FileSystemDataset, names: Sequence[str]) -> None:

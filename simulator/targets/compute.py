@@ -7,7 +7,7 @@ GIL) and returns rows in the input's order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,14 @@ import pyarrow.parquet as pq
 from cardworld.errors import DataError
 from cardworld.simulator import ledger
 from cardworld.simulator.targets import kernels as K
-from cardworld.simulator.targets.arrays import Columns, UserArrays, prepare, read_ledger, to_arrow
+from cardworld.simulator.targets.arrays import (
+    Columns,
+    UserArrays,
+    prepare,
+    read_ledger,
+    read_ledger_parts,
+    to_arrow,
+)
 from cardworld.simulator.targets.plan import Plan, make_plan, needed_columns
 from cardworld.simulator.targets.spec import Target, TargetSet, as_target_set
 
@@ -138,35 +145,16 @@ def compute_ledger(
     parallel: bool = True,
 ) -> pa.Table:
     """Targets of a ledger: an Arrow table with `id_column` then one column per target,
-    rows in the ledger's row order."""
+    rows in the ledger's row order (computed a part file at a time when each file holds
+    whole users, as a cardworld ledger's do)."""
     target_set = as_target_set(targets)
-    table = read_ledger(ledger_dir, [id_column, *input_columns(target_set, columns)])
-    _check_unique(table.column(id_column), id_column, ledger_dir)
-    arrays = prepare(table, columns, *needed_columns(target_set), source=ledger_dir)
-    plan = make_plan(target_set, arrays.categories)
-    values = arrays.restore(run_plan(arrays, plan, parallel=parallel))
-    fields = [pa.field(id_column, table.schema.field(id_column).type)]
-    fields += [pa.field(name, pa.from_numpy_dtype(values.dtype)) for name in target_set.names]
-    data = [table.column(id_column)] + [pa.array(values[:, t]) for t in range(values.shape[1])]
-    return pa.Table.from_arrays(data, schema=pa.schema(fields))
-
-
-def _check_unique(ids: pa.ChunkedArray, name: str, ledger_dir: str | Path) -> None:
-    """Targets are matched to transactions by id, so no id may occur twice."""
-    # NOTE: a ledger's ids rise through its files; seeing that took 0.2 s for 10^7 rows,
-    # counting them 3-4 s (2 busy cores).
-    if pa.types.is_integer(ids.type) and not ids.null_count:
-        values = ids.to_numpy()
-        if (values[1:] > values[:-1]).all():
-            return
-    counts = pc.value_counts(ids)
-    repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
-    if len(repeated):
-        raise DataError(
-            f"{ledger_dir}: column {name!r}: {len(repeated)} value(s) occur more than once, "
-            f"e.g. {repeated[0].as_py()!r}; expected unique ids (targets are matched to "
-            "transactions by them)"
-        )
+    try:
+        parts = list(_targets_by_part(ledger_dir, target_set, columns, id_column, parallel))
+    except _PartsOverlap:
+        parts = []
+    if not parts:
+        return _targets_at_once(ledger_dir, target_set, columns, id_column, parallel)
+    return pa.concat_tables(parts)
 
 
 def write_targets(
@@ -176,21 +164,120 @@ def write_targets(
     *,
     columns: Columns = Columns(),
     overwrite: bool = False,
-) -> pa.Table:
-    """Compute a ledger's targets and write them as one Parquet file, atomically.
+) -> int:
+    """Compute a ledger's targets and write them as one Parquet file, atomically; returns
+    the number of rows written.
 
     `out` must end in .parquet and lie outside the ledger; an existing file is replaced
-    only with `overwrite`.
+    only with `overwrite`. Memory is bounded by one part file (with a row group each)
+    when each part file holds whole users, as a cardworld ledger's do.
     """
     out = Path(out)
     if out.suffix != ".parquet":
         raise DataError(f"--out {out}: expected a .parquet file (targets are written as Parquet)")
     ledger.check_output_file(out, ledger_dir, overwrite=overwrite, error=DataError)
-    result = compute_ledger(ledger_dir, targets, columns=columns)
+    target_set = as_target_set(targets)
     out.parent.mkdir(parents=True, exist_ok=True)
     fs, path = ledger.storage(out)
-    ledger.write_atomically(fs, path, lambda handle: pq.write_table(result, handle))
-    return result
+    rows = 0
+
+    def write_parts(handle) -> None:
+        nonlocal rows
+        writer = None
+        try:
+            for table in _targets_by_part(ledger_dir, target_set, columns, "txn_id", True):
+                writer = writer or pq.ParquetWriter(handle, table.schema)
+                writer.write_table(table)
+                rows += table.num_rows
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise _PartsOverlap  # no rows: written at once, with the empty table's schema
+
+    try:
+        ledger.write_atomically(fs, path, write_parts)
+    except _PartsOverlap:
+        result = _targets_at_once(ledger_dir, target_set, columns, "txn_id", True)
+        ledger.write_atomically(fs, path, lambda handle: pq.write_table(result, handle))
+        rows = result.num_rows
+    return rows
+
+
+class _PartsOverlap(Exception):
+    """A ledger whose part files cannot be taken one at a time: a user's rows run across
+    files, or ids do not rise through the files (so uniqueness needs all of them)."""
+
+
+def _targets_by_part(
+    ledger_dir, target_set: TargetSet, columns: Columns, id_column: str, parallel: bool
+) -> Iterator[pa.Table]:
+    """Each part file's targets, in order; raises _PartsOverlap before yielding a table
+    that taking the file alone would get wrong."""
+    names = [id_column, *input_columns(target_set, columns)]
+    last_user = last_id = None
+    for path, table in read_ledger_parts(ledger_dir, names):
+        if table.num_rows == 0:
+            continue
+        users = pc.min_max(table.column(columns.user))
+        ids = table.column(id_column)
+        if not _rising(ids, after=last_id):
+            raise _PartsOverlap
+        if last_user is not None and not users["min"].as_py() > last_user:
+            raise _PartsOverlap
+        last_user, last_id = users["max"].as_py(), ids[-1].as_py()
+        yield _targets_of(table, target_set, columns, id_column, parallel, source=path)
+
+
+def _targets_at_once(
+    ledger_dir, target_set: TargetSet, columns: Columns, id_column: str, parallel: bool
+) -> pa.Table:
+    """A ledger's targets from all its rows in memory at once."""
+    table = read_ledger(ledger_dir, [id_column, *input_columns(target_set, columns)])
+    _check_unique(table.column(id_column), id_column, ledger_dir)
+    return _targets_of(table, target_set, columns, id_column, parallel, source=ledger_dir)
+
+
+def _targets_of(
+    table: pa.Table,
+    target_set: TargetSet,
+    columns: Columns,
+    id_column: str,
+    parallel: bool,
+    source: str | Path,
+) -> pa.Table:
+    """`id_column` and the targets of a table read from `source`, in the table's row order."""
+    arrays = prepare(table, columns, *needed_columns(target_set), source=source)
+    plan = make_plan(target_set, arrays.categories)
+    values = arrays.restore(run_plan(arrays, plan, parallel=parallel))
+    fields = [pa.field(id_column, table.schema.field(id_column).type)]
+    fields += [pa.field(name, pa.from_numpy_dtype(values.dtype)) for name in target_set.names]
+    data = [table.column(id_column)] + [pa.array(values[:, t]) for t in range(values.shape[1])]
+    return pa.Table.from_arrays(data, schema=pa.schema(fields))
+
+
+def _rising(ids: pa.ChunkedArray, after=None) -> bool:
+    """Whether integer ids without nulls rise strictly, from above `after` when given."""
+    if not pa.types.is_integer(ids.type) or ids.null_count:
+        return False
+    values = ids.to_numpy()
+    return bool((values[1:] > values[:-1]).all()) and (after is None or values[0] > after)
+
+
+def _check_unique(ids: pa.ChunkedArray, name: str, ledger_dir: str | Path) -> None:
+    """Targets are matched to transactions by id, so no id may occur twice."""
+    # NOTE: a ledger's ids rise through its files; seeing that took 0.2 s for 10^7 rows,
+    # counting them 3-4 s (2 busy cores).
+    if _rising(ids):
+        return
+    counts = pc.value_counts(ids)
+    repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+    if len(repeated):
+        raise DataError(
+            f"{ledger_dir}: column {name!r}: {len(repeated)} value(s) occur more than once, "
+            f"e.g. {repeated[0].as_py()!r}; expected unique ids (targets are matched to "
+            "transactions by them)"
+        )
 
 
 def input_columns(target_set: TargetSet, columns: Columns, extra: Sequence[str] = ()) -> list[str]:

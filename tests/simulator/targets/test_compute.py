@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 
 from cardworld.commands.targets import targets as targets_command
 from cardworld.errors import DataError, LedgerError
+from cardworld.simulator.targets import compute
 from cardworld.targets import (
     Target,
     TargetSet,
@@ -77,6 +79,42 @@ def test_ledger_targets_align_with_txn_id(tmp_path):
     pd.testing.assert_frame_equal(got, expected.sort_values("txn_id").reset_index(drop=True))
 
 
+def test_a_ledger_of_whole_users_per_file_is_taken_a_file_at_a_time(tmp_path, monkeypatch):
+    table = _ledger_table(np.random.default_rng(11), users=6)
+    users = table.column("consumer_id").to_numpy()
+    cuts = [0, *np.flatnonzero(np.diff(users))[1::2] + 1, table.num_rows]  # two users a file
+    (tmp_path / "ledger" / "transactions").mkdir(parents=True)
+    for part, (lo, hi) in enumerate(itertools.pairwise(cuts)):
+        path = tmp_path / "ledger" / "transactions" / f"part-{part}.parquet"
+        pq.write_table(table.slice(lo, hi - lo), path)
+    expected = compute_table(table, TARGETS)
+
+    def whole_ledger(*args):
+        raise AssertionError("read the whole ledger at once")
+
+    monkeypatch.setattr(compute, "read_ledger", whole_ledger)
+    result = compute_ledger(tmp_path / "ledger", TARGETS)
+    assert result.column("txn_id").equals(table.column("txn_id"))
+    np.testing.assert_array_equal(result.to_pandas()[TARGETS.names].to_numpy(), expected)
+    out = tmp_path / "targets.parquet"
+    assert write_targets(tmp_path / "ledger", TARGETS, out) == table.num_rows
+    assert pq.ParquetFile(out).metadata.num_row_groups == 3  # one a part file
+    assert pq.read_table(out).equals(result.combine_chunks())
+
+
+def test_a_ledger_whose_users_run_across_files_is_taken_at_once(tmp_path, monkeypatch):
+    table = _ledger_table(np.random.default_rng(12))
+    _write_ledger(tmp_path / "ledger", table)  # cut by rows, not by users
+    calls = []
+    read = compute.read_ledger
+    monkeypatch.setattr(compute, "read_ledger", lambda *args: calls.append(args) or read(*args))
+    result = compute_ledger(tmp_path / "ledger", TARGETS)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(
+        result.to_pandas()[TARGETS.names].to_numpy(), compute_table(table, TARGETS)
+    )
+
+
 def test_cli_writes_parquet_with_txn_id_and_one_column_per_target(tmp_path):
     table = _ledger_table(np.random.default_rng(2))
     _write_ledger(tmp_path / "ledger", table)
@@ -137,13 +175,15 @@ def test_missing_ledger_and_missing_column(tmp_path):
         ),
     ],
 )
-def test_a_ledger_column_of_the_wrong_type_names_the_ledger(tmp_path, column, values, message):
+def test_a_ledger_column_of_the_wrong_type_names_the_file(tmp_path, column, values, message):
     table = _ledger_table(np.random.default_rng(7))
     table = table.set_column(table.schema.get_field_index(column), column, values)
     _write_ledger(tmp_path / "ledger", table)
     with pytest.raises(DataError) as error:
         compute_ledger(tmp_path / "ledger", TARGETS)
-    assert str(error.value).startswith(f"{tmp_path / 'ledger'}: {message}")
+    # Part files are read one at a time, so the error names the first.
+    first = tmp_path / "ledger" / "transactions" / "part-0.parquet"
+    assert str(error.value).startswith(f"{first}: {message}")
 
 
 def test_a_part_file_with_another_column_type_is_named(tmp_path):
@@ -364,7 +404,7 @@ def test_write_targets_keeps_what_is_there(tmp_path):
         write_targets(ledger_dir, TARGETS, kept)
     assert kept.read_text() == "mine"
     written = write_targets(ledger_dir, TARGETS, kept, overwrite=True)
-    assert pq.read_table(kept).num_rows == written.num_rows
+    assert pq.read_table(kept).num_rows == written == 150
     umask = os.umask(0)
     os.umask(umask)
     assert kept.stat().st_mode & 0o777 == 0o666 & ~umask
