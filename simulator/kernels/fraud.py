@@ -42,12 +42,14 @@ from cardworld.simulator.kernels.purchases import (
     ONLINE,
     SWIPE,
     attempt_error,
+    doubled,
     emit,
     grow,
     pick_mcc,
     pick_online,
     pick_store,
     sort_rows,
+    stable_order,
     state_on,
     year_index,
 )
@@ -150,9 +152,7 @@ def _record(
 ):
     """Append one compromise record (growing the matrix when full); unused data has f = -1."""
     if n >= records.shape[0]:
-        bigger = np.empty((2 * records.shape[0], N_K), np.int64)
-        bigger[:n] = records[:n]
-        records = bigger
+        records = doubled(records, n)
     rec = records[n]
     rec[K_ID], rec[K_CARD], rec[K_CONSUMER], rec[K_KIND] = comp_id, card, cid, kind
     rec[K_TIME], rec[K_SOURCE], rec[K_FRAUDSTER] = t0, source, f
@@ -226,7 +226,7 @@ def simulate_fraud(
                         if rng.uniform(st) * peak >= w.online_multiplier[y]:
                             continue
                     n_comp = _add_compromise(comps, n_comp, c, kind, t, t)
-        order = np.argsort(comps[:n_comp, 2], kind="mergesort")
+        order = stable_order(comps[:n_comp, 2])
 
         # 2-3. Each compromise in time order: a fraudster uses the card until it is blocked.
         blocked = np.full(cb - ca, NEVER, np.int64)
@@ -356,9 +356,7 @@ def simulate_fraud(
                 replacement_open[c - ca] = open_day * 86400
                 next_slot += 1
                 if n_rep >= replacements.shape[0]:
-                    bigger = np.empty((2 * replacements.shape[0], 4), np.int64)
-                    bigger[:n_rep] = replacements[:n_rep]
-                    replacements = bigger
+                    replacements = doubled(replacements, n_rep)
                 replacements[n_rep, 0], replacements[n_rep, 1] = c, replacement[c - ca]
                 replacements[n_rep, 2], replacements[n_rep, 3] = open_day, i
                 n_rep += 1

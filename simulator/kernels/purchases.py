@@ -240,8 +240,52 @@ def grow(buf, n, need):
     if n + need <= buf.shape[1]:
         return buf
     bigger = np.empty((N_COLUMNS, max(2 * buf.shape[1], n + need)), np.int64)
-    bigger[:, :n] = buf[:, :n]
+    for col in range(N_COLUMNS):
+        for r in range(n):
+            bigger[col, r] = buf[col, r]
     return bigger
+
+
+@kernel
+def doubled(matrix, n):
+    """A copy of `matrix` (rows, cols) with twice the rows, of which the first n are set.
+
+    NOTE: explicit loops here and in `grow`, not slice assignments: each of those compiles
+    numba's shape-checking code, seconds of a first run's compile time.
+    """
+    bigger = np.empty((2 * matrix.shape[0], matrix.shape[1]), matrix.dtype)
+    for r in range(n):
+        for col in range(matrix.shape[1]):
+            bigger[r, col] = matrix[r, col]
+    return bigger
+
+
+@kernel
+def stable_order(keys):
+    """The permutation that sorts `keys` ((n,) int64) stably, as np.argsort(kind="stable").
+
+    NOTE: a bottom-up merge sort written out: numba's own mergesort argsort added 4 s to a
+    first run's compile time.
+    """
+    n = keys.shape[0]
+    order = np.arange(n)
+    merged = np.empty(n, np.int64)
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+            i, j = lo, mid
+            for k in range(lo, hi):
+                # Ties take the left run first: the sort is stable.
+                if i < mid and (j >= hi or keys[order[i]] <= keys[order[j]]):
+                    merged[k] = order[i]
+                    i += 1
+                else:
+                    merged[k] = order[j]
+                    j += 1
+        order, merged = merged, order
+        width *= 2
+    return order
 
 
 @kernel
@@ -265,12 +309,13 @@ def sort_rows(buf, start, stop):
         keys[j + 1], order[j + 1] = key, index
         moves += i - 1 - j
         if moves > budget:
-            order = np.argsort(buf[C_TIME, start:stop], kind="mergesort")
+            order = stable_order(buf[C_TIME, start:stop])
             break
     if moves > 0:
         values = np.empty(m, np.int64)
         for col in range(N_COLUMNS):
-            values[:] = buf[col, start:stop]
+            for i in range(m):
+                values[i] = buf[col, start + i]
             for i in range(m):
                 buf[col, start + i] = values[order[i]]
     for r in range(start, stop):
@@ -326,7 +371,9 @@ def simulate_purchases(
     its page faults, cost a quarter of the kernel's time.
     """
     n_types = w.rate.shape[0]
-    max_cards = max(1, int(np.max(np.diff(card_offsets))) if card_offsets.shape[0] > 1 else 1)
+    max_cards = 1
+    for i in range(card_offsets.shape[0] - 1):
+        max_cards = max(max_cards, card_offsets[i + 1] - card_offsets[i])
     work = (
         np.empty((N_COMBOS, n_types)),  # cumulative type weights of each kind of day
         np.empty(N_COMBOS),  # their totals

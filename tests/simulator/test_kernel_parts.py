@@ -41,6 +41,15 @@ def test_sort_rows_is_a_stable_sort_by_time(times, start, shuffled):
     assert (buf[:, :start] == -7).all() and (buf[:, start + m :] == -7).all()
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(-5, 5), min_size=0, max_size=200), st.booleans())
+def test_stable_order_is_numpys_stable_argsort(keys, column):
+    keys = np.array(keys, dtype=np.int64)
+    # A column of a matrix (strided), as the fraud kernel sorts, or a contiguous array.
+    given = np.stack([keys, -keys], axis=1)[:, 0] if column else keys
+    np.testing.assert_array_equal(k.stable_order(given), np.argsort(keys, kind="stable"))
+
+
 def test_calendar_matches_python_dates():
     first, last = dt.date(1999, 12, 25), dt.date(2001, 3, 2)
     epoch = dt.date(1970, 1, 1)
