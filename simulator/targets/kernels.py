@@ -263,25 +263,32 @@ def _invert_rolling(past, n, out):
 
 
 @kernel(allocates=False)
-def _prefix_sums(amount, word, shift, prefix, counts):
-    """Running sum and count of the amounts of rows whose word has bit `shift` set.
+def _prefix_sums(amount, word, shift, prefix, counts, word2, shift2, prefix2, counts2):
+    """Running sums and counts of the amounts of rows whose word has bit `shift` set, and
+    the same for a second filter (word2, shift2, into prefix2 and counts2) side by side.
 
-    amount: (n,) float64. word: (>= n,) int64. prefix: (>= n + 1,) float64 and counts:
-    (>= n + 1,) int32, where entry i covers rows [0, i).
+    amount: (n,) float64. word, word2: (>= n,) int64. prefix, prefix2: (>= n + 1,) float64
+    and counts, counts2: (>= n + 1,) int32, where entry i covers rows [0, i).
     """
     # NOTE: multiplying by the 0/1 match keeps the loop branch-free (a `value if match else
     # 0.0` compiled to a branch that mispredicts on real filters) and the sums exact, since
-    # amounts are finite.
-    total = 0.0
-    count = 0
-    prefix[0] = 0.0
-    counts[0] = 0
+    # amounts are finite. Each running sum is a chain of dependent adds; two filters in one
+    # loop overlap their chains (a lone filter runs with itself as the second).
+    total, total2 = 0.0, 0.0
+    count, count2 = 0, 0
+    prefix[0], prefix2[0] = 0.0, 0.0
+    counts[0], counts2[0] = 0, 0
     for i in range(amount.shape[0]):
         match = (word[i] >> shift) & 1
+        match2 = (word2[i] >> shift2) & 1
         total += amount[i] * match
+        total2 += amount[i] * match2
         count += match
+        count2 += match2
         prefix[i + 1] = total
+        prefix2[i + 1] = total2
         counts[i + 1] = count
+        counts2[i + 1] = count2
 
 
 @kernel(allocates=False)
@@ -303,6 +310,7 @@ def _fill_filters(amount, mcc, category, filters, mcc_bits, cat_bits, words, mas
         word = words[w]
         for i in range(n):
             word[i] = by_mcc[mcc[i]] | by_category[category[i]]
+    pending = -1  # a filter whose prefix sums wait for a second to run beside
     for f in range(filters.shape[0]):
         word = words[f // FILTER_BITS]
         shift = f % FILTER_BITS
@@ -311,7 +319,22 @@ def _fill_filters(amount, mcc, category, filters, mcc_bits, cat_bits, words, mas
             for i in range(n):
                 mask[i] = (word[i] >> shift) & 1
         if filters[f, F_PREFIX] != 0:
-            _prefix_sums(amount, word, shift, prefix[f], counts[f])
+            if pending < 0:
+                pending = f
+                continue
+            p = pending
+            pending = -1
+            _prefix_sums(
+                amount, words[p // FILTER_BITS], p % FILTER_BITS, prefix[p], counts[p],
+                word, shift, prefix[f], counts[f],
+            )  # fmt: skip
+    if pending >= 0:
+        p = pending
+        word = words[p // FILTER_BITS]
+        _prefix_sums(
+            amount, word, p % FILTER_BITS, prefix[p], counts[p],
+            word, p % FILTER_BITS, prefix[p], counts[p],
+        )  # fmt: skip
 
 
 @kernel(allocates=False)
