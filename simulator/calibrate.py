@@ -333,7 +333,7 @@ def parse_parameter(text: str, world: str | Path) -> Parameter:
                 f"expected one of {', '.join(numeric)}"
             )
         low, high = _bounds(bounds, key, 1.0, NON_NEGATIVE)
-        return Parameter(key, low, high, 1.0, table=table, column=column)
+        return Parameter(key, low, high, min(max(1.0, low), high), table=table, column=column)
     current = _toml_value(world, key)
     low, high = _bounds(bounds, key, current, constraints(key))
     return Parameter(key, low, high, min(max(current, low), high))
@@ -479,7 +479,15 @@ def fit(
             n = len(history)
             candidate = write_world(world, values, params, Path(tmp) / f"c{n:03d}" / "world.toml")
             sample = Path(tmp) / f"c{n:03d}" / "ledger"
-            simulate(candidate, sample, workers=workers, overwrite=True, **options)
+            try:
+                simulate(candidate, sample, workers=workers, overwrite=True, **options)
+            except WorldError as exc:
+                # The candidate's files are temporary: name the values that made it invalid.
+                setting = ", ".join(f"{key}={value:.6g}" for key, value in values.items())
+                reason = str(exc).removeprefix(f"{candidate.parent}/")
+                raise ConfigError(
+                    f"--param: at {setting} the world is not valid ({reason}); narrow the range"
+                ) from None
             comparisons = compare(compute_figures(sample), chosen)
             return comparisons
 

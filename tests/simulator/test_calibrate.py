@@ -307,6 +307,28 @@ def test_fit_moves_a_parameter_towards_its_target(tmp_path):
     assert result.evaluations <= 4 + 2
 
 
+def test_fit_into_an_invalid_world_names_the_parameter_values(tmp_path):
+    # The search starts inside the bounds, though the column's own scale (1) lies outside.
+    assert cal.parse_parameter("goods.participation=1.5:4", "tiny").start == 1.5
+    # A probability column scaled past 1 is only found when a candidate world is loaded.
+    with pytest.raises(ConfigError) as error:
+        cal.fit(
+            "tiny",
+            ["goods.participation=1.5:4"],
+            tmp_path / "fitted.toml",
+            consumers=5,
+            start=dt.date(2019, 1, 1),
+            end=dt.date(2019, 1, 31),
+            workers=1,
+            max_evaluations=2,
+        )
+    message = str(error.value)
+    assert message.startswith("--param: at goods.participation=")
+    assert "column 'participation'" in message and "must be a probability" in message
+    assert "cardworld-fit-" not in message  # not the candidate's temporary file
+    assert not (tmp_path / "fitted.toml").exists()
+
+
 def test_calibrate_refuses_a_ledger_of_another_world(handmade):
     with pytest.raises(
         ConfigError, match=r"was simulated from world 'handmade', not from 'tiny' \(--world tiny\)"
