@@ -129,7 +129,9 @@ def _purchase_rows(world, arrays, consumer_ids, consumers, cards, first_day, seg
         if done == len(consumer_ids):
             return buf[:, :n]
         # Consumer `done` did not fit: double the room and go on from it (same draws).
-        buf = np.concatenate([buf[:, :n], np.empty_like(buf)], axis=1)
+        bigger = np.empty((k.N_COLUMNS, 2 * buf.shape[1]), np.int64)
+        bigger[:, :n] = buf[:, :n]
+        buf = bigger
 
 
 def _dictionary(

@@ -36,17 +36,21 @@ def test_a_consumer_history_does_not_depend_on_world_size(tmp_path, tiny_frames)
     pd.testing.assert_frame_equal(consumers, tiny_frames["consumers"].head(40))
 
 
-def test_a_shard_is_the_same_when_its_row_buffer_has_to_grow(monkeypatch, tiny_frames):
-    # Room for 4,096 rows instead of the expected count: the buffer doubles several times
-    # part-way through consumers, who are simulated again from their first draw.
-    monkeypatch.setattr(purchases, "expected_rows", lambda world: 0.0)
-    world = load_world("tiny", consumers=60)
+@pytest.mark.parametrize("consumers", [1, 60])
+def test_a_shard_is_the_same_when_its_row_buffer_has_to_grow(monkeypatch, tiny_frames, consumers):
+    # Room for 96 rows instead of the expected count (1.25 x -3,200 + 4,096 for the shard):
+    # the buffer doubles several times, before the first consumer fits and part-way
+    # through later ones, who are simulated again from their first draw.
+    monkeypatch.setattr(
+        purchases, "expected_rows", lambda world: -3200.0 / world.spec.simulation.consumers
+    )
+    world = load_world("tiny", consumers=consumers)
     arrays, labels, fraud = _built(world)
-    shard = purchases.simulate_shard(world, arrays, labels, fraud, np.arange(60, dtype=np.int64))
-    grown = shard.transactions.to_pandas()
-    assert len(grown) > 4 * 4096
-    expected = tiny_frames["transactions"].query("consumer_id < 60").reset_index(drop=True)
-    pd.testing.assert_frame_equal(grown, expected)
+    ids = np.arange(consumers, dtype=np.int64)
+    grown = purchases.simulate_shard(world, arrays, labels, fraud, ids).transactions.to_pandas()
+    assert len(grown) > 4 * 96
+    expected = tiny_frames["transactions"].query(f"consumer_id < {consumers}")
+    pd.testing.assert_frame_equal(grown, expected.reset_index(drop=True))
 
 
 def test_stream_draws_depend_only_on_seed_entity_stream_counter():
