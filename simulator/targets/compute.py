@@ -30,7 +30,12 @@ from cardworld.simulator.targets.arrays import (
     read_ledger_parts,
     to_arrow,
 )
-from cardworld.simulator.targets.plan import Plan, make_plan, needed_columns
+from cardworld.simulator.targets.plan import (
+    Plan,
+    make_plan,
+    needed_columns,
+    warn_missing_categories,
+)
 from cardworld.simulator.targets.spec import Target, TargetSet, as_target_set
 
 TargetsLike = TargetSet | Target | Iterable[Target] | Mapping[str, Any] | str | Path
@@ -216,17 +221,31 @@ def _targets_by_part(
     that taking the file alone would get wrong."""
     names = [id_column, *input_columns(target_set, columns)]
     last_user = last_id = None
+    categories: dict[str, None] = {}  # seen in any file, for one warning at the end
     for path, table in read_ledger_parts(ledger_dir, names):
         if table.num_rows == 0:
             continue
-        users = pc.min_max(table.column(columns.user))
+        users = _user_range(table.column(columns.user))
         ids = table.column(id_column)
         if not _rising(ids, after=last_id):
             raise _PartsOverlap
-        if last_user is not None and not users["min"].as_py() > last_user:
+        if last_user is not None and not users[0] > last_user:
             raise _PartsOverlap
-        last_user, last_id = users["max"].as_py(), ids[-1].as_py()
-        yield _targets_of(table, target_set, columns, id_column, parallel, source=path)
+        last_user, last_id = users[1], ids[-1].as_py()
+        yield _targets_of(table, target_set, columns, id_column, parallel, path, categories)
+    warn_missing_categories(target_set, list(categories), stacklevel=4)
+
+
+def _user_range(users: pa.ChunkedArray) -> tuple:
+    """The smallest and largest user id of a part file; _PartsOverlap when the ids cannot be
+    ordered (then all files are taken at once)."""
+    if pa.types.is_dictionary(users.type):
+        users = users.cast(users.type.value_type)
+    try:
+        extremes = pc.min_max(users)
+    except pa.ArrowNotImplementedError:
+        raise _PartsOverlap from None
+    return extremes["min"].as_py(), extremes["max"].as_py()
 
 
 def _targets_at_once(
@@ -245,10 +264,15 @@ def _targets_of(
     id_column: str,
     parallel: bool,
     source: str | Path,
+    categories: dict[str, None] | None = None,
 ) -> pa.Table:
-    """`id_column` and the targets of a table read from `source`, in the table's row order."""
+    """`id_column` and the targets of a table read from `source`, in the table's row order.
+    With `categories`, the table's categories are added to it and a category named by a
+    target but absent is left for the caller to warn about."""
     arrays = prepare(table, columns, *needed_columns(target_set), source=source)
-    plan = make_plan(target_set, arrays.categories)
+    plan = make_plan(target_set, arrays.categories, warn_missing=categories is None)
+    if categories is not None:
+        categories.update(dict.fromkeys(arrays.categories))
     values = arrays.restore(run_plan(arrays, plan, parallel=parallel))
     fields = [pa.field(id_column, table.schema.field(id_column).type)]
     fields += [pa.field(name, pa.from_numpy_dtype(values.dtype)) for name in target_set.names]

@@ -55,6 +55,27 @@ def needed_columns(targets: TargetSet) -> tuple[bool, bool]:
     )
 
 
+def warn_missing_categories(
+    targets: TargetSet, categories: Sequence[str], stacklevel: int = 2
+) -> None:
+    """Warn once for each category a target names that `categories` lacks: it matches
+    nothing. Often a typo, but a slice of a ledger may simply lack it."""
+    named = [
+        name
+        for target in targets.targets
+        if target.category is not None
+        for name in (target.category if isinstance(target.category, tuple) else (target.category,))
+    ]
+    present = set(categories)
+    for name in dict.fromkeys(named):
+        if name not in present:
+            warnings.warn(
+                f"category {name!r} named by a target does not occur in the data "
+                f"(categories found: {', '.join(sorted(categories)[:20]) or 'none'}); it matches nothing",
+                stacklevel=stacklevel,
+            )
+
+
 def make_plan(
     targets: TargetSet, categories: Sequence[str] = (), warn_missing: bool = True
 ) -> Plan:
@@ -102,14 +123,10 @@ def make_plan(
             for name in values:
                 if name in code_of:
                     cat_bits[word, code_of[name]] |= bit
-                elif warn_missing:
-                    warnings.warn(
-                        f"category {name!r} named by a target does not occur in the data "
-                        f"(categories found: {', '.join(sorted(categories)[:20]) or 'none'}); it matches nothing",
-                        stacklevel=3,
-                    )
         else:  # no filter: every row has some category code, null included
             cat_bits[word] |= bit
+    if warn_missing:
+        warn_missing_categories(targets, categories, stacklevel=4)
     window_rows = np.array(list(windows), dtype=np.int64).reshape(-1, 3)
     return Plan(
         params,

@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import typer
@@ -79,14 +80,18 @@ def test_ledger_targets_align_with_txn_id(tmp_path):
     pd.testing.assert_frame_equal(got, expected.sort_values("txn_id").reset_index(drop=True))
 
 
+def _write_whole_users(path, table: pa.Table) -> None:
+    """A ledger of three part files, two users in each (as a cardworld ledger: whole users)."""
+    users = pc.cast(table.column("consumer_id"), pa.int64()).to_numpy()
+    cuts = [0, *np.flatnonzero(np.diff(users))[1::2] + 1, table.num_rows]
+    (path / "transactions").mkdir(parents=True)
+    for part, (lo, hi) in enumerate(itertools.pairwise(cuts)):
+        pq.write_table(table.slice(lo, hi - lo), path / "transactions" / f"part-{part}.parquet")
+
+
 def test_a_ledger_of_whole_users_per_file_is_taken_a_file_at_a_time(tmp_path, monkeypatch):
     table = _ledger_table(np.random.default_rng(11), users=6)
-    users = table.column("consumer_id").to_numpy()
-    cuts = [0, *np.flatnonzero(np.diff(users))[1::2] + 1, table.num_rows]  # two users a file
-    (tmp_path / "ledger" / "transactions").mkdir(parents=True)
-    for part, (lo, hi) in enumerate(itertools.pairwise(cuts)):
-        path = tmp_path / "ledger" / "transactions" / f"part-{part}.parquet"
-        pq.write_table(table.slice(lo, hi - lo), path)
+    _write_whole_users(tmp_path / "ledger", table)
     expected = compute_table(table, TARGETS)
 
     def whole_ledger(*args):
@@ -100,6 +105,37 @@ def test_a_ledger_of_whole_users_per_file_is_taken_a_file_at_a_time(tmp_path, mo
     assert write_targets(tmp_path / "ledger", TARGETS, out) == table.num_rows
     assert pq.ParquetFile(out).metadata.num_row_groups == 3  # one a part file
     assert pq.read_table(out).equals(result.combine_chunks())
+
+
+def test_dictionary_user_ids_are_taken_a_file_at_a_time(tmp_path, monkeypatch):
+    table = _ledger_table(np.random.default_rng(13), users=6)
+    users = table.column("consumer_id")
+    table = table.set_column(2, "consumer_id", pc.cast(users, pa.string()).dictionary_encode())
+    _write_whole_users(tmp_path / "ledger", table)
+    monkeypatch.setattr(compute, "read_ledger", None)  # not the whole ledger at once
+    result = compute_ledger(tmp_path / "ledger", TARGETS)
+    np.testing.assert_array_equal(
+        result.to_pandas()[TARGETS.names].to_numpy(), compute_table(table, TARGETS)
+    )
+
+
+def test_a_category_missing_from_some_files_only_is_not_warned_about(tmp_path, recwarn):
+    table = _ledger_table(np.random.default_rng(14), users=6)
+    category = np.array(table.column("category").to_pylist(), dtype=object)
+    users = table.column("consumer_id").to_numpy()
+    category[(users == users.min()) | (category == "dining")] = "transit"
+    category[np.flatnonzero(users == users.min())[:3]] = "dining"  # in the first file only
+    table = table.set_column(5, "category", pa.array(category).dictionary_encode())
+    _write_whole_users(tmp_path / "ledger", table)
+    targets = TargetSet(
+        (
+            Target("dining", "sum", "day", category="dining"),
+            Target("typo", "sum", "day", category="dinning"),
+        )
+    )
+    compute_ledger(tmp_path / "ledger", targets)
+    warned = [str(w.message) for w in recwarn if "does not occur" in str(w.message)]
+    assert len(warned) == 1 and warned[0].startswith("category 'dinning'")
 
 
 def test_a_ledger_whose_users_run_across_files_is_taken_at_once(tmp_path, monkeypatch):
