@@ -61,13 +61,26 @@ def load_world(name_or_path: str | Path, **overrides) -> World:
     return World(spec=spec, tables=tables, path=file, config_hash=_config_hash(spec, tables))
 
 
-# The keys of a world file that hold a table ([simulation], [tables], ...): checked in each
-# file as it is read, before its sections are merged with those of the world it extends.
-_SECTIONS = tuple(
-    name
-    for name, hint in typing.get_type_hints(WorldSpec).items()
-    if dataclasses.is_dataclass(hint) or typing.get_origin(hint) is dict
-)
+def _check_sections(raw: dict, file: Path, hint: typing.Any = WorldSpec, prefix: str = "") -> None:
+    """Every key that holds a table in the schema ([simulation], [travel.vacation],
+    [calibration.NAME], ...) must hold one in `file`: checked in each file as it is read,
+    before its sections are merged with those of the world it extends."""
+    for name, sub in typing.get_type_hints(hint).items():
+        if name not in raw:
+            continue
+        value, key = raw[name], f"{prefix}{name}"
+        values = typing.get_args(sub)[1] if typing.get_origin(sub) is dict else None
+        if not (dataclasses.is_dataclass(sub) or values is not None):
+            continue
+        if not isinstance(value, dict):
+            raise WorldError(f"{file}: [{key}] must be a table, found {value!r}")
+        if dataclasses.is_dataclass(sub):
+            _check_sections(value, file, sub, f"{key}.")
+        elif dataclasses.is_dataclass(values):
+            for item, entry in value.items():
+                if not isinstance(entry, dict):
+                    raise WorldError(f"{file}: [{key}.{item}] must be a table, found {entry!r}")
+                _check_sections(entry, file, values, f"{key}.{item}.")
 
 
 def _read_merged(file: Path, seen: tuple[Path, ...]) -> dict:
@@ -77,9 +90,7 @@ def _read_merged(file: Path, seen: tuple[Path, ...]) -> dict:
         raw = tomllib.loads(file.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise WorldError(f"{file}: not valid TOML: {exc}") from None
-    for section in _SECTIONS:
-        if not isinstance(raw.get(section, {}), dict):
-            raise WorldError(f"{file}: [{section}] must be a table, found {raw[section]!r}")
+    _check_sections(raw, file)
     for key, rel in raw.get("tables", {}).items():
         if isinstance(rel, str):
             raw["tables"][key] = str((file.parent / rel).resolve())

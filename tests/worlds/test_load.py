@@ -219,6 +219,16 @@ def test_a_section_that_is_not_a_table_names_the_file_that_says_so(tmp_path):
     (tmp_path / "world.toml").write_text('extends = "base.toml"\nname = "x"\n')
     with pytest.raises(WorldError, match=r"base.toml: \[simulation\] must be a table, found 3"):
         load_world(tmp_path / "world.toml")
+    # A nested section too, though the world extending it sets a key inside it.
+    (tmp_path / "base.toml").write_text('extends = "tiny"\n[travel]\ngetaway = 3\n')
+    (tmp_path / "world.toml").write_text(
+        'extends = "base.toml"\nname = "x"\n[travel.getaway]\nrate_per_year = 1.0\n'
+    )
+    with pytest.raises(WorldError, match=r"base.toml: \[travel.getaway\] must be a table, found 3"):
+        load_world(tmp_path / "world.toml")
+    (tmp_path / "world.toml").write_text('extends = "tiny"\nname = "x"\n[calibration]\nx = 3\n')
+    with pytest.raises(WorldError, match=r"world.toml: \[calibration.x\] must be a table, found 3"):
+        load_world(tmp_path / "world.toml")
 
 
 def test_extends_cycle_is_an_error(tmp_path):
