@@ -253,6 +253,11 @@ def calibrate(
     check_targets(loaded)
     if ledger is not None:
         simulated_from = read_manifest(ledger).get("world")
+        if simulated_from is None:
+            raise LedgerError(
+                f"--ledger {ledger}: its manifest does not say which world it was simulated "
+                f"from; expected a ledger written by `cardworld simulate`"
+            )
         if simulated_from != loaded.name:
             raise ConfigError(
                 f"--ledger {ledger}: was simulated from world '{simulated_from}', not from "
@@ -334,8 +339,15 @@ def parse_parameter(text: str, world: str | Path) -> Parameter:
             )
         low, high = _bounds(bounds, key, 1.0, NON_NEGATIVE)
         return Parameter(key, low, high, min(max(1.0, low), high), table=table, column=column)
+    domain = constraints(key)
+    if domain.get("sum_to_one"):
+        parent = key.rpartition(".")[0]
+        raise ConfigError(
+            f"fit parameter '{key}': one of the shares in '{parent}', which must sum to 1, so "
+            "it cannot move alone; fit a dotted key or a table column instead"
+        )
     current = _toml_value(world, key)
-    low, high = _bounds(bounds, key, current, constraints(key))
+    low, high = _bounds(bounds, key, current, domain)
     return Parameter(key, low, high, min(max(current, low), high))
 
 
@@ -484,7 +496,9 @@ def fit(
             except WorldError as exc:
                 # The candidate's files are temporary: name the values that made it invalid.
                 setting = ", ".join(f"{key}={value:.6g}" for key, value in values.items())
-                reason = str(exc).removeprefix(f"{candidate.parent}/")
+                reason = str(exc)
+                for folder in (candidate.parent, candidate.parent.resolve()):
+                    reason = reason.removeprefix(f"{folder}/")
                 raise ConfigError(
                     f"--param: at {setting} the world is not valid ({reason}); narrow the range"
                 ) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import tomllib
 
 import numpy as np
@@ -257,6 +258,8 @@ def test_bad_fit_parameters_are_config_errors():
         cal.parse_parameter("errors.bad_pin=0.2:0.1", "tiny")
     with pytest.raises(ConfigError, match="no numeric column 'type'"):
         cal.parse_parameter("goods.type", "tiny")
+    with pytest.raises(ConfigError, match="shares in 'cards.kind_shares', which must sum to 1"):
+        cal.parse_parameter("cards.kind_shares.credit=0.1:0.9", "tiny")
 
 
 @pytest.mark.parametrize(
@@ -329,11 +332,18 @@ def test_fit_into_an_invalid_world_names_the_parameter_values(tmp_path):
     assert not (tmp_path / "fitted.toml").exists()
 
 
-def test_calibrate_refuses_a_ledger_of_another_world(handmade):
+def test_calibrate_refuses_a_ledger_of_another_world(handmade, tmp_path):
     with pytest.raises(
         ConfigError, match=r"was simulated from world 'handmade', not from 'tiny' \(--world tiny\)"
     ):
         cal.calibrate("tiny", ledger=handmade[0])
+    anonymous = tmp_path / "anonymous"
+    shutil.copytree(handmade[0], anonymous)
+    manifest = json.loads((anonymous / "manifest.json").read_text())
+    del manifest["world"]
+    (anonymous / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(LedgerError, match="does not say which world it was simulated from"):
+        cal.calibrate("tiny", ledger=anonymous)
 
 
 def test_calibrate_command_prints_the_table_and_fails_on_a_missed_target(handmade, tmp_path):
