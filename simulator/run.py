@@ -21,6 +21,7 @@ import json
 import multiprocessing
 import platform
 import posixpath
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
@@ -98,9 +99,11 @@ def _long_lived_objects_frozen() -> Iterator[None]:
 
     NOTE: a block makes many small objects (the timeline's events and segments), and each
     of the collections they trigger walked every object of the process: 8% of a block's
-    time, 2% when frozen. A process that froze objects itself is left as it is.
+    time, 2% when frozen. Only a process's main thread freezes (a Dask worker runs blocks
+    in several threads, which would unfreeze each other's), and a process that froze
+    objects itself is left as it is.
     """
-    if gc.get_freeze_count():
+    if gc.get_freeze_count() or threading.current_thread() is not threading.main_thread():
         yield
         return
     gc.freeze()
