@@ -240,16 +240,17 @@ def choose(st: np.ndarray, cumulative: np.ndarray) -> int:
 
 
 def uniforms(seed: int, entity: int, stream_id: int, n: int, sub: int = 0) -> np.ndarray:
-    """`n` uniforms of one stream, for Python-side code (tests, the timeline)."""
-    st = stream(seed, entity, stream_id, sub)
-    return np.array([uniform(st) for _ in range(n)])
+    """The first `n` uniforms of one stream: (n,) float64."""
+    return stream_uniforms(seed, entity, stream_id, 0, n, sub)
 
 
 @kernel
-def stream_uniforms(seed: int, entity: int, stream_id: int, skip: int, n: int) -> np.ndarray:
-    """What `n` calls of `uniform` return on the stream (seed, entity, stream id) after its
-    first `skip` draws: (n,) float64."""
-    st = stream(seed, entity, stream_id)
+def stream_uniforms(
+    seed: int, entity: int, stream_id: int, skip: int, n: int, sub: int = 0
+) -> np.ndarray:
+    """What `n` calls of `uniform` return on the stream (seed, entity, stream id, sub-id)
+    after its first `skip` draws: (n,) float64."""
+    st = stream(seed, entity, stream_id, sub)
     st[1] = skip
     out = np.empty(n)
     for j in range(n):
