@@ -67,6 +67,18 @@ TRANSACTION_OPTIONS = {
 }
 
 
+# Merchants: dictionaries and statistics only where they pay. Names are half unique and
+# coordinates all unique, so building their dictionaries was wasted work. Measured on a
+# us-world merchants table (1.33M rows, row groups of 128k): 0.32 s and 34.8 MB, against
+# 0.67 s and 42.8 MB with the entity tables' settings.
+MERCHANT_OPTIONS = {
+    **PARQUET_OPTIONS,
+    "use_dictionary": ["kind", "mcc", "chain", "store_number", "city", "state", "country", "zip"],
+    "column_encoding": {"merchant_id": "DELTA_BINARY_PACKED"},
+    "write_statistics": ["merchant_id", "mcc", "chain", "state"],
+}
+
+
 def storage(url: str | os.PathLike) -> tuple[fsspec.AbstractFileSystem, str]:
     """The filesystem and the path inside it for a local path or an fsspec URL."""
     fs, path = fsspec.core.url_to_fs(str(url))

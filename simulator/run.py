@@ -383,7 +383,7 @@ class _MerchantsFile:
         self.next_block = 0
         self.rows = 0
         schema = merchants_table(self.seen, arrays, labels).schema
-        options = dict(ledger.PARQUET_OPTIONS)
+        options = dict(ledger.MERCHANT_OPTIONS)
         options.pop("row_group_size")
         self.tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp")
         self.handle = fs.open(self.tmp, "wb")
