@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 
 from cardworld.simulator import ledger
+from cardworld.simulator.merchants import merchants_table
 from cardworld.simulator.purchases import TRANSACTION_SCHEMA
+from cardworld.simulator.run import _built
 from cardworld.worlds.load import load_world
 
 
@@ -124,3 +126,14 @@ def test_cards_table_is_plausible(tiny_frames):
 
     assert cards["card_number"].map(luhn).all()
     assert (cards.loc[cards["brand"] == "amex", "kind"] == "credit").all()
+
+
+def test_merchant_rows_depend_only_on_the_ids(tiny_ledger):
+    # A run passes sorted unique ids; any order, with repeats, gives the same rows.
+    arrays, labels, _ = _built(load_world("tiny"))
+    written = ledger.read_table(tiny_ledger, "merchants").sort_by("merchant_id")  # by block
+    ids = written.column("merchant_id").to_numpy()
+    expected = merchants_table(ids, arrays, labels)
+    assert expected.to_pylist() == written.to_pylist()
+    shuffled = np.random.default_rng(3).permutation(np.concatenate([ids, ids[:50]]))
+    assert merchants_table(shuffled, arrays, labels).equals(expected)
