@@ -8,9 +8,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cardworld.errors import ConfigError, LedgerError
-from cardworld.simulator.export import FLAT_COLUMNS, TABFORMER_COLUMNS, export
+from cardworld.simulator.export import (
+    FLAT_COLUMNS,
+    TABFORMER_COLUMNS,
+    _csv_field,
+    _suffixed,
+    export,
+)
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +174,14 @@ def test_export_command(tiny_ledger, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "exported" in result.output and out.read_text().startswith("User,Card,Year")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.none() | st.text(alphabet=st.sampled_from('ab ,"\n\r$-.')), max_size=20))
+def test_csv_fields_are_quoted_as_pandas_quotes_them(values):
+    # The TabFormer export writes its CSV from Arrow; the bytes must stay those of to_csv.
+    fields = _suffixed(_csv_field(np.array(values, dtype=object)), ",1\n").to_pylist()
+    expected = pd.DataFrame({"a": values, "b": 1}).to_csv(
+        index=False, header=False, lineterminator="\n"
+    )
+    assert "".join(fields) == expected
