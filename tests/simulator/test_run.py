@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import cardworld
-from cardworld.simulator.run import _MerchantsFile, consumers_per_file, simulate
+from cardworld.simulator import ledger
+from cardworld.simulator.run import consumers_per_file, simulate
 
 from ..test_cli import CLI  # noqa: TID252
 
@@ -52,7 +53,7 @@ def test_merchants_are_written_in_whole_row_groups_as_blocks_finish(
     tmp_path, monkeypatch, many_files
 ):
     world, reference = many_files
-    monkeypatch.setattr(_MerchantsFile, "ROW_GROUP_ROWS", 700)
+    monkeypatch.setitem(ledger.MERCHANT_OPTIONS, "row_group_size", 700)
     out = tmp_path / "ledger"
     simulate(world, out, workers=2)
     groups = pq.ParquetFile(out / "merchants.parquet").metadata
