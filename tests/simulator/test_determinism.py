@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -44,6 +46,7 @@ def test_a_shard_is_the_same_when_its_row_buffer_has_to_grow(monkeypatch, tiny_f
     monkeypatch.setattr(
         purchases, "expected_rows", lambda world: -3200.0 / world.spec.simulation.consumers
     )
+    monkeypatch.setattr(purchases, "_kept", threading.local())  # no bigger buffer kept
     world = load_world("tiny", consumers=consumers)
     arrays, labels, fraud = _built(world)
     ids = np.arange(consumers, dtype=np.int64)
@@ -51,6 +54,17 @@ def test_a_shard_is_the_same_when_its_row_buffer_has_to_grow(monkeypatch, tiny_f
     assert len(grown) > 4 * 96
     expected = tiny_frames["transactions"].query(f"consumer_id < {consumers}")
     pd.testing.assert_frame_equal(grown, expected.reset_index(drop=True))
+
+
+def test_a_shard_keeps_its_rows_when_the_next_reuses_the_buffers(tiny_frames):
+    # The kernels' row buffers are kept for a thread's next shard: a result must not share them.
+    world = load_world("tiny")
+    arrays, labels, fraud = _built(world)
+    first = purchases.simulate_shard(world, arrays, labels, fraud, np.arange(0, 40))
+    purchases.simulate_shard(world, arrays, labels, fraud, np.arange(40, 60))  # fits in them
+    expected = tiny_frames["transactions"].query("consumer_id < 40").reset_index(drop=True)
+    pd.testing.assert_frame_equal(first.transactions.to_pandas(), expected)
+    assert np.array_equal(first.merchant_ids, np.unique(expected["merchant_id"]))
 
 
 def test_stream_draws_depend_only_on_seed_entity_stream_counter():
