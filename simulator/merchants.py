@@ -25,7 +25,7 @@ from cardworld.simulator.kernels.purchases import (
     KIND_SHIFT,
     LOCAL,
 )
-from cardworld.simulator.names import company_names
+from cardworld.simulator.names import by_row, company_names
 from cardworld.simulator.world_arrays import WorldArrays, WorldLabels
 from cardworld.worlds import reference
 
@@ -101,10 +101,11 @@ def merchants_table(ids: np.ndarray, arrays: WorldArrays, labels: WorldLabels) -
         -1,
     )
 
-    names = pc.if_else(
-        pa.array(has_chain),
-        pa.array(labels.chain_names).take(pa.array(np.maximum(parts["chain"], 0))),
-        company_names(draws[:, 1:], parts["kind"] == INDEPENDENT_ONLINE),
+    chained, own = np.flatnonzero(has_chain), np.flatnonzero(~has_chain)
+    names = by_row(
+        len(ids),
+        (chained, pa.array(labels.chain_names).take(pa.array(parts["chain"][chained]))),
+        (own, company_names(draws[own, 1:], parts["kind"][own] == INDEPENDENT_ONLINE)),
     )
     online = ~in_city
     where = pa.array(safe_city, mask=online)  # the merchant's city; null online

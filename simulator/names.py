@@ -65,12 +65,36 @@ def company_names(u: np.ndarray, web: np.ndarray) -> pa.Array:
     from faker.providers.person.en_US import Provider as Person
 
     last = list(Person.last_names)  # uniformly, as faker's company provider picks them
-    a, b, c = pick_words(last, u[:, 0]), pick_words(last, u[:, 1]), pick_words(last, u[:, 2])
+
+    def surnames(rows: np.ndarray, column: int) -> pa.Array:
+        return pick_words(last, u[rows, column])
+
+    # NOTE: each row's own pattern only, the rows of each joined apart: joining every
+    # pattern for every row and choosing took 2.5 times as long (1.2 s a million names).
     pattern = u[:, 3]
-    names = pc.if_else(
-        pa.array(pattern < 0.4),
-        join(a, pick_words(Company.company_suffixes, u[:, 1]), " "),
-        pc.if_else(pa.array(pattern < 0.75), join(a, b, "-"), join(a, join(b, c, " and "), ", ")),
-    )
-    domains = join(pc.utf8_lower(join(a, b, "-")), pick_words(Internet.tlds, u[:, 2]), ".")
-    return pc.if_else(pa.array(web), domains, names)
+    suffixed = np.flatnonzero(~web & (pattern < 0.4))
+    hyphenated = np.flatnonzero(~web & (pattern >= 0.4) & (pattern < 0.75))
+    partners = np.flatnonzero(~web & (pattern >= 0.75))
+    sites = np.flatnonzero(web)
+    return by_row(
+        len(u),
+        (suffixed, join(surnames(suffixed, 0), pick_words(Company.company_suffixes, u[suffixed, 1]), " ")),
+        (hyphenated, join(surnames(hyphenated, 0), surnames(hyphenated, 1), "-")),
+        (partners, join(surnames(partners, 0), join(surnames(partners, 1), surnames(partners, 2), " and "), ", ")),
+        (sites, join(
+            pc.utf8_lower(join(surnames(sites, 0), surnames(sites, 1), "-")),
+            pick_words(Internet.tlds, u[sites, 2]),
+            ".",
+        )),
+    )  # fmt: skip
+
+
+def by_row(n: int, *parts: tuple[np.ndarray, pa.Array]) -> pa.Array:
+    """n values gathered from parts (rows, values), where values[j] belongs to row rows[j]
+    and the parts' rows together are each of 0..n-1 once."""
+    order = np.empty(n, np.int64)
+    start = 0
+    for rows, _ in parts:
+        order[rows] = np.arange(start, start + len(rows))
+        start += len(rows)
+    return pa.concat_arrays([values for _, values in parts]).take(pa.array(order))
