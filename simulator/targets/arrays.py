@@ -100,18 +100,26 @@ def read_ledger(ledger_dir: str | Path, names: Sequence[str]) -> pa.Table:
 
 
 def read_ledger_parts(
-    ledger_dir: str | Path, names: Sequence[str]
+    ledger_dir: str | Path, names: Sequence[str], only: Sequence[str] | None = None
 ) -> Iterator[tuple[str, pa.Table]]:
     """The named columns of a ledger's part files, one file at a time, in the dataset's
-    order (that of `read_ledger`): (path, table) pairs."""
+    order (that of `read_ledger`): (path, table) pairs; only the files at the paths `only`
+    when given."""
     dataset = _transactions(ledger_dir, names)
     for fragment in dataset.get_fragments():
+        if only is not None and fragment.path not in only:
+            continue
         try:
             table = fragment.to_table(columns=list(names), schema=dataset.schema)
         except pa.ArrowException:
             _check_part_types(dataset, names)
             raise
         yield fragment.path, table
+
+
+def ledger_schema(ledger_dir: str | Path, names: Sequence[str]) -> pa.Schema:
+    """The schema of a ledger's transactions/ dataset, which must have the named columns."""
+    return _transactions(ledger_dir, names).schema
 
 
 def _transactions(ledger_dir: str | Path, names: Sequence[str]) -> ds.FileSystemDataset:

@@ -15,14 +15,33 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from cardworld.errors import DataError
 from cardworld.simulator.targets import kernels as K
-from cardworld.simulator.targets.arrays import Columns, UserArrays, prepare, read_ledger, to_arrow
-from cardworld.simulator.targets.compute import TargetsLike, input_columns
-from cardworld.simulator.targets.plan import Plan, make_plan, needed_columns
+from cardworld.simulator.targets.arrays import (
+    Columns,
+    UserArrays,
+    ledger_schema,
+    prepare,
+    read_ledger,
+    read_ledger_parts,
+    to_arrow,
+)
+from cardworld.simulator.targets.compute import (
+    TargetsLike,
+    _PartsOverlap,
+    _user_range,
+    input_columns,
+)
+from cardworld.simulator.targets.plan import (
+    Plan,
+    make_plan,
+    needed_columns,
+    warn_missing_categories,
+)
 from cardworld.simulator.targets.spec import TargetSet, as_target_set
 
 # Features computed from the timestamp rather than read from a column.
@@ -55,22 +74,31 @@ class _UserTargets:
         columns: Columns,
     ) -> _UserTargets:
         """From a table, or from a ledger directory when `source` is a path."""
-        if isinstance(features, str):
-            raise DataError(
-                f"features = {features!r}: expected a list of column names, not one string"
-            )
         target_set = as_target_set(targets)
-        derived = [name for name in features if name in DERIVED_FEATURES]
-        names = input_columns(
-            target_set, columns, [name for name in features if name not in derived]
-        )
+        names = _input_names(target_set, features, columns)
         if isinstance(source, str | Path):
             table, ledger_dir = read_ledger(source, names), source
         else:
             table, ledger_dir = to_arrow(source, names), None
-        arrays = prepare(table, columns, *needed_columns(target_set), source=ledger_dir)
-        plan = make_plan(target_set, arrays.categories)
-        return cls(arrays, _features(table, features, arrays), target_set, plan)
+        return cls.of_table(table, target_set, features, columns, source=ledger_dir)
+
+    @classmethod
+    def of_table(
+        cls,
+        table: pa.Table,
+        target_set: TargetSet,
+        features: Sequence[str],
+        columns: Columns,
+        *,
+        source: str | Path | None,
+        dictionaries: dict[str, pa.Array] | None = None,
+    ) -> _UserTargets:
+        """From an Arrow table holding the input columns, read from `source` when given;
+        string features are coded by `dictionaries` when given (see `_features`), and a
+        missing category is left to the caller to warn about."""
+        arrays = prepare(table, columns, *needed_columns(target_set), source=source)
+        plan = make_plan(target_set, arrays.categories, warn_missing=dictionaries is None)
+        return cls(arrays, _features(table, features, arrays, dictionaries), target_set, plan)
 
     def users_range(self, first: int, stop: int) -> np.ndarray:
         """Targets of users [first, stop): (rows, n_targets), rows in sorted order."""
@@ -99,6 +127,77 @@ class _UserTargets:
     def item(self, user: int, targets: np.ndarray, row0: int) -> tuple[torch.Tensor, torch.Tensor]:
         s, e = self.arrays.offsets[user], self.arrays.offsets[user + 1]
         return torch.from_numpy(self.features[s:e]), torch.from_numpy(targets[s - row0 : e - row0])
+
+
+class _LedgerParts:
+    """A ledger taken a part file at a time, when each file holds whole users and users
+    rise from file to file (a cardworld ledger's do): its files, their users, and the
+    dictionaries that code its string features as reading the whole ledger would (by
+    first appearance over the files in order)."""
+
+    def __init__(
+        self,
+        ledger_dir: Path,
+        target_set: TargetSet,
+        features: Sequence[str],
+        columns: Columns,
+        paths: list[str],
+        users: list[int],
+        dictionaries: dict[str, pa.Array],
+    ) -> None:
+        self.ledger_dir, self.target_set = ledger_dir, target_set
+        self.features, self.columns = tuple(features), columns
+        self.paths, self.users, self.dictionaries = paths, users, dictionaries
+
+    @classmethod
+    def scan(
+        cls, ledger_dir: Path, targets: TargetsLike, features: Sequence[str], columns: Columns
+    ) -> _LedgerParts | None:
+        """Read the user, category and string feature columns of every file once; None when
+        the files cannot be taken one at a time (then the ledger is read at once)."""
+        target_set = as_target_set(targets)
+        schema = ledger_schema(ledger_dir, _input_names(target_set, features, columns))
+        _, need_category = needed_columns(target_set)
+        coded = [name for name in features if name not in DERIVED_FEATURES]
+        coded += [columns.category] if need_category else []
+        coded = [name for name in dict.fromkeys(coded) if _is_text(schema.field(name).type)]
+        paths, users, last_user = [], [], None
+        values: dict[str, dict] = {}  # column -> its values in order of first appearance
+        for path, table in read_ledger_parts(ledger_dir, [columns.user, *coded]):
+            if table.num_rows == 0:
+                continue
+            try:
+                low, high = _user_range(table.column(columns.user))
+            except _PartsOverlap:
+                return None
+            if last_user is not None and not low > last_user:
+                return None
+            last_user = high
+            paths.append(path)
+            users.append(pc.count_distinct(table.column(columns.user)).as_py())
+            for name in coded:
+                column = table.column(name)
+                if pa.types.is_dictionary(column.type):
+                    column = column.cast(column.type.value_type)
+                seen = values.setdefault(name, {})
+                seen.update(dict.fromkeys(pc.unique(column).drop_null().to_pylist()))
+        if need_category:
+            warn_missing_categories(target_set, list(values.get(columns.category, {})), 4)
+        dictionaries = {name: pa.array(list(seen), pa.string()) for name, seen in values.items()}
+        return cls(ledger_dir, target_set, features, columns, paths, users, dictionaries)
+
+    def read(self, index: int) -> _UserTargets:
+        """Part file `index` as sorted user arrays, features and a plan."""
+        names = _input_names(self.target_set, self.features, self.columns)
+        [(path, table)] = read_ledger_parts(self.ledger_dir, names, only=[self.paths[index]])
+        return _UserTargets.of_table(
+            table,
+            self.target_set,
+            self.features,
+            self.columns,
+            source=path,
+            dictionaries=self.dictionaries,
+        )
 
 
 class TargetDataset(Dataset):
@@ -163,7 +262,12 @@ class TargetIterableDataset(IterableDataset):
     """
 
     def __init__(
-        self, state: _UserTargets, *, chunk_users: int = 64, shuffle: bool = False, seed: int = 0
+        self,
+        state: _UserTargets | _LedgerParts,
+        *,
+        chunk_users: int = 64,
+        shuffle: bool = False,
+        seed: int = 0,
     ) -> None:
         if chunk_users < 1:
             raise DataError(f"chunk_users = {chunk_users}: expected an integer >= 1")
@@ -196,29 +300,62 @@ class TargetIterableDataset(IterableDataset):
         columns: Columns = Columns(),
         **options: Any,
     ) -> TargetIterableDataset:
-        """As TargetDataset.from_ledger; options: chunk_users, shuffle, seed."""
-        return cls(_UserTargets.build(Path(ledger_dir), targets, features, columns), **options)
+        """From a ledger directory's transactions/ dataset, read a part file at a time
+        when each holds whole users (a cardworld ledger's do), else at once; options:
+        chunk_users, shuffle, seed.
+
+        Read a file at a time, memory holds one part file per DataLoader worker, each
+        worker takes a share of the files, and `shuffle` shuffles the files' order and the
+        chunks within each. Items are the same as from the whole ledger in memory.
+        """
+        ledger_dir = Path(ledger_dir)
+        parts = _LedgerParts.scan(ledger_dir, targets, features, columns)
+        if parts is None:
+            return cls(_UserTargets.build(ledger_dir, targets, features, columns), **options)
+        return cls(parts, **options)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
+        if isinstance(self._state, _LedgerParts):
+            return sum(self._state.users)
         return self._state.arrays.n_users
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n_users = self._state.arrays.n_users
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        first, stop = worker * n_users // workers, (worker + 1) * n_users // workers
+        rng = np.random.default_rng((self.seed, self.epoch, worker))
+        if isinstance(self._state, _UserTargets):
+            n_users = self._state.arrays.n_users
+            first, stop = worker * n_users // workers, (worker + 1) * n_users // workers
+            yield from self._users(self._state, first, stop, rng)
+            return
+        # Each worker takes the files whose users start in its share of all users.
+        parts = self._state
+        starts = np.cumsum([0, *parts.users[:-1]])
+        total = sum(parts.users)
+        mine = np.flatnonzero(starts * workers // max(total, 1) == worker)
+        if self.shuffle:
+            rng.shuffle(mine)
+        for index in mine:
+            state = parts.read(int(index))
+            yield from self._users(state, 0, state.arrays.n_users, rng)
+
+    def _users(
+        self, state: _UserTargets, first: int, stop: int, rng: np.random.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Users [first, stop) of `state`, computed in chunks (in shuffled order with
+        `shuffle`)."""
         starts = np.arange(first, stop, self.chunk_users)
         if self.shuffle:
-            np.random.default_rng((self.seed, self.epoch, worker)).shuffle(starts)
-        offsets = self._state.arrays.offsets
+            rng.shuffle(starts)
+        offsets = state.arrays.offsets
         for start in starts:
             end = min(start + self.chunk_users, stop)
-            targets = self._state.users_range(start, end)
+            targets = state.users_range(start, end)
             for user in range(start, end):
-                yield self._state.item(user, targets, int(offsets[start]))
+                yield state.item(user, targets, int(offsets[start]))
 
 
 def pad_collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -243,8 +380,29 @@ def pad_collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> dict[str,
     return {"features": features, "targets": targets, "mask": mask, "lengths": lengths}
 
 
-def _features(table: pa.Table, names: Sequence[str], arrays: UserArrays) -> np.ndarray:
-    """(N, n_features) float32 in the arrays' sorted order."""
+def _input_names(target_set: TargetSet, features: Sequence[str], columns: Columns) -> list[str]:
+    """The columns read for the targets and the features (derived features need none)."""
+    if isinstance(features, str):
+        raise DataError(f"features = {features!r}: expected a list of column names, not one string")
+    read = [name for name in features if name not in DERIVED_FEATURES]
+    return input_columns(target_set, columns, read)
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    """A string column, or a dictionary of strings."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _features(
+    table: pa.Table,
+    names: Sequence[str],
+    arrays: UserArrays,
+    dictionaries: dict[str, pa.Array] | None = None,
+) -> np.ndarray:
+    """(N, n_features) float32 in the arrays' sorted order. A string feature is coded by
+    its position in `dictionaries[name]` when given, else by order of first appearance."""
     out = np.empty((arrays.n_rows, len(names)), dtype=np.float32)
     index = pd.DatetimeIndex(arrays.timestamps.astype("datetime64[us]"))
     for f, name in enumerate(names):
@@ -254,7 +412,10 @@ def _features(table: pa.Table, names: Sequence[str], arrays: UserArrays) -> np.n
         column = table.column(name)
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        if _is_text(column.type) and dictionaries is not None:
+            values = pc.index_in(column, value_set=dictionaries[name])
+            values = values.to_numpy(zero_copy_only=False).astype(np.float32)
+        elif _is_text(column.type):
             values = pa.chunked_array(column).dictionary_encode().combine_chunks().indices
             values = values.to_numpy(zero_copy_only=False).astype(np.float32)
         elif (

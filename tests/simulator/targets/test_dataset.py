@@ -136,3 +136,84 @@ def test_bad_features_are_data_errors():
         TargetDataset.from_table(frame, TARGETS, features="amount")
     with pytest.raises(DataError, match="feature column 'timestamp': type timestamp"):
         TargetDataset.from_table(frame, TARGETS, features=("timestamp",))
+
+
+def _write_parts(directory, frame: pd.DataFrame, users_per_file: list[list[int]]) -> None:
+    """A ledger directory whose part file i holds the rows of users_per_file[i]."""
+    (directory / "transactions").mkdir(parents=True)
+    for i, users in enumerate(users_per_file):
+        rows = frame[frame["consumer_id"].isin(users)]
+        pq.write_table(
+            pa.Table.from_pandas(rows, preserve_index=False),
+            directory / "transactions" / f"part-{i:05d}.parquet",
+        )
+
+
+def _items(dataset) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(features.numpy(), targets.numpy()) for features, targets in dataset]
+
+
+def test_iterable_dataset_reads_a_ledger_a_part_file_at_a_time(tmp_path, monkeypatch):
+    from cardworld.simulator.targets import dataset as module
+
+    frame = _frame(users=20, seed=3)
+    users = sorted(frame["consumer_id"].unique())
+    _write_parts(tmp_path / "ledger", frame, [users[:7], users[7:8], users[8:]])
+    features = ("amount", "hour", "category")  # a string feature, coded across the files
+    in_memory = TargetIterableDataset.from_table(
+        pq.read_table(tmp_path / "ledger" / "transactions"), TARGETS, features=features
+    )
+    monkeypatch.setattr(module, "read_ledger", None)  # the whole ledger is never read
+    streamed = TargetIterableDataset.from_ledger(
+        tmp_path / "ledger", TARGETS, features=features, chunk_users=3
+    )
+    assert len(streamed) == len(in_memory) == 20
+    got, expected = _items(streamed), _items(in_memory)
+    assert len(got) == len(expected)
+    for (f, t), (ef, et) in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(f, ef)
+        np.testing.assert_array_equal(t, et)
+    # Two workers share the files, each user once; shuffled, the same users again.
+    for shuffle in (False, True):
+        streamed.shuffle = shuffle
+        loader = DataLoader(streamed, batch_size=None, num_workers=2)
+        rows = sorted(tuple(f[:, 0]) for f, _ in ((f.numpy(), t) for f, t in loader))
+        assert rows == sorted(tuple(f[:, 0]) for f, _ in expected)
+
+
+def test_iterable_dataset_reads_a_ledger_at_once_when_users_run_across_files(tmp_path):
+    frame = _frame(users=10, seed=4)
+    users = sorted(frame["consumer_id"].unique())
+    # User users[4] has rows in both files: the files cannot be taken one at a time.
+    first = frame[frame["consumer_id"].isin(users[:4])]
+    split = frame[frame["consumer_id"] == users[4]]
+    rest = frame[frame["consumer_id"].isin(users[5:])]
+    (tmp_path / "ledger" / "transactions").mkdir(parents=True)
+    for i, rows in enumerate(
+        (pd.concat([first, split.iloc[:2]]), pd.concat([split.iloc[2:], rest]))
+    ):
+        pq.write_table(
+            pa.Table.from_pandas(rows, preserve_index=False),
+            tmp_path / "ledger" / "transactions" / f"part-{i}.parquet",
+        )
+    dataset = TargetIterableDataset.from_ledger(tmp_path / "ledger", TARGETS, features=FEATURES)
+    expected = _expected_by_user(frame)
+    got = _items(dataset)
+    assert len(got) == len(expected) == len(dataset)
+    for (features, targets), user in zip(got, sorted(expected), strict=True):
+        np.testing.assert_array_equal(features, expected[user][0])
+        np.testing.assert_array_equal(targets, expected[user][1])
+
+
+def test_iterable_dataset_streams_a_simulated_ledger_like_the_map_dataset(tiny_ledger):
+    features = ("amount", "hour", "channel")
+    targets = TargetSet(
+        (*TARGETS.targets[:1], Target("airline_3d", "any", "3d", category="airlines"))
+    )
+    streamed = TargetIterableDataset.from_ledger(tiny_ledger, targets, features=features)
+    assert len(streamed._state.paths) > 1  # a part file at a time
+    whole = TargetDataset.from_ledger(tiny_ledger, targets, features=features)
+    assert len(streamed) == len(whole)
+    for (f, t), index in zip(_items(streamed), range(len(whole)), strict=True):
+        np.testing.assert_array_equal(f, whole[index][0].numpy())
+        np.testing.assert_array_equal(t, whole[index][1].numpy())
