@@ -305,8 +305,9 @@ class TargetIterableDataset(IterableDataset):
         chunk_users, shuffle, seed.
 
         Read a file at a time, memory holds one part file per DataLoader worker, each
-        worker takes a share of the files, and `shuffle` shuffles the files' order and the
-        chunks within each. Items are the same as from the whole ledger in memory.
+        worker takes an equal share of the users (reading the files that hold them), and
+        `shuffle` shuffles the files' order and the chunks within each. Items are the same
+        as from the whole ledger in memory.
         """
         ledger_dir = Path(ledger_dir)
         parts = _LedgerParts.scan(ledger_dir, targets, features, columns)
@@ -331,16 +332,18 @@ class TargetIterableDataset(IterableDataset):
             first, stop = worker * n_users // workers, (worker + 1) * n_users // workers
             yield from self._users(self._state, first, stop, rng)
             return
-        # Each worker takes the files whose users start in its share of all users.
+        # Each worker takes its share of all users, reading the files that hold them (a
+        # file across two shares is read by both, each computing its own users).
         parts = self._state
-        starts = np.cumsum([0, *parts.users[:-1]])
-        total = sum(parts.users)
-        mine = np.flatnonzero(starts * workers // max(total, 1) == worker)
+        starts = np.cumsum([0, *parts.users])
+        first, stop = worker * starts[-1] // workers, (worker + 1) * starts[-1] // workers
+        mine = np.flatnonzero((starts[:-1] < stop) & (starts[1:] > first))
         if self.shuffle:
             rng.shuffle(mine)
         for index in mine:
             state = parts.read(int(index))
-            yield from self._users(state, 0, state.arrays.n_users, rng)
+            low, high = max(first, starts[index]), min(stop, starts[index + 1])
+            yield from self._users(state, low - starts[index], high - starts[index], rng)
 
     def _users(
         self, state: _UserTargets, first: int, stop: int, rng: np.random.Generator

@@ -173,12 +173,13 @@ def test_iterable_dataset_reads_a_ledger_a_part_file_at_a_time(tmp_path, monkeyp
     for (f, t), (ef, et) in zip(got, expected, strict=True):
         np.testing.assert_array_equal(f, ef)
         np.testing.assert_array_equal(t, et)
-    # Two workers share the files, each user once; shuffled, the same users again.
-    for shuffle in (False, True):
+    # Workers share the users (three workers split the first file), each user once;
+    # shuffled, the same users again.
+    for workers, shuffle in ((2, False), (3, True)):
         streamed.shuffle = shuffle
-        loader = DataLoader(streamed, batch_size=None, num_workers=2)
-        rows = sorted(tuple(f[:, 0]) for f, _ in ((f.numpy(), t) for f, t in loader))
-        assert rows == sorted(tuple(f[:, 0]) for f, _ in expected)
+        loader = DataLoader(streamed, batch_size=None, num_workers=workers)
+        got = sorted((f.tobytes(), t.tobytes()) for f, t in _items(loader))
+        assert got == sorted((f.tobytes(), t.tobytes()) for f, t in expected)
 
 
 def test_iterable_dataset_reads_a_ledger_at_once_when_users_run_across_files(tmp_path):
