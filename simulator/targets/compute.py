@@ -227,6 +227,7 @@ def _targets_by_part(
             continue
         users = _user_range(table.column(columns.user))
         ids = table.column(id_column)
+        _check_no_null_ids(ids, id_column, path)
         if not _rising(ids, after=last_id):
             raise _PartsOverlap
         if last_user is not None and not users[0] > last_user:
@@ -253,6 +254,9 @@ def _targets_at_once(
 ) -> pa.Table:
     """A ledger's targets from all its rows in memory at once."""
     table = read_ledger(ledger_dir, [id_column, *input_columns(target_set, columns)])
+    if table.column(id_column).null_count:  # name the file
+        for path, part in read_ledger_parts(ledger_dir, [id_column]):
+            _check_no_null_ids(part.column(id_column), id_column, path)
     _check_unique(table.column(id_column), id_column, ledger_dir)
     return _targets_of(table, target_set, columns, id_column, parallel, source=ledger_dir)
 
@@ -286,6 +290,15 @@ def _rising(ids: pa.ChunkedArray, after=None) -> bool:
         return False
     values = ids.to_numpy()
     return bool((values[1:] > values[:-1]).all()) and (after is None or values[0] > after)
+
+
+def _check_no_null_ids(ids: pa.ChunkedArray, name: str, path: str | Path) -> None:
+    """Targets are matched to transactions by id, so every row needs one."""
+    if ids.null_count:
+        raise DataError(
+            f"{path}: column {name!r}: {ids.null_count} null value(s); expected an id on every "
+            "row (targets are matched to transactions by them)"
+        )
 
 
 def _check_unique(ids: pa.ChunkedArray, name: str, ledger_dir: str | Path) -> None:

@@ -248,6 +248,42 @@ def test_repeated_txn_ids_are_refused(tmp_path):
     assert not (tmp_path / "o.parquet").exists()
 
 
+def _take(path: str, monkeypatch) -> None:
+    """Make compute_ledger and write_targets take a ledger a part file at a time, or all at
+    once (as they do when its files cannot be taken alone)."""
+    if path == "at once":
+
+        def overlapping(*args):
+            raise compute._PartsOverlap
+            yield
+
+        monkeypatch.setattr(compute, "_targets_by_part", overlapping)
+    else:
+        monkeypatch.setattr(compute, "read_ledger", None)
+
+
+@pytest.mark.parametrize("path", ["by part", "at once"])
+@pytest.mark.parametrize("compute_it", ["compute_ledger", "write_targets"])
+def test_a_null_txn_id_is_refused_naming_its_part_file(tmp_path, monkeypatch, path, compute_it):
+    table = _ledger_table(np.random.default_rng(15), users=6)
+    ids = table.column("txn_id").to_pylist()
+    ids[-3] = None  # one null, in the last part file
+    _write_whole_users(tmp_path / "ledger", table.set_column(0, "txn_id", pa.array(ids)))
+    parts = tmp_path / "ledger" / "transactions"
+    _take(path, monkeypatch)
+    out = tmp_path / "o.parquet"
+    run = {
+        "compute_ledger": lambda: compute_ledger(tmp_path / "ledger", TARGETS),
+        "write_targets": lambda: write_targets(tmp_path / "ledger", TARGETS, out),
+    }[compute_it]
+    with pytest.raises(DataError) as error:
+        run()
+    assert str(error.value).startswith(
+        f"{parts / 'part-2.parquet'}: column 'txn_id': 1 null value(s); expected an id on every row"
+    )
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["ledger"]
+
+
 def test_configurable_columns_pandas_ns_and_arrow_us_agree():
     table = _ledger_table(np.random.default_rng(5))
     frame = table.to_pandas().rename(
