@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,9 @@ from cardworld.simulator import ledger
 from cardworld.simulator.targets import kernels as K
 from cardworld.simulator.targets.arrays import (
     Columns,
+    SchemaCheck,
     UserArrays,
+    check_types,
     prepare,
     read_ledger,
     read_ledger_parts,
@@ -222,7 +225,7 @@ def _targets_by_part(
     names = [id_column, *input_columns(target_set, columns)]
     last_user = last_id = None
     categories: dict[str, None] = {}  # seen in any file, for one warning at the end
-    for path, table in read_ledger_parts(ledger_dir, names):
+    for path, table in read_ledger_parts(ledger_dir, names, _type_check(target_set, columns)):
         if table.num_rows == 0:
             continue
         users = _user_range(table.column(columns.user))
@@ -253,12 +256,19 @@ def _targets_at_once(
     ledger_dir, target_set: TargetSet, columns: Columns, id_column: str, parallel: bool
 ) -> pa.Table:
     """A ledger's targets from all its rows in memory at once."""
-    table = read_ledger(ledger_dir, [id_column, *input_columns(target_set, columns)])
+    names = [id_column, *input_columns(target_set, columns)]
+    table = read_ledger(ledger_dir, names, _type_check(target_set, columns))
     if table.column(id_column).null_count:  # name the file
         for path, part in read_ledger_parts(ledger_dir, [id_column]):
             _check_no_null_ids(part.column(id_column), id_column, path)
     _check_unique(table.column(id_column), id_column, ledger_dir)
     return _targets_of(table, target_set, columns, id_column, parallel, source=ledger_dir)
+
+
+def _type_check(target_set: TargetSet, columns: Columns) -> SchemaCheck:
+    """The check of a ledger's column types for these targets (read_ledger's `check`)."""
+    need_mcc, need_category = needed_columns(target_set)
+    return partial(check_types, columns=columns, need_mcc=need_mcc, need_category=need_category)
 
 
 def _targets_of(
