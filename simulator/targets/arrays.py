@@ -79,7 +79,11 @@ def to_arrow(table: pd.DataFrame | pa.Table | pa.RecordBatch, names: Sequence[st
             column = frame[name]
             if isinstance(column.dtype, pd.DatetimeTZDtype):
                 raise _tz_error(name, str(column.dtype.tz))
-        return pa.Table.from_pandas(frame, preserve_index=False)
+        try:
+            return pa.Table.from_pandas(frame, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            _check_convertible(frame)
+            raise
     if isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
     if isinstance(table, pa.Table):
@@ -87,6 +91,20 @@ def to_arrow(table: pd.DataFrame | pa.Table | pa.RecordBatch, names: Sequence[st
     raise DataError(
         f"table of type {type(table).__name__}: expected a pandas DataFrame or a pyarrow Table"
     )
+
+
+def _check_convertible(frame: pd.DataFrame) -> None:
+    """Name the first column of a DataFrame that pyarrow cannot convert: an object column
+    whose values are of mixed types, such as numbers and text read from a CSV file."""
+    for name in frame.columns:
+        try:
+            pa.array(frame[name], from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            reason = exc.args[0] if exc.args else exc
+            raise DataError(
+                f"column {name!r}: {reason}; expected values of one type (convert the column "
+                "first, e.g. with pd.to_numeric or pd.to_datetime)"
+            ) from None
 
 
 SchemaCheck = Callable[[pa.Schema], None]

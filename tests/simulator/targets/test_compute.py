@@ -465,6 +465,17 @@ def test_local_time_buckets_and_tz_aware_columns_rejected():
             r"column 'consumer_id': type double; expected integer or string user ids",
         ),
         ("mcc", ["5411", "5411"], r"column 'mcc': type (large_)?string; expected integer MCCs"),
+        (  # numbers and text in one column, as a CSV file read with a few bad rows gives
+            "amount",
+            [1.0, "2.50"],
+            r"column 'amount': Could not convert '2.50' with type str: tried to convert to "
+            r"double; expected values of one type",
+        ),
+        (
+            "consumer_id",
+            [1, "1"],
+            r"column 'consumer_id': Could not convert '1' .*; expected values of one type",
+        ),
     ],
 )
 def test_bad_columns_name_column_value_and_expectation(column, values, message):
