@@ -249,6 +249,7 @@ def test_report_checks_its_out_before_writing_and_keeps_a_report_unless_told(tmp
     kept = tmp_path / "kept"
     kept.mkdir()
     (kept / "index.html").write_text("mine")
+    (kept / "stale.png").write_text("a plot the new report does not draw")
     refused = cardworld_cli("report", str(tiny_ledger), "--out", str(kept))
     assert refused.returncode == 2
     assert "already exists and is not empty; choose another --out or pass --overwrite" in (
@@ -257,7 +258,95 @@ def test_report_checks_its_out_before_writing_and_keeps_a_report_unless_told(tmp
     assert (kept / "index.html").read_text() == "mine"
     replaced = cardworld_cli("report", str(tiny_ledger), "--out", str(kept), "--overwrite")
     assert replaced.returncode == 0, replaced.stderr
+    assert f"report: {kept / 'index.html'}" in replaced.stdout.replace("\n", "")
     assert (kept / "report.json").is_file() and (kept / "index.html").read_text() != "mine"
+    assert not (kept / "stale.png").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"]  # no temporary folder left
+
+
+def _run_report_command(command: str, tmp_path, out, monkeypatch, write, overwrite=True):
+    """Run `report` or `evaluate` in this process on inputs in `tmp_path`, with
+    `write(folder)` standing in for the code that writes the report (build_report,
+    evaluate_tables)."""
+    from cardworld.commands.evaluate import evaluate
+    from cardworld.commands.report import report
+
+    if command == "report":
+        monkeypatch.setattr(
+            "cardworld.simulator.report.build_report",
+            lambda ledger_dir, folder: write(Path(folder)) or Path(folder) / "index.html",
+        )
+        report(tmp_path / "ledger", out, overwrite=overwrite)
+    else:
+        table = tmp_path / "table.csv"
+        table.write_text("acct_id,amount\n1,2\n1,3\n2,4\n")
+        figures = {"quality_score": 5, "privacy": {"privacy_score": 5, "exact_row_overlap": 0}}
+        monkeypatch.setattr(
+            "cardworld.synthesizer.evaluate.evaluate_tables",
+            lambda *args, out, **kwargs: write(Path(out)) or figures,
+        )
+        evaluate(table, table, out, None, None, None, overwrite)
+
+
+def _old_report(folder):
+    folder.mkdir()
+    (folder / "index.html").write_text("old page")
+    (folder / "report.json").write_text("{}")
+    (folder / "plots").mkdir()
+    (folder / "plots" / "stale.png").write_bytes(b"\x89PNG old")
+
+
+@pytest.mark.parametrize("command", ["report", "evaluate"])
+def test_a_failed_overwrite_leaves_the_old_report_as_it_was(
+    tmp_path, monkeypatch, ledger_bytes, command
+):
+    kept = tmp_path / "kept"
+    _old_report(kept)
+    before = ledger_bytes(kept)
+
+    def write_then_fail(folder):
+        (folder / "index.html").write_text("half of a new page")
+        raise RuntimeError("the disk is full")
+
+    with pytest.raises(RuntimeError, match="the disk is full"):
+        _run_report_command(command, tmp_path, kept, monkeypatch, write_then_fail)
+    assert ledger_bytes(kept) == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.parametrize("command", ["report", "evaluate"])
+def test_an_overwrite_replaces_the_whole_report(tmp_path, monkeypatch, ledger_bytes, command):
+    kept = tmp_path / "kept"
+    _old_report(kept)
+
+    def write(folder):
+        (folder / "index.html").write_text("new page")
+
+    _run_report_command(command, tmp_path, kept, monkeypatch, write)
+    assert ledger_bytes(kept) == {"index.html": b"new page"}
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    fresh = tmp_path / "new" / "report"  # and a new folder is written the same way
+    _run_report_command(command, tmp_path, fresh, monkeypatch, write, overwrite=False)
+    assert ledger_bytes(fresh) == {"index.html": b"new page"}
+    assert [p.name for p in (tmp_path / "new").iterdir()] == ["report"]
+
+
+def test_overwrite_replaces_only_a_report_holding_no_input(tmp_path, monkeypatch, ledger_bytes):
+    def write(folder):
+        raise AssertionError("wrote a report")
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="is not a report .no index.html., and --overwrite"):
+        _run_report_command("report", tmp_path, notes, monkeypatch, write)
+    assert (notes / "todo.txt").read_text() == "mine"
+    holder = tmp_path / "holder"  # a report folder that holds the command's inputs
+    _old_report(holder)
+    for command in ("report", "evaluate"):
+        with pytest.raises(ConfigError, match="an input of this command, which --overwrite"):
+            _run_report_command(command, holder, holder, monkeypatch, write)
+    assert (holder / "index.html").read_text() == "old page"
 
 
 def test_evaluate_checks_its_out_and_leaves_no_folder_when_it_fails(tmp_path):

@@ -22,21 +22,22 @@ def evaluate(
     ] = None,
     order_by: Annotated[str | None, typer.Option("--order-by", help="order column")] = None,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="write into an existing, non-empty --out")
+        bool, typer.Option("--overwrite", help="replace the report in --out, once complete")
     ] = False,
 ) -> None:
     """Compare SYNTH with REAL; write figures.json, plots and index.html to --out."""
     from cardworld.synthesizer.evaluate import evaluate_tables
     from cardworld.synthesizer.tables import read_table
 
-    with report_dir(out, overwrite=overwrite):
+    inputs = [real, synth, *([holdout] if holdout is not None else [])]
+    with report_dir(out, overwrite=overwrite, inputs=inputs) as folder:
         figures = evaluate_tables(
             read_table(real).events,
             read_table(synth).events,
             group_by=group_by,
             order_by=order_by,
             holdout=read_table(holdout).events if holdout is not None else None,
-            out=out,
+            out=folder,
         )
     p = figures["privacy"]
     typer.echo(

@@ -19,16 +19,18 @@ def report(
     ledger_dir: Path = typer.Argument(..., help="A ledger directory."),
     out: Path = typer.Option(..., "--out", help="The report directory to write."),
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Write into an existing, non-empty --out directory."
+        False,
+        "--overwrite",
+        help="Replace the report in --out, once the new one is complete.",
     ),
 ) -> None:
     """Write an HTML report with plots, and report.json with every figure, for a ledger."""
     from cardworld.simulator.report import build_report
 
-    with report_dir(out, overwrite=overwrite):
+    with report_dir(out, overwrite=overwrite, inputs=[ledger_dir]) as folder:
         with console.status("reading the ledger and drawing the report"):
-            page = build_report(ledger_dir, out)
-    console.print(f"[green]report[/]: {page} (figures in {page.parent / 'report.json'})")
+            page = build_report(ledger_dir, folder)
+    console.print(f"[green]report[/]: {out / page.name} (figures in {out / 'report.json'})")
 
 
 def calibrate(

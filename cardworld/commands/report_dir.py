@@ -1,32 +1,79 @@
 """The --out folder of a command that writes a report (report, evaluate): checked before any
-work, and removed again, with any folder made for it, when the command fails."""
+work, written as a hidden folder beside it and moved into place only when complete, so a
+failed run leaves what was there before and a replaced report keeps no stale file."""
 
 from __future__ import annotations
 
 import contextlib
 import shutil
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from cardworld.errors import ConfigError
 
+REPORT_PAGE = "index.html"  # every report has one: what --overwrite may replace
+
 
 @contextlib.contextmanager
-def report_dir(out: Path, *, overwrite: bool) -> Iterator[Path]:
-    """Check `out` (not a file; empty or absent unless `overwrite`), then run the block that
-    writes the report there; if it fails, remove the folders that did not exist before."""
+def report_dir(out: Path, *, overwrite: bool, inputs: Sequence[Path] = ()) -> Iterator[Path]:
+    """Check `out` (not a file; empty or absent unless `overwrite`, and then a report that
+    holds none of the command's `inputs`), then yield a new hidden folder beside it to write
+    the report in. When the block succeeds that folder replaces `out`; when it fails, it is
+    removed with any folder made for `out`, and what `out` held is left as it was."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file; expected a report directory to write")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(
-            f"--out {out}: already exists and is not empty; choose another --out or pass "
-            "--overwrite"
-        )
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise ConfigError(
+                f"--out {out}: already exists and is not empty; choose another --out or pass "
+                "--overwrite"
+            )
+        _check_replaceable(out, inputs)
+    # A symlink's folder is replaced, not the link; '.' or '..' has a name to rename.
+    place = out.resolve()
+    here = Path.cwd().resolve()
+    if place.exists() and (place == here or place in here.parents):
+        raise ConfigError(f"--out {out}: holds the working directory; choose another --out")
     # The outermost folder on the way to `out` that is not there yet (None when out is).
-    created = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)
+    created = next((p for p in reversed([place, *place.parents]) if not p.exists()), None)
+    staging = None
     try:
-        yield out
+        place.mkdir(parents=True, exist_ok=True)  # a name the file system refuses fails now
+        staging = Path(tempfile.mkdtemp(prefix=f".{place.name[:64]}.", dir=place.parent))
+        shutil.copymode(place, staging)  # mkdtemp's folder is private
+        yield staging
+        _swap(place, staging)
     except BaseException:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
         raise
+
+
+def _check_replaceable(out: Path, inputs: Sequence[Path]) -> None:
+    """--overwrite replaces a report, never a folder of other files or the command's input."""
+    if not (out / REPORT_PAGE).is_file():
+        raise ConfigError(
+            f"--out {out}: is not a report (no {REPORT_PAGE}), and --overwrite replaces only a "
+            "report; choose another --out"
+        )
+    for path in inputs:
+        if Path(path).resolve().is_relative_to(out.resolve()):
+            raise ConfigError(
+                f"--out {out}: holds {path}, an input of this command, which --overwrite would "
+                "delete; choose another --out"
+            )
+
+
+def _swap(place: Path, staging: Path) -> None:
+    """Move the finished report in place of the old folder, which is deleted only then."""
+    old = staging.with_name(f"{staging.name}.old")
+    place.rename(old)
+    try:
+        staging.rename(place)
+    except BaseException:
+        old.rename(place)
+        raise
+    shutil.rmtree(old, ignore_errors=True)  # a file left there is no part of the report

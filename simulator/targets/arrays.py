@@ -7,7 +7,7 @@ A tz-aware column is rejected with the conversion to use.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +79,11 @@ def to_arrow(table: pd.DataFrame | pa.Table | pa.RecordBatch, names: Sequence[st
             column = frame[name]
             if isinstance(column.dtype, pd.DatetimeTZDtype):
                 raise _tz_error(name, str(column.dtype.tz))
-        return pa.Table.from_pandas(frame, preserve_index=False)
+        try:
+            return pa.Table.from_pandas(frame, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            _check_convertible(frame)
+            raise
     if isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
     if isinstance(table, pa.Table):
@@ -89,41 +93,74 @@ def to_arrow(table: pd.DataFrame | pa.Table | pa.RecordBatch, names: Sequence[st
     )
 
 
-def read_ledger(ledger_dir: str | Path, names: Sequence[str]) -> pa.Table:
-    """Read the named columns of a ledger's transactions/ dataset."""
-    dataset = _transactions(ledger_dir, names)
+def _check_convertible(frame: pd.DataFrame) -> None:
+    """Name the first column of a DataFrame that pyarrow cannot convert: an object column
+    whose values are of mixed types, such as numbers and text read from a CSV file."""
+    for name in frame.columns:
+        try:
+            pa.array(frame[name], from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            reason = exc.args[0] if exc.args else exc
+            raise DataError(
+                f"column {name!r}: {reason}; expected values of one type (convert the column "
+                "first, e.g. with pd.to_numeric or pd.to_datetime)"
+            ) from None
+
+
+SchemaCheck = Callable[[pa.Schema], None]
+
+
+def read_ledger(
+    ledger_dir: str | Path, names: Sequence[str], check: SchemaCheck | None = None
+) -> pa.Table:
+    """Read the named columns of a ledger's transactions/ dataset; `check` (which raises
+    DataError) is given the first part file's schema, which all files must follow."""
+    dataset = _transactions(ledger_dir, names, check)
+    for fragment in dataset.get_fragments():
+        _check_part(fragment, dataset.schema, names, exact=False)
     try:
         return dataset.to_table(columns=list(names))
     except pa.ArrowException:
-        _check_part_types(dataset, names)
+        for fragment in dataset.get_fragments():
+            _check_part(fragment, dataset.schema, names, exact=True)
         raise  # not a column of another type: a damaged file, which the error names
 
 
 def read_ledger_parts(
-    ledger_dir: str | Path, names: Sequence[str], only: Sequence[str] | None = None
+    ledger_dir: str | Path,
+    names: Sequence[str],
+    check: SchemaCheck | None = None,
+    only: Sequence[str] | None = None,
 ) -> Iterator[tuple[str, pa.Table]]:
     """The named columns of a ledger's part files, one file at a time, in the dataset's
     order (that of `read_ledger`): (path, table) pairs; only the files at the paths `only`
-    when given."""
-    dataset = _transactions(ledger_dir, names)
+    when given. `check` as for `read_ledger`."""
+    dataset = _transactions(ledger_dir, names, check)
     for fragment in dataset.get_fragments():
         if only is not None and fragment.path not in only:
             continue
+        _check_part(fragment, dataset.schema, names, exact=False)
         try:
             table = fragment.to_table(columns=list(names), schema=dataset.schema)
         except pa.ArrowException:
-            _check_part_types(dataset, names)
+            _check_part(fragment, dataset.schema, names, exact=True)
             raise
         yield fragment.path, table
 
 
-def ledger_schema(ledger_dir: str | Path, names: Sequence[str]) -> pa.Schema:
-    """The schema of a ledger's transactions/ dataset, which must have the named columns."""
-    return _transactions(ledger_dir, names).schema
+def ledger_schema(
+    ledger_dir: str | Path, names: Sequence[str], check: SchemaCheck | None = None
+) -> pa.Schema:
+    """The schema of a ledger's transactions/ dataset, which must have the named columns
+    (its first part file's, which must pass `check`)."""
+    return _transactions(ledger_dir, names, check).schema
 
 
-def _transactions(ledger_dir: str | Path, names: Sequence[str]) -> ds.FileSystemDataset:
-    """A ledger's transactions/ dataset, which must have the named columns."""
+def _transactions(
+    ledger_dir: str | Path, names: Sequence[str], check: SchemaCheck | None
+) -> ds.FileSystemDataset:
+    """A ledger's transactions/ dataset, which must have the named columns and whose first
+    part file (that of the dataset's schema) must pass `check`."""
     path = Path(ledger_dir) / "transactions"
     if not path.exists():
         raise LedgerError(f"{ledger_dir}: no transactions/ dataset; expected a ledger directory")
@@ -133,25 +170,57 @@ def _transactions(ledger_dir: str | Path, names: Sequence[str]) -> ds.FileSystem
             raise DataError(
                 f"{path}: column {name!r}: not found; expected it among {', '.join(dataset.schema.names)}"
             )
+    if check is not None:
+        try:
+            check(dataset.schema)
+        except DataError as exc:
+            raise DataError(f"{dataset.files[0]}: {exc}") from None  # the schema's file
     return dataset
 
 
-def _check_part_types(dataset: ds.FileSystemDataset, names: Sequence[str]) -> None:
-    """Name the first part file whose column has another type than the dataset's (taken
-    from its first file), which pyarrow could not convert."""
-    for fragment in dataset.get_fragments():
-        try:
-            schema = fragment.physical_schema
-        except (pa.ArrowException, OSError):
-            continue
-        for name in names:
-            index = schema.get_field_index(name)
-            expected = dataset.schema.field(name).type
-            if index >= 0 and schema.field(index).type != expected:
-                raise DataError(
-                    f"{fragment.path}: column {name!r}: type {schema.field(index).type}; "
-                    f"expected {expected}, as in the first part file"
-                )
+def _check_part(
+    fragment: ds.Fragment, schema: pa.Schema, names: Sequence[str], *, exact: bool
+) -> None:
+    """Refuse a part file that lacks a named column or whose column differs from `schema`'s
+    (the first file's): in kind before it is read, or in type (`exact`) after pyarrow could
+    not convert it."""
+    # NOTE: pyarrow reads every file as the first file's schema, so it would parse a later
+    # file's text "12.50" as an amount, and fill a column missing from it with nulls.
+    try:
+        physical = fragment.physical_schema
+    except (pa.ArrowException, OSError):
+        return  # a damaged file: reading it raises an error that names it
+    for name in names:
+        index = physical.get_field_index(name)
+        expected = schema.field(name).type
+        if index < 0:
+            raise DataError(
+                f"{fragment.path}: column {name!r}: not found; expected it, as in the first "
+                "part file"
+            )
+        found = physical.field(index).type
+        if (found != expected) if exact else (_kind(found) != _kind(expected)):
+            raise DataError(
+                f"{fragment.path}: column {name!r}: type {found}; expected {expected}, as in "
+                "the first part file"
+            )
+
+
+def _kind(kind: pa.DataType) -> str:
+    """What a column type holds, for comparing part files: pyarrow converts between types
+    of one kind (int32 and double amounts), but between kinds it parses text or reads
+    numbers as times."""
+    if _is_text(kind):
+        return "text"
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if _is_number(kind):
+        return "number"
+    if pa.types.is_timestamp(kind) and kind.tz is not None:
+        return f"time in {kind.tz}"  # converting it to local time would drop the zone
+    if _is_time(kind):
+        return "time"
+    return str(kind)
 
 
 def prepare(
@@ -178,13 +247,14 @@ def _prepare(table: pa.Table, columns: Columns, need_mcc: bool, need_category: b
         return from_numpy(
             empty, empty, np.empty(0), np.empty(0, np.int32), np.empty(0, np.int32), ()
         )
+    check_types(table.schema, columns, need_mcc, need_category)
     users = _users(table.column(columns.user), columns.user)
     timestamps = timestamps_us(table.column(columns.timestamp), columns.timestamp)
     amounts = _amounts(table.column(columns.amount), columns.amount)
     n = len(users)
-    mcc = _mccs(table.column(columns.mcc), columns.mcc) if need_mcc else np.zeros(n, np.int32)
+    mcc = _mccs(table.column(columns.mcc)) if need_mcc else np.zeros(n, np.int32)
     if need_category:
-        category, categories = _categories(table.column(columns.category), columns.category)
+        category, categories = _categories(table.column(columns.category))
     else:
         category, categories = np.zeros(n, np.int32), ()
     return from_numpy(users, timestamps, amounts, mcc, category, categories)
@@ -220,6 +290,45 @@ def from_numpy(
     )
 
 
+def check_types(schema: pa.Schema, columns: Columns, need_mcc: bool, need_category: bool) -> None:
+    """Refuse an input column whose type the targets cannot read (its values are checked as
+    they are converted): text where numbers or times are expected is not parsed."""
+    rules = [
+        (columns.user, _is_user_id, "integer or string user ids"),
+        (columns.timestamp, _is_time, "a tz-naive timestamp (local time)"),
+        (columns.amount, _is_number, "numeric amounts"),
+    ]
+    if need_mcc:
+        rules.append((columns.mcc, pa.types.is_integer, "integer MCCs (ISO 18245)"))
+    if need_category:
+        rules.append((columns.category, _is_text, "string or dictionary<string> categories"))
+    for name, accepts, expected in rules:
+        kind = schema.field(name).type
+        if not accepts(kind):
+            raise DataError(f"column {name!r}: type {kind}; expected {expected}")
+        if pa.types.is_timestamp(kind) and kind.tz is not None:
+            raise _tz_error(name, kind.tz)
+
+
+def _is_user_id(kind: pa.DataType) -> bool:
+    return pa.types.is_integer(kind) or _is_text(kind) or pa.types.is_dictionary(kind)
+
+
+def _is_time(kind: pa.DataType) -> bool:
+    return pa.types.is_timestamp(kind) or pa.types.is_date(kind)
+
+
+def _is_number(kind: pa.DataType) -> bool:
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    """A string column, or a dictionary of strings."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
 def _tz_error(name: str, tz: str) -> DataError:
     return DataError(
         f"column {name!r}: timezone-aware timestamps ({tz}); expected tz-naive local time, as in a "
@@ -235,20 +344,17 @@ def _no_nulls(column: pa.ChunkedArray, name: str, expected: str) -> None:
         )
 
 
+# The converters below take columns of the types check_types accepts.
+
+
 def _users(column: pa.ChunkedArray, name: str) -> np.ndarray:
     _no_nulls(column, name, "user ids")
     if pa.types.is_integer(column.type):
         return column.to_numpy().astype(np.int64, copy=False)
-    if (
-        pa.types.is_string(column.type)
-        or pa.types.is_large_string(column.type)
-        or pa.types.is_dictionary(column.type)
-    ):
-        encoded = pc.dictionary_encode(
-            column.cast(pa.string()) if pa.types.is_dictionary(column.type) else column
-        )
-        return encoded.combine_chunks().indices.to_numpy().astype(np.int64)
-    raise DataError(f"column {name!r}: type {column.type}; expected integer or string user ids")
+    encoded = pc.dictionary_encode(
+        column.cast(pa.string()) if pa.types.is_dictionary(column.type) else column
+    )
+    return encoded.combine_chunks().indices.to_numpy().astype(np.int64)
 
 
 def timestamps_us(column: pa.ChunkedArray, name: str) -> np.ndarray:
@@ -257,10 +363,6 @@ def timestamps_us(column: pa.ChunkedArray, name: str) -> np.ndarray:
     if pa.types.is_date(kind):
         column = column.cast(pa.timestamp("us"))
         kind = column.type
-    if not pa.types.is_timestamp(kind):
-        raise DataError(f"column {name!r}: type {kind}; expected a tz-naive timestamp (local time)")
-    if kind.tz is not None:
-        raise _tz_error(name, kind.tz)
     _no_nulls(column, name, "timestamps")
     raw = column.cast(pa.int64()).to_numpy()
     if kind.unit == "ns":
@@ -269,12 +371,6 @@ def timestamps_us(column: pa.ChunkedArray, name: str) -> np.ndarray:
 
 
 def _amounts(column: pa.ChunkedArray, name: str) -> np.ndarray:
-    if not (
-        pa.types.is_integer(column.type)
-        or pa.types.is_floating(column.type)
-        or pa.types.is_decimal(column.type)
-    ):
-        raise DataError(f"column {name!r}: type {column.type}; expected numeric amounts")
     _no_nulls(column, name, "amounts")
     values = column.cast(pa.float64()).to_numpy()
     if not np.isfinite(values).all():
@@ -284,9 +380,7 @@ def _amounts(column: pa.ChunkedArray, name: str) -> np.ndarray:
     return values
 
 
-def _mccs(column: pa.ChunkedArray, name: str) -> np.ndarray:
-    if not pa.types.is_integer(column.type):
-        raise DataError(f"column {name!r}: type {column.type}; expected integer MCCs (ISO 18245)")
+def _mccs(column: pa.ChunkedArray) -> np.ndarray:
     if column.null_count:
         column = column.cast(pa.int32()).fill_null(-1)
     codes = column.to_numpy().astype(np.int32)
@@ -296,7 +390,7 @@ def _mccs(column: pa.ChunkedArray, name: str) -> np.ndarray:
     return codes
 
 
-def _categories(column: pa.ChunkedArray, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
+def _categories(column: pa.ChunkedArray) -> tuple[np.ndarray, tuple[str, ...]]:
     kind = column.type
     if pa.types.is_dictionary(kind) and column.num_chunks:
         unified = column.unify_dictionaries()
@@ -310,11 +404,6 @@ def _categories(column: pa.ChunkedArray, name: str) -> tuple[np.ndarray, tuple[s
             return np.concatenate(codes).astype(np.int32), categories
     if pa.types.is_dictionary(kind):
         column = column.cast(kind.value_type)
-        kind = column.type
-    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-        raise DataError(
-            f"column {name!r}: type {kind}; expected string or dictionary<string> categories"
-        )
     encoded = pc.dictionary_encode(column).combine_chunks()
     categories = tuple(encoded.dictionary.to_pylist())
     codes = encoded.indices.fill_null(len(categories)).to_numpy().astype(np.int32)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,9 @@ from cardworld.simulator import ledger
 from cardworld.simulator.targets import kernels as K
 from cardworld.simulator.targets.arrays import (
     Columns,
+    SchemaCheck,
     UserArrays,
+    check_types,
     prepare,
     read_ledger,
     read_ledger_parts,
@@ -155,7 +158,7 @@ def compute_ledger(
     target_set = as_target_set(targets)
     try:
         parts = list(_targets_by_part(ledger_dir, target_set, columns, id_column, parallel))
-    except _PartsOverlap:
+    except PartsOverlap:
         parts = []
     if not parts:
         return _targets_at_once(ledger_dir, target_set, columns, id_column, parallel)
@@ -198,18 +201,18 @@ def write_targets(
             if writer is not None:
                 writer.close()
         if writer is None:
-            raise _PartsOverlap  # no rows: written at once, with the empty table's schema
+            raise PartsOverlap  # no rows: written at once, with the empty table's schema
 
     try:
         ledger.write_atomically(fs, path, write_parts)
-    except _PartsOverlap:
+    except PartsOverlap:
         result = _targets_at_once(ledger_dir, target_set, columns, "txn_id", True)
         ledger.write_atomically(fs, path, lambda handle: pq.write_table(result, handle))
         rows = result.num_rows
     return rows
 
 
-class _PartsOverlap(Exception):
+class PartsOverlap(Exception):
     """A ledger whose part files cannot be taken one at a time: a user's rows run across
     files, or ids do not rise through the files (so uniqueness needs all of them)."""
 
@@ -217,34 +220,35 @@ class _PartsOverlap(Exception):
 def _targets_by_part(
     ledger_dir, target_set: TargetSet, columns: Columns, id_column: str, parallel: bool
 ) -> Iterator[pa.Table]:
-    """Each part file's targets, in order; raises _PartsOverlap before yielding a table
+    """Each part file's targets, in order; raises PartsOverlap before yielding a table
     that taking the file alone would get wrong."""
     names = [id_column, *input_columns(target_set, columns)]
     last_user = last_id = None
     categories: dict[str, None] = {}  # seen in any file, for one warning at the end
-    for path, table in read_ledger_parts(ledger_dir, names):
+    for path, table in read_ledger_parts(ledger_dir, names, type_check(target_set, columns)):
         if table.num_rows == 0:
             continue
-        users = _user_range(table.column(columns.user))
+        users = user_range(table.column(columns.user))
         ids = table.column(id_column)
+        _check_no_null_ids(ids, id_column, path)
         if not _rising(ids, after=last_id):
-            raise _PartsOverlap
+            raise PartsOverlap
         if last_user is not None and not users[0] > last_user:
-            raise _PartsOverlap
+            raise PartsOverlap
         last_user, last_id = users[1], ids[-1].as_py()
         yield _targets_of(table, target_set, columns, id_column, parallel, path, categories)
     warn_missing_categories(target_set, list(categories), stacklevel=4)
 
 
-def _user_range(users: pa.ChunkedArray) -> tuple:
-    """The smallest and largest user id of a part file; _PartsOverlap when the ids cannot be
+def user_range(users: pa.ChunkedArray) -> tuple:
+    """The smallest and largest user id of a part file; PartsOverlap when the ids cannot be
     ordered (then all files are taken at once)."""
     if pa.types.is_dictionary(users.type):
         users = users.cast(users.type.value_type)
     try:
         extremes = pc.min_max(users)
     except pa.ArrowNotImplementedError:
-        raise _PartsOverlap from None
+        raise PartsOverlap from None
     return extremes["min"].as_py(), extremes["max"].as_py()
 
 
@@ -252,9 +256,19 @@ def _targets_at_once(
     ledger_dir, target_set: TargetSet, columns: Columns, id_column: str, parallel: bool
 ) -> pa.Table:
     """A ledger's targets from all its rows in memory at once."""
-    table = read_ledger(ledger_dir, [id_column, *input_columns(target_set, columns)])
+    names = [id_column, *input_columns(target_set, columns)]
+    table = read_ledger(ledger_dir, names, type_check(target_set, columns))
+    if table.column(id_column).null_count:  # name the file
+        for path, part in read_ledger_parts(ledger_dir, [id_column]):
+            _check_no_null_ids(part.column(id_column), id_column, path)
     _check_unique(table.column(id_column), id_column, ledger_dir)
     return _targets_of(table, target_set, columns, id_column, parallel, source=ledger_dir)
+
+
+def type_check(target_set: TargetSet, columns: Columns) -> SchemaCheck:
+    """The check of a ledger's column types for these targets (read_ledger's `check`)."""
+    need_mcc, need_category = needed_columns(target_set)
+    return partial(check_types, columns=columns, need_mcc=need_mcc, need_category=need_category)
 
 
 def _targets_of(
@@ -286,6 +300,15 @@ def _rising(ids: pa.ChunkedArray, after=None) -> bool:
         return False
     values = ids.to_numpy()
     return bool((values[1:] > values[:-1]).all()) and (after is None or values[0] > after)
+
+
+def _check_no_null_ids(ids: pa.ChunkedArray, name: str, path: str | Path) -> None:
+    """Targets are matched to transactions by id, so every row needs one."""
+    if ids.null_count:
+        raise DataError(
+            f"{path}: column {name!r}: {ids.null_count} null value(s); expected an id on every "
+            "row (targets are matched to transactions by them)"
+        )
 
 
 def _check_unique(ids: pa.ChunkedArray, name: str, ledger_dir: str | Path) -> None:

@@ -31,10 +31,11 @@ from cardworld.simulator.targets.arrays import (
     to_arrow,
 )
 from cardworld.simulator.targets.compute import (
+    PartsOverlap,
     TargetsLike,
-    _PartsOverlap,
-    _user_range,
     input_columns,
+    type_check,
+    user_range,
 )
 from cardworld.simulator.targets.plan import (
     Plan,
@@ -77,7 +78,8 @@ class _UserTargets:
         target_set = as_target_set(targets)
         names = _input_names(target_set, features, columns)
         if isinstance(source, str | Path):
-            table, ledger_dir = read_ledger(source, names), source
+            table = read_ledger(source, names, type_check(target_set, columns))
+            ledger_dir = source
         else:
             table, ledger_dir = to_arrow(source, names), None
         return cls.of_table(table, target_set, features, columns, source=ledger_dir)
@@ -156,7 +158,8 @@ class _LedgerParts:
         """Read the user, category and string feature columns of every file once; None when
         the files cannot be taken one at a time (then the ledger is read at once)."""
         target_set = as_target_set(targets)
-        schema = ledger_schema(ledger_dir, _input_names(target_set, features, columns))
+        names = _input_names(target_set, features, columns)
+        schema = ledger_schema(ledger_dir, names, type_check(target_set, columns))
         _, need_category = needed_columns(target_set)
         coded = [name for name in features if name not in DERIVED_FEATURES]
         coded += [columns.category] if need_category else []
@@ -167,8 +170,8 @@ class _LedgerParts:
             if table.num_rows == 0:
                 continue
             try:
-                low, high = _user_range(table.column(columns.user))
-            except _PartsOverlap:
+                low, high = user_range(table.column(columns.user))
+            except PartsOverlap:
                 return None
             if last_user is not None and not low > last_user:
                 return None
@@ -189,7 +192,12 @@ class _LedgerParts:
     def read(self, index: int) -> _UserTargets:
         """Part file `index` as sorted user arrays, features and a plan."""
         names = _input_names(self.target_set, self.features, self.columns)
-        [(path, table)] = read_ledger_parts(self.ledger_dir, names, only=[self.paths[index]])
+        [(path, table)] = read_ledger_parts(
+            self.ledger_dir,
+            names,
+            type_check(self.target_set, self.columns),
+            only=[self.paths[index]],
+        )
         return _UserTargets.of_table(
             table,
             self.target_set,

@@ -248,6 +248,134 @@ def test_repeated_txn_ids_are_refused(tmp_path):
     assert not (tmp_path / "o.parquet").exists()
 
 
+def _rewrite_part(part, column: str, convert) -> None:
+    """Replace one column of a part file by `convert` of it."""
+    table = pq.read_table(part)
+    index = table.schema.get_field_index(column)
+    pq.write_table(table.set_column(index, column, convert(table.column(column))), part)
+
+
+def _take(path: str, monkeypatch) -> None:
+    """Make compute_ledger and write_targets take a ledger a part file at a time, or all at
+    once (as they do when its files cannot be taken alone)."""
+    if path == "at once":
+
+        def overlapping(*args):
+            raise compute.PartsOverlap
+            yield
+
+        monkeypatch.setattr(compute, "_targets_by_part", overlapping)
+    else:
+        monkeypatch.setattr(compute, "read_ledger", None)
+
+
+@pytest.mark.parametrize("path", ["by part", "at once"])
+@pytest.mark.parametrize("compute_it", ["compute_ledger", "write_targets"])
+def test_a_null_txn_id_is_refused_naming_its_part_file(tmp_path, monkeypatch, path, compute_it):
+    table = _ledger_table(np.random.default_rng(15), users=6)
+    ids = table.column("txn_id").to_pylist()
+    ids[-3] = None  # one null, in the last part file
+    _write_whole_users(tmp_path / "ledger", table.set_column(0, "txn_id", pa.array(ids)))
+    parts = tmp_path / "ledger" / "transactions"
+    _take(path, monkeypatch)
+    out = tmp_path / "o.parquet"
+    run = {
+        "compute_ledger": lambda: compute_ledger(tmp_path / "ledger", TARGETS),
+        "write_targets": lambda: write_targets(tmp_path / "ledger", TARGETS, out),
+    }[compute_it]
+    with pytest.raises(DataError) as error:
+        run()
+    assert str(error.value).startswith(
+        f"{parts / 'part-2.parquet'}: column 'txn_id': 1 null value(s); expected an id on every row"
+    )
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["ledger"]
+
+
+TEXT = {  # each column's values as text, as a CSV file would give them
+    "amount": lambda column: pc.cast(column, pa.string()),
+    "timestamp": lambda column: pc.strftime(column, "%Y-%m-%d %H:%M:%S"),
+    "consumer_id": lambda column: pc.cast(column, pa.string()),
+    "mcc": lambda column: pc.cast(column, pa.string()),
+}
+
+
+@pytest.mark.parametrize("path", ["by part", "at once"])
+@pytest.mark.parametrize("column", list(TEXT))
+def test_text_in_a_later_part_file_is_not_parsed(tmp_path, monkeypatch, path, column):
+    table = _ledger_table(np.random.default_rng(16), users=6)
+    _write_whole_users(tmp_path / "ledger", table)
+    parts = tmp_path / "ledger" / "transactions"
+    _take(path, monkeypatch)
+    _rewrite_part(parts / "part-2.parquet", column, TEXT[column])
+    expected = table.schema.field(column).type
+    with pytest.raises(DataError) as error:
+        compute_ledger(tmp_path / "ledger", TARGETS)
+    assert str(error.value) == (
+        f"{parts / 'part-2.parquet'}: column {column!r}: type string; expected {expected}, as in "
+        "the first part file"
+    )
+
+
+@pytest.mark.parametrize("path", ["by part", "at once"])
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        ("amount", "type string; expected numeric amounts"),
+        ("timestamp", "type string; expected a tz-naive timestamp (local time)"),
+        ("mcc", "type string; expected integer MCCs (ISO 18245)"),
+    ],
+)
+def test_text_in_every_part_file_names_the_first(tmp_path, monkeypatch, path, column, message):
+    table = _ledger_table(np.random.default_rng(17), users=6)
+    table = table.set_column(
+        table.schema.get_field_index(column), column, TEXT[column](table.column(column))
+    )
+    _write_whole_users(tmp_path / "ledger", table)
+    parts = tmp_path / "ledger" / "transactions"
+    _take(path, monkeypatch)
+    with pytest.raises(DataError) as error:
+        compute_ledger(tmp_path / "ledger", TARGETS)
+    assert str(error.value) == f"{parts / 'part-0.parquet'}: column {column!r}: {message}"
+
+
+def test_tz_aware_timestamps_in_a_later_part_file_are_named(tmp_path):
+    _write_whole_users(tmp_path / "ledger", _ledger_table(np.random.default_rng(20), users=6))
+    part = tmp_path / "ledger" / "transactions" / "part-2.parquet"
+    _rewrite_part(part, "timestamp", lambda c: pc.cast(c, pa.timestamp("us", tz="UTC")))
+    with pytest.raises(DataError) as error:
+        compute_ledger(tmp_path / "ledger", TARGETS)
+    assert str(error.value) == (
+        f"{part}: column 'timestamp': type timestamp[us, tz=UTC]; expected timestamp[us], as in "
+        "the first part file"
+    )
+
+
+def test_a_column_missing_from_a_later_part_file_is_named(tmp_path):
+    table = _ledger_table(np.random.default_rng(18), users=6)
+    _write_whole_users(tmp_path / "ledger", table)
+    part = tmp_path / "ledger" / "transactions" / "part-1.parquet"
+    pq.write_table(pq.read_table(part).drop_columns(["mcc"]), part)  # would read as nulls
+    with pytest.raises(
+        DataError, match="part-1.parquet: column 'mcc': not found; expected it, as in the first"
+    ):
+        compute_ledger(tmp_path / "ledger", TARGETS)
+
+
+def test_part_files_may_store_a_column_in_another_type_of_its_kind(tmp_path):
+    table = _ledger_table(np.random.default_rng(19), users=6)
+    table = table.set_column(6, "amount", pc.round(table.column("amount")))  # whole amounts
+    _write_whole_users(tmp_path / "ledger", table)
+    parts = tmp_path / "ledger" / "transactions"
+    _rewrite_part(parts / "part-1.parquet", "amount", lambda c: pc.cast(c, pa.int32()))
+    _rewrite_part(parts / "part-1.parquet", "category", lambda c: pc.cast(c, pa.string()))
+    _rewrite_part(parts / "part-2.parquet", "timestamp", lambda c: pc.cast(c, pa.timestamp("ns")))
+    _rewrite_part(parts / "part-2.parquet", "mcc", lambda c: pc.cast(c, pa.int64()))
+    result = compute_ledger(tmp_path / "ledger", TARGETS)
+    np.testing.assert_array_equal(
+        result.to_pandas()[TARGETS.names].to_numpy(), compute_table(table, TARGETS)
+    )
+
+
 def test_configurable_columns_pandas_ns_and_arrow_us_agree():
     table = _ledger_table(np.random.default_rng(5))
     frame = table.to_pandas().rename(
@@ -337,6 +465,17 @@ def test_local_time_buckets_and_tz_aware_columns_rejected():
             r"column 'consumer_id': type double; expected integer or string user ids",
         ),
         ("mcc", ["5411", "5411"], r"column 'mcc': type (large_)?string; expected integer MCCs"),
+        (  # numbers and text in one column, as a CSV file read with a few bad rows gives
+            "amount",
+            [1.0, "2.50"],
+            r"column 'amount': Could not convert '2.50' with type str: tried to convert to "
+            r"double; expected values of one type",
+        ),
+        (
+            "consumer_id",
+            [1, "1"],
+            r"column 'consumer_id': Could not convert '1' .*; expected values of one type",
+        ),
     ],
 )
 def test_bad_columns_name_column_value_and_expectation(column, values, message):
