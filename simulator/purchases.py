@@ -154,6 +154,11 @@ def _kept_buffer(name: str, capacity: int) -> np.ndarray:
     return buf
 
 
+def release_buffers() -> None:
+    """Let go of the buffers this thread keeps (`_kept_buffer`): when its blocks are done."""
+    vars(_kept).clear()
+
+
 def _dictionary(
     codes: np.ndarray, values, index_type, null_code: int | None = None
 ) -> pa.DictionaryArray:

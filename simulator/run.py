@@ -40,7 +40,7 @@ from cardworld.simulator import ledger
 from cardworld.simulator.fraud import build_fraud
 from cardworld.simulator.kernels.jit import compilations
 from cardworld.simulator.merchants import merchants_table
-from cardworld.simulator.purchases import expected_rows, simulate_shard
+from cardworld.simulator.purchases import expected_rows, release_buffers, simulate_shard
 from cardworld.simulator.world_arrays import build_arrays
 from cardworld.worlds.load import load_world
 from cardworld.worlds.schema import World
@@ -114,41 +114,49 @@ def _long_lived_objects_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _run_blocks(world: World, url: str, blocks: list[tuple[int, int, int]]) -> list[dict]:
+def _run_blocks(
+    world: World, url: str, blocks: list[tuple[int, int, int]], keep_buffers: bool = False
+) -> list[dict]:
     """Simulate blocks of consumers and write their files; returns each block's counts and
-    the manifest record of its transactions file."""
+    the manifest record of its transactions file. The thread's row buffers are let go at
+    the end unless `keep_buffers` (a process of our own, which runs block after block)."""
     arrays, labels, fraud = _built(world)
     fs, root = ledger.storage(url)
-    done = []
-    for index, lo, hi in blocks:
-        with _long_lived_objects_frozen():
-            ids = np.arange(lo, hi, dtype=np.int64)
-            result = simulate_shard(world, arrays, labels, fraud, ids)
-        name = f"transactions/part-{index:05d}.parquet"
-        record = ledger.write_parquet(
-            fs, result.transactions, posixpath.join(root, name), ledger.TRANSACTION_OPTIONS
+    try:
+        return [_run_block(world, (arrays, labels, fraud), fs, root, *block) for block in blocks]
+    finally:
+        if not keep_buffers:
+            release_buffers()
+
+
+def _run_block(world: World, built: tuple, fs, root: str, index: int, lo: int, hi: int) -> dict:
+    """Simulate consumers [lo, hi) as block `index` and write its files; returns its counts."""
+    with _long_lived_objects_frozen():
+        result = simulate_shard(world, *built, np.arange(lo, hi, dtype=np.int64))
+    name = f"transactions/part-{index:05d}.parquet"
+    record = ledger.write_parquet(
+        fs, result.transactions, posixpath.join(root, name), ledger.TRANSACTION_OPTIONS
+    )
+    parts = {
+        "consumers": result.consumers,
+        "cards": result.cards,
+        "compromises": result.compromises,
+        "merchants": pa.table({"merchant_id": result.merchant_ids}),
+    }
+    for table_name, table in parts.items():
+        ledger.write_arrow(
+            fs, table, posixpath.join(root, "_parts", f"{table_name}-{index:05d}.arrow")
         )
-        parts = {
-            "consumers": result.consumers,
-            "cards": result.cards,
-            "compromises": result.compromises,
-            "merchants": pa.table({"merchant_id": result.merchant_ids}),
-        }
-        for table_name, table in parts.items():
-            ledger.write_arrow(
-                fs, table, posixpath.join(root, "_parts", f"{table_name}-{index:05d}.arrow")
-            )
-        mechanism = result.transactions.column("fraud_mechanism").drop_null().to_pylist()
-        counts = {
-            "block": index,
-            "rows": result.transactions.num_rows,
-            "fraud_rows": len(mechanism),
-            "fraud_by_mechanism": {m: mechanism.count(m) for m in sorted(set(mechanism))},
-            "file": {name: record},
-        }
-        ledger.write_json(fs, counts, posixpath.join(root, "_parts", f"done-{index:05d}.json"))
-        done.append(counts)
-    return done
+    mechanism = result.transactions.column("fraud_mechanism").drop_null().to_pylist()
+    counts = {
+        "block": index,
+        "rows": result.transactions.num_rows,
+        "fraud_rows": len(mechanism),
+        "fraud_by_mechanism": {m: mechanism.count(m) for m in sorted(set(mechanism))},
+        "file": {name: record},
+    }
+    ledger.write_json(fs, counts, posixpath.join(root, "_parts", f"done-{index:05d}.json"))
+    return counts
 
 
 def simulate(
@@ -336,8 +344,11 @@ def _execute(
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
     if workers == 1:
-        for task in tasks:
-            yield _run_blocks(world, url, task)
+        try:
+            for task in tasks:
+                yield _run_blocks(world, url, task, True)
+        finally:
+            release_buffers()  # hundreds of megabytes the caller's process need not keep
         return
     # NOTE: fork (where it exists) lets workers inherit the arrays already built here and
     # needs no `if __name__ == "__main__"` guard in the caller's script.
@@ -345,7 +356,7 @@ def _execute(
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     with ProcessPoolExecutor(workers, context, initializer=_keep_freed_memory) as executor:
-        futures = [executor.submit(_run_blocks, world, url, task) for task in tasks]
+        futures = [executor.submit(_run_blocks, world, url, task, True) for task in tasks]
         try:
             for future in as_completed(futures):
                 yield future.result()

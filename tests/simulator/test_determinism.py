@@ -113,3 +113,8 @@ def test_distributions_have_their_moments():
         g = np.array([rng.gamma(st, shape) for _ in range(n)])
         assert abs(g.mean() - shape) < 5 * np.sqrt(shape / n)
         assert abs(g.var() - shape) < 0.1 * shape
+
+
+def test_a_run_in_the_callers_process_lets_its_row_buffers_go(tmp_path):
+    simulate("tiny", tmp_path / "ledger", consumers=20, workers=1)
+    assert not vars(purchases._kept)  # hundreds of megabytes at scale
