@@ -117,7 +117,8 @@ def compute_user(
 ) -> np.ndarray:
     """Targets of one user's transactions given as arrays, in the order given: (n, n_targets).
 
-    timestamps: datetime64 values (tz-naive local time) or anything pandas turns into them.
+    timestamps: datetime64 values (tz-naive local time): a NumPy array, a pandas Series or
+    DatetimeIndex; strings and numbers are refused (convert them with pd.to_datetime).
     amounts: numbers. mcc: integer codes, needed when a target filters by MCC. category:
     strings, needed when a target filters by category.
     """
