@@ -148,12 +148,16 @@ def read_ledger_parts(
         yield fragment.path, table
 
 
-def ledger_schema(
+def check_ledger(
     ledger_dir: str | Path, names: Sequence[str], check: SchemaCheck | None = None
 ) -> pa.Schema:
-    """The schema of a ledger's transactions/ dataset, which must have the named columns
-    (its first part file's, which must pass `check`)."""
-    return _transactions(ledger_dir, names, check).schema
+    """The schema of a ledger's transactions/ dataset (its first part file's, which must
+    pass `check`), after checking that every part file has the named columns, of the same
+    kinds (from the files' metadata; nothing else is read)."""
+    dataset = _transactions(ledger_dir, names, check)
+    for fragment in dataset.get_fragments():
+        _check_part(fragment, dataset.schema, names, exact=False)
+    return dataset.schema
 
 
 def _transactions(
@@ -199,6 +203,8 @@ def _check_part(
                 "part file"
             )
         found = physical.field(index).type
+        if not exact and pa.types.is_null(found):
+            continue  # a column of nulls only (pandas writes an all-None column so): any kind
         if (found != expected) if exact else (_kind(found) != _kind(expected)):
             raise DataError(
                 f"{fragment.path}: column {name!r}: type {found}; expected {expected}, as in "
@@ -210,7 +216,7 @@ def _kind(kind: pa.DataType) -> str:
     """What a column type holds, for comparing part files: pyarrow converts between types
     of one kind (int32 and double amounts), but between kinds it parses text or reads
     numbers as times."""
-    if _is_text(kind):
+    if is_text(kind):
         return "text"
     if pa.types.is_dictionary(kind):
         kind = kind.value_type
@@ -301,7 +307,7 @@ def check_types(schema: pa.Schema, columns: Columns, need_mcc: bool, need_catego
     if need_mcc:
         rules.append((columns.mcc, pa.types.is_integer, "integer MCCs (ISO 18245)"))
     if need_category:
-        rules.append((columns.category, _is_text, "string or dictionary<string> categories"))
+        rules.append((columns.category, is_text, "string or dictionary<string> categories"))
     for name, accepts, expected in rules:
         kind = schema.field(name).type
         if not accepts(kind):
@@ -311,7 +317,7 @@ def check_types(schema: pa.Schema, columns: Columns, need_mcc: bool, need_catego
 
 
 def _is_user_id(kind: pa.DataType) -> bool:
-    return pa.types.is_integer(kind) or _is_text(kind) or pa.types.is_dictionary(kind)
+    return pa.types.is_integer(kind) or is_text(kind) or pa.types.is_dictionary(kind)
 
 
 def _is_time(kind: pa.DataType) -> bool:
@@ -322,7 +328,7 @@ def _is_number(kind: pa.DataType) -> bool:
     return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
 
 
-def _is_text(kind: pa.DataType) -> bool:
+def is_text(kind: pa.DataType) -> bool:
     """A string column, or a dictionary of strings."""
     if pa.types.is_dictionary(kind):
         kind = kind.value_type

@@ -229,28 +229,39 @@ def _targets_by_part(
     for path, table in read_ledger_parts(ledger_dir, names, type_check(target_set, columns)):
         if table.num_rows == 0:
             continue
-        users = user_range(table.column(columns.user))
+        last_user = users_after(table.column(columns.user), last_user)
         ids = table.column(id_column)
         _check_no_null_ids(ids, id_column, path)
         if not _rising(ids, after=last_id):
             raise PartsOverlap
-        if last_user is not None and not users[0] > last_user:
-            raise PartsOverlap
-        last_user, last_id = users[1], ids[-1].as_py()
+        last_id = ids[-1].as_py()
         yield _targets_of(table, target_set, columns, id_column, parallel, path, categories)
     warn_missing_categories(target_set, list(categories), stacklevel=4)
 
 
-def user_range(users: pa.ChunkedArray) -> tuple:
+def users_after(users: pa.ChunkedArray, last_user: Any) -> Any:
+    """The largest user id of a part file whose users all come after `last_user`, the
+    largest of the files before (None for the first); PartsOverlap when they do not (a
+    user's rows may run across files: then all files are taken at once)."""
+    low, high = _user_range(users)
+    if last_user is not None and not low > last_user:
+        raise PartsOverlap
+    return high
+
+
+def _user_range(users: pa.ChunkedArray) -> tuple:
     """The smallest and largest user id of a part file; PartsOverlap when the ids cannot be
-    ordered (then all files are taken at once)."""
+    ordered."""
     if pa.types.is_dictionary(users.type):
         users = users.cast(users.type.value_type)
     try:
         extremes = pc.min_max(users)
     except pa.ArrowNotImplementedError:
         raise PartsOverlap from None
-    return extremes["min"].as_py(), extremes["max"].as_py()
+    low, high = extremes["min"].as_py(), extremes["max"].as_py()
+    if low is None:  # only nulls: taken at once, where the null ids are reported
+        raise PartsOverlap
+    return low, high
 
 
 def _targets_at_once(

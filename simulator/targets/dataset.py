@@ -24,7 +24,8 @@ from cardworld.simulator.targets import kernels as K
 from cardworld.simulator.targets.arrays import (
     Columns,
     UserArrays,
-    ledger_schema,
+    check_ledger,
+    is_text,
     prepare,
     read_ledger,
     read_ledger_parts,
@@ -35,7 +36,7 @@ from cardworld.simulator.targets.compute import (
     TargetsLike,
     input_columns,
     type_check,
-    user_range,
+    users_after,
 )
 from cardworld.simulator.targets.plan import (
     Plan,
@@ -150,34 +151,36 @@ class _LedgerParts:
         self.ledger_dir, self.target_set = ledger_dir, target_set
         self.features, self.columns = tuple(features), columns
         self.paths, self.users, self.dictionaries = paths, users, dictionaries
+        self.names = _input_names(target_set, features, columns)
 
     @classmethod
     def scan(
         cls, ledger_dir: Path, targets: TargetsLike, features: Sequence[str], columns: Columns
     ) -> _LedgerParts | None:
-        """Read the user, category and string feature columns of every file once; None when
-        the files cannot be taken one at a time (then the ledger is read at once)."""
+        """Check every file's columns and read its user, category and string feature
+        columns once; None when the files cannot be taken one at a time (then the ledger
+        is read at once)."""
         target_set = as_target_set(targets)
         names = _input_names(target_set, features, columns)
-        schema = ledger_schema(ledger_dir, names, type_check(target_set, columns))
+        schema = check_ledger(ledger_dir, names, type_check(target_set, columns))
         _, need_category = needed_columns(target_set)
         coded = [name for name in features if name not in DERIVED_FEATURES]
         coded += [columns.category] if need_category else []
-        coded = [name for name in dict.fromkeys(coded) if _is_text(schema.field(name).type)]
+        coded = [name for name in dict.fromkeys(coded) if is_text(schema.field(name).type)]
         paths, users, last_user = [], [], None
         values: dict[str, dict] = {}  # column -> its values in order of first appearance
         for path, table in read_ledger_parts(ledger_dir, [columns.user, *coded]):
             if table.num_rows == 0:
                 continue
+            ids = table.column(columns.user)
             try:
-                low, high = user_range(table.column(columns.user))
+                last_user = users_after(ids, last_user)
             except PartsOverlap:
                 return None
-            if last_user is not None and not low > last_user:
-                return None
-            last_user = high
+            if pa.types.is_dictionary(ids.type):
+                ids = ids.cast(ids.type.value_type)
             paths.append(path)
-            users.append(pc.count_distinct(table.column(columns.user)).as_py())
+            users.append(pc.count_distinct(ids).as_py())
             for name in coded:
                 column = table.column(name)
                 if pa.types.is_dictionary(column.type):
@@ -191,10 +194,9 @@ class _LedgerParts:
 
     def read(self, index: int) -> _UserTargets:
         """Part file `index` as sorted user arrays, features and a plan."""
-        names = _input_names(self.target_set, self.features, self.columns)
         [(path, table)] = read_ledger_parts(
             self.ledger_dir,
-            names,
+            self.names,
             type_check(self.target_set, self.columns),
             only=[self.paths[index]],
         )
@@ -345,6 +347,8 @@ class TargetIterableDataset(IterableDataset):
         parts = self._state
         starts = np.cumsum([0, *parts.users])
         first, stop = worker * starts[-1] // workers, (worker + 1) * starts[-1] // workers
+        if first == stop:
+            return  # more workers than users
         mine = np.flatnonzero((starts[:-1] < stop) & (starts[1:] > first))
         if self.shuffle:
             rng.shuffle(mine)
@@ -399,13 +403,6 @@ def _input_names(target_set: TargetSet, features: Sequence[str], columns: Column
     return input_columns(target_set, columns, read)
 
 
-def _is_text(kind: pa.DataType) -> bool:
-    """A string column, or a dictionary of strings."""
-    if pa.types.is_dictionary(kind):
-        kind = kind.value_type
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
-
-
 def _features(
     table: pa.Table,
     names: Sequence[str],
@@ -423,10 +420,10 @@ def _features(
         column = table.column(name)
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)
-        if _is_text(column.type) and dictionaries is not None:
+        if is_text(column.type) and dictionaries is not None:
             values = pc.index_in(column, value_set=dictionaries[name])
             values = values.to_numpy(zero_copy_only=False).astype(np.float32)
-        elif _is_text(column.type):
+        elif is_text(column.type):
             values = pa.chunked_array(column).dictionary_encode().combine_chunks().indices
             values = values.to_numpy(zero_copy_only=False).astype(np.float32)
         elif (

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 import typer
@@ -289,6 +290,27 @@ def test_a_null_txn_id_is_refused_naming_its_part_file(tmp_path, monkeypatch, pa
         f"{parts / 'part-2.parquet'}: column 'txn_id': 1 null value(s); expected an id on every row"
     )
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["ledger"]
+
+
+@pytest.mark.parametrize("path", ["by part", "at once"])
+def test_a_part_file_whose_column_is_all_nulls_is_read(tmp_path, monkeypatch, path):
+    # pandas writes an all-None column as Arrow's null type; pyarrow reads it as nulls.
+    _write_whole_users(tmp_path / "ledger", _ledger_table(np.random.default_rng(16), users=6))
+    parts = tmp_path / "ledger" / "transactions"
+    _rewrite_part(parts / "part-2.parquet", "category", lambda column: pa.nulls(len(column)))
+    expected = compute_table(ds.dataset(parts).to_table(), TARGETS)  # nulls match nothing
+    _take(path, monkeypatch)
+    got = compute_ledger(tmp_path / "ledger", TARGETS)
+    np.testing.assert_array_equal(np.column_stack(got.columns[1:]), expected)
+
+
+def test_a_part_file_whose_user_ids_are_all_null_is_refused_naming_the_column(tmp_path):
+    table = _ledger_table(np.random.default_rng(17), users=6)
+    _write_whole_users(tmp_path / "ledger", table)
+    part = tmp_path / "ledger" / "transactions" / "part-1.parquet"
+    _rewrite_part(part, "consumer_id", lambda column: pa.nulls(len(column), pa.int64()))
+    with pytest.raises(DataError, match="consumer_id"):
+        compute_ledger(tmp_path / "ledger", TARGETS)
 
 
 TEXT = {  # each column's values as text, as a CSV file would give them

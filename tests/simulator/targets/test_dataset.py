@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 from torch.utils.data import DataLoader  # noqa: E402
 
 from cardworld.errors import DataError  # noqa: E402
+from cardworld.simulator.targets.dataset import _LedgerParts  # noqa: E402
 from cardworld.targets import (  # noqa: E402
     Target,
     TargetDataset,
@@ -218,3 +219,40 @@ def test_iterable_dataset_streams_a_simulated_ledger_like_the_map_dataset(tiny_l
     for (f, t), index in zip(_items(streamed), range(len(whole)), strict=True):
         np.testing.assert_array_equal(f, whole[index][0].numpy())
         np.testing.assert_array_equal(t, whole[index][1].numpy())
+
+
+def test_iterable_dataset_streams_dictionary_user_ids_and_checks_every_file_first(tmp_path):
+    frame = _frame(users=6, seed=5)
+    users = sorted(frame["consumer_id"].unique())
+    named = frame.assign(consumer_id=frame["consumer_id"].map("u{:03d}".format).astype("category"))
+    names = [f"u{user:03d}" for user in users]
+    _write_parts(tmp_path / "coded", named, [names[:3], names[3:]])
+    streamed = TargetIterableDataset.from_ledger(tmp_path / "coded", TARGETS, features=FEATURES)
+    assert isinstance(streamed._state, _LedgerParts) and len(streamed) == 6  # streamed
+    whole = pq.read_table(tmp_path / "coded" / "transactions")
+    assert pa.types.is_dictionary(whole.schema.field("consumer_id").type)
+    in_memory = TargetIterableDataset.from_table(whole, TARGETS, features=FEATURES)
+    for (f, t), (ef, et) in zip(_items(streamed), _items(in_memory), strict=True):
+        np.testing.assert_array_equal(f, ef)
+        np.testing.assert_array_equal(t, et)
+    # A later file's text amounts are refused when the dataset is made, not mid-epoch.
+    bad = frame.assign(amount=frame["amount"].astype(str))
+    (tmp_path / "bad" / "transactions").mkdir(parents=True)
+    for i, (rows, chosen) in enumerate(((frame, users[:3]), (bad, users[3:]))):
+        pq.write_table(
+            pa.Table.from_pandas(rows[rows["consumer_id"].isin(chosen)], preserve_index=False),
+            tmp_path / "bad" / "transactions" / f"part-{i}.parquet",
+        )
+    with pytest.raises(
+        DataError, match=r"part-1.parquet: column 'amount': type large_string; expected double"
+    ):
+        TargetIterableDataset.from_ledger(tmp_path / "bad", TARGETS, features=FEATURES)
+
+
+def test_iterable_dataset_with_more_workers_than_users(tmp_path):
+    frame = _frame(users=1, seed=6)
+    _write_parts(tmp_path / "ledger", frame, [sorted(frame["consumer_id"].unique())])
+    dataset = TargetIterableDataset.from_ledger(tmp_path / "ledger", TARGETS, features=FEATURES)
+    got = _items(DataLoader(dataset, batch_size=None, num_workers=2))
+    assert len(got) == 1
+    np.testing.assert_array_equal(got[0][1], next(iter(_expected_by_user(frame).values()))[1])
