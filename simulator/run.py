@@ -120,19 +120,20 @@ def _run_blocks(
     """Simulate blocks of consumers and write their files; returns each block's counts and
     the manifest record of its transactions file. The thread's row buffers are let go at
     the end unless `keep_buffers` (a process of our own, which runs block after block)."""
-    arrays, labels, fraud = _built(world)
     fs, root = ledger.storage(url)
     try:
-        return [_run_block(world, (arrays, labels, fraud), fs, root, *block) for block in blocks]
+        return [_run_block(world, fs, root, *block) for block in blocks]
     finally:
         if not keep_buffers:
             release_buffers()
 
 
-def _run_block(world: World, built: tuple, fs, root: str, index: int, lo: int, hi: int) -> dict:
+def _run_block(world: World, fs, root: str, index: int, lo: int, hi: int) -> dict:
     """Simulate consumers [lo, hi) as block `index` and write its files; returns its counts."""
+    arrays, labels, fraud = _built(world)
     with _long_lived_objects_frozen():
-        result = simulate_shard(world, *built, np.arange(lo, hi, dtype=np.int64))
+        ids = np.arange(lo, hi, dtype=np.int64)
+        result = simulate_shard(world, arrays, labels, fraud, ids)
     name = f"transactions/part-{index:05d}.parquet"
     record = ledger.write_parquet(
         fs, result.transactions, posixpath.join(root, name), ledger.TRANSACTION_OPTIONS
@@ -346,7 +347,7 @@ def _execute(
     if workers == 1:
         try:
             for task in tasks:
-                yield _run_blocks(world, url, task, True)
+                yield _run_blocks(world, url, task, keep_buffers=True)
         finally:
             release_buffers()  # hundreds of megabytes the caller's process need not keep
         return
@@ -356,7 +357,9 @@ def _execute(
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     with ProcessPoolExecutor(workers, context, initializer=_keep_freed_memory) as executor:
-        futures = [executor.submit(_run_blocks, world, url, task, True) for task in tasks]
+        futures = [
+            executor.submit(_run_blocks, world, url, task, keep_buffers=True) for task in tasks
+        ]
         try:
             for future in as_completed(futures):
                 yield future.result()
@@ -370,19 +373,22 @@ def _keep_freed_memory() -> None:
     """A worker process's start: have glibc's malloc keep the memory a block frees for the
     next block instead of handing it back to the system (elsewhere, nothing to do).
 
-    NOTE: by default malloc returns a freed region of more than a few megabytes (a block's
-    Arrow columns, Parquet buffers) to the system, and the next block's pages fault and are
-    zeroed again. Keeping them ran a worker's blocks 9% faster (median of 8 runs of 8
-    blocks each). A worker's memory then stays at its peak, which a block bounds anyway.
-    Only our own worker processes do this: a caller's process or a Dask worker is left alone.
+    NOTE: by default glibc returns a freed region of more than a few megabytes (a block's
+    NumPy arrays under 32 MB, numba's allocations, Python objects; pyarrow's buffers come
+    from its own allocator) to the system, and the next block's pages fault and are zeroed
+    again. Keeping them ran a worker's blocks 9% faster (median of 8 runs of 8 blocks each).
+    A worker's memory then stays at its peak, which a block bounds anyway. Only our own
+    worker processes do this: a caller's process or a Dask worker is left alone.
     """
+    if platform.libc_ver()[0] != "glibc":
+        return
     try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
         return
     m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's mallopt parameters
-    libc.mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest: allocate below it from the heap
-    libc.mallopt(m_trim_threshold, (1 << 31) - 1)  # and never shrink the heap
+    mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest: allocate below it from the heap
+    mallopt(m_trim_threshold, (1 << 31) - 1)  # and never shrink the heap
 
 
 def _concat(fs, parts: str, name: str, n_blocks: int) -> pa.Table:

@@ -86,11 +86,11 @@ def test_a_failed_run_leaves_no_ledger(tmp_path, monkeypatch):
     calls = {"n": 0}
     real = run._run_blocks
 
-    def failing(*args):
+    def failing(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("worker died")
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(run, "_run_blocks", failing)
     out = tmp_path / "ledger"
@@ -224,7 +224,7 @@ def test_a_bad_scheduler_address_is_a_config_error_that_leaves_nothing(tmp_path,
         run.simulate("tiny", tmp_path / "ledger", consumers=5, scheduler="notaurl")
     assert list(tmp_path.iterdir()) == []  # neither the ledger nor its .partial run
 
-    def killed(*args):
+    def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
     # A killed run's partial directory, kept for --resume, is not touched either.

@@ -9,7 +9,7 @@ import pandas as pd
 
 from cardworld.simulator import ledger
 from cardworld.simulator.merchants import merchants_table
-from cardworld.simulator.purchases import TRANSACTION_SCHEMA
+from cardworld.simulator.purchases import TRANSACTION_SCHEMA, TXN_ID_STRIDE
 from cardworld.simulator.run import _built
 from cardworld.worlds.load import load_world
 
@@ -24,6 +24,14 @@ def test_txn_ids_are_unique(tiny_frames):
     txns = tiny_frames["transactions"]
     assert len(txns) > 50_000
     assert txns["txn_id"].is_unique
+
+
+def test_txn_ids_number_each_consumers_rows_in_time_order(tiny_frames):
+    txns = tiny_frames["transactions"]
+    assert (txns["txn_id"] // TXN_ID_STRIDE == txns["consumer_id"]).all()
+    seq = (txns["txn_id"] % TXN_ID_STRIDE).to_numpy()
+    assert np.array_equal(seq, txns.groupby("consumer_id").cumcount().to_numpy())
+    assert (txns.groupby("consumer_id")["timestamp"].diff().dropna() >= pd.Timedelta(0)).all()
 
 
 def test_keys_resolve_to_the_entity_tables(tiny_frames):

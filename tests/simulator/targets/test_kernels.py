@@ -79,7 +79,7 @@ def _all_kinds() -> list[Target]:
     ):
         extra = dict(filters[index % len(filters)])
         if aggregate == "topk_mean":
-            extra["k"] = 1 + index % 7  # the kernels compile k = 3 apart: cover both
+            extra["k"] = 1 + index % 7
         targets.append(
             Target(
                 f"t{index}",
