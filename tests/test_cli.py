@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import shutil
 import subprocess
@@ -296,13 +297,29 @@ def _old_report(folder):
     (folder / "plots" / "stale.png").write_bytes(b"\x89PNG old")
 
 
+def _mounted(monkeypatch, folder) -> None:
+    """Make `folder` act as a mount point (a container's volume): renaming it fails."""
+    ismount, rename = os.path.ismount, Path.rename
+
+    def refused(self, target):
+        if self == folder:
+            raise OSError(errno.EBUSY, "Device or resource busy", str(self))
+        return rename(self, target)
+
+    monkeypatch.setattr(os.path, "ismount", lambda path: Path(path) == folder or ismount(path))
+    monkeypatch.setattr(Path, "rename", refused)
+
+
+@pytest.mark.parametrize("mounted", [False, True])
 @pytest.mark.parametrize("command", ["report", "evaluate"])
 def test_a_failed_overwrite_leaves_the_old_report_as_it_was(
-    tmp_path, monkeypatch, ledger_bytes, command
+    tmp_path, monkeypatch, ledger_bytes, command, mounted
 ):
     kept = tmp_path / "kept"
     _old_report(kept)
     before = ledger_bytes(kept)
+    if mounted:
+        _mounted(monkeypatch, kept)
 
     def write_then_fail(folder):
         (folder / "index.html").write_text("half of a new page")
@@ -314,10 +331,15 @@ def test_a_failed_overwrite_leaves_the_old_report_as_it_was(
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
+@pytest.mark.parametrize("mounted", [False, True])
 @pytest.mark.parametrize("command", ["report", "evaluate"])
-def test_an_overwrite_replaces_the_whole_report(tmp_path, monkeypatch, ledger_bytes, command):
+def test_an_overwrite_replaces_the_whole_report(
+    tmp_path, monkeypatch, ledger_bytes, command, mounted
+):
     kept = tmp_path / "kept"
     _old_report(kept)
+    if mounted:
+        _mounted(monkeypatch, kept)
 
     def write(folder):
         (folder / "index.html").write_text("new page")

@@ -1,10 +1,12 @@
 """The --out folder of a command that writes a report (report, evaluate): checked before any
-work, written as a hidden folder beside it and moved into place only when complete, so a
-failed run leaves what was there before and a replaced report keeps no stale file."""
+work, written as a hidden folder beside it (inside it, when it is a mount point or its parent
+is read-only) and moved into place only when complete, so a failed run leaves what was there
+before and a replaced report keeps no stale file."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -40,10 +42,15 @@ def report_dir(out: Path, *, overwrite: bool, inputs: Sequence[Path] = ()) -> It
     staging = None
     try:
         place.mkdir(parents=True, exist_ok=True)  # a name the file system refuses fails now
-        staging = Path(tempfile.mkdtemp(prefix=f".{place.name[:64]}.", dir=place.parent))
+        # A mount point (a container's volume) cannot be renamed, and a folder whose parent
+        # is read-only has nowhere beside it: the report is staged inside the folder then.
+        inside = os.path.ismount(place) or not os.access(place.parent, os.W_OK)
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{place.name[:64]}.", dir=place if inside else place.parent)
+        )
         shutil.copymode(place, staging)  # mkdtemp's folder is private
         yield staging
-        _swap(place, staging)
+        (_move_up if inside else _swap)(place, staging)
     except BaseException:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
@@ -65,6 +72,17 @@ def _check_replaceable(out: Path, inputs: Sequence[Path]) -> None:
                 f"--out {out}: holds {path}, an input of this command, which --overwrite would "
                 "delete; choose another --out"
             )
+
+
+def _move_up(place: Path, staging: Path) -> None:
+    """Replace what `place` holds by the finished report staged in its subfolder `staging`.
+    Each entry moves by a rename; the old ones are deleted first."""
+    for entry in place.iterdir():
+        if entry != staging:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    for entry in staging.iterdir():
+        entry.rename(place / entry.name)
+    staging.rmdir()
 
 
 def _swap(place: Path, staging: Path) -> None:
