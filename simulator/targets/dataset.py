@@ -96,9 +96,10 @@ class _UserTargets:
         source: str | Path | None,
         dictionaries: dict[str, pa.Array] | None = None,
     ) -> _UserTargets:
-        """From an Arrow table holding the input columns, read from `source` when given;
-        string features are coded by `dictionaries` when given (see `_features`), and a
-        missing category is left to the caller to warn about."""
+        """From an Arrow table holding the input columns, read from `source` when given.
+        With `dictionaries` (one part file of a ledger read a file at a time), string
+        features are coded by them (see `_features`), and a category a target names but the
+        table lacks is left to the caller to warn about, once for the whole ledger."""
         arrays = prepare(table, columns, *needed_columns(target_set), source=source)
         plan = make_plan(target_set, arrays.categories, warn_missing=dictionaries is None)
         return cls(arrays, _features(table, features, arrays, dictionaries), target_set, plan)
