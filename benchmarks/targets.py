@@ -11,7 +11,8 @@ pandas/NumPy reference on a few users (a Python loop over each user's rows, a sl
 mask per window, NumPy aggregates: the published pipeline's baseline design; its rows are
 checked against the kernels'), and the memory-bandwidth floor (the time to merely write a
 fresh output array of the same size on the same threads). Then the steady rate of a torch
-DataLoader (2 workers) over TargetDataset. Prints a table and writes
+DataLoader (2 workers) over TargetDataset on a table in memory, and over TargetIterableDataset
+streaming the same rows from a ledger of 8 part files on disk. Prints a table and writes
 benchmarks/results/targets.json.
 
     python benchmarks/targets.py [--users 2000] [--txns 4096] [--repeats 5]
@@ -24,6 +25,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +33,7 @@ import numba
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from cardworld.simulator.kernels.jit import kernel
 from cardworld.simulator.targets.arrays import Columns, prepare
@@ -300,24 +303,59 @@ def run(users: int, txns: int, repeats: int, reference_users: dict[int, int]) ->
         1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
     )
     sample = ledger.slice(0, min(users, 1000) * txns)
-    rate = dataloader_users_per_s(sample, TargetSet(TWENTY), workers)
+    with tempfile.TemporaryDirectory() as scratch:
+        ledger_dir = write_ledger(sample, Path(scratch), files=8)
+        rates = {
+            name: dataloader_users_per_s(make(), workers)
+            for name, make in (
+                ("in memory", lambda: in_memory_dataset(sample)),
+                ("streamed", lambda: streamed_dataset(ledger_dir)),
+            )
+        }
     results["dataloader"] = {
         "case": "20 mixed",
         "workers": workers,
         "batch_users": 32,
-        "users_per_s": rate,
+        "users_per_s": rates["in memory"],
+        "streamed_users_per_s": rates["streamed"],
     }
     return results
 
 
-def dataloader_users_per_s(ledger: pa.Table, targets: TargetSet, workers: int) -> float:
-    """Steady users/s through a torch DataLoader over TargetDataset (features: amount, hour)
-    in padded batches of 32 users, collated in the workers."""
+def write_ledger(table: pa.Table, root: Path, files: int) -> Path:
+    """`table` as a ledger directory of `files` part files holding whole users."""
+    users = table.column("consumer_id").to_numpy()
+    cuts = np.searchsorted(users, np.linspace(users[0], users[-1] + 1, files + 1), side="left")
+    (root / "transactions").mkdir(parents=True)
+    for part, (lo, hi) in enumerate(zip(cuts[:-1], cuts[1:], strict=True)):
+        path = root / "transactions" / f"part-{part:05d}.parquet"
+        pq.write_table(table.slice(lo, hi - lo), path)
+    return root
+
+
+def in_memory_dataset(table: pa.Table):
+    """TargetDataset over a table held in memory (features: amount, hour)."""
+    from cardworld.simulator.targets.dataset import TargetDataset
+
+    return TargetDataset.from_table(table, TargetSet(TWENTY), features=("amount", "hour"))
+
+
+def streamed_dataset(ledger_dir: Path):
+    """TargetIterableDataset reading a ledger a part file at a time (features: amount, hour)."""
+    from cardworld.simulator.targets.dataset import TargetIterableDataset
+
+    return TargetIterableDataset.from_ledger(
+        ledger_dir, TargetSet(TWENTY), features=("amount", "hour")
+    )
+
+
+def dataloader_users_per_s(dataset, workers: int) -> float:
+    """Steady users/s through a torch DataLoader over `dataset` in padded batches of 32
+    users, collated in the workers."""
     from torch.utils.data import DataLoader
 
-    from cardworld.simulator.targets.dataset import TargetDataset, pad_collate
+    from cardworld.simulator.targets.dataset import pad_collate
 
-    dataset = TargetDataset.from_table(ledger, targets, features=("amount", "hour"))
     loader = DataLoader(
         dataset, batch_size=32, num_workers=workers, collate_fn=pad_collate, prefetch_factor=4
     )
@@ -349,7 +387,8 @@ def print_table(results: dict) -> None:
         print(
             f"DataLoader ({d['case']}, {d['workers']} workers, padded batches of "
             f"{d['batch_users']} users): "
-            f"{d['users_per_s']:,.0f} users/s"
+            f"{d['users_per_s']:,.0f} users/s from a table in memory, "
+            f"{d['streamed_users_per_s']:,.0f} users/s streamed from a ledger's part files"
         )
 
 
