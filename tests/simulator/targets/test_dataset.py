@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import pickle
+import types
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
@@ -17,6 +21,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 from cardworld.errors import DataError  # noqa: E402
 from cardworld.simulator.targets.dataset import _LedgerParts  # noqa: E402
 from cardworld.targets import (  # noqa: E402
+    Columns,
     Target,
     TargetDataset,
     TargetIterableDataset,
@@ -256,3 +261,52 @@ def test_iterable_dataset_with_more_workers_than_users(tmp_path):
     got = _items(DataLoader(dataset, batch_size=None, num_workers=2))
     assert len(got) == 1
     np.testing.assert_array_equal(got[0][1], next(iter(_expected_by_user(frame).values()))[1])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**16),
+    users=st.integers(1, 9),
+    cuts=st.lists(st.integers(0, 9), max_size=4),
+    workers=st.integers(1, 4),
+    chunk_users=st.integers(1, 5),
+)
+def test_streamed_items_are_the_in_memory_items_whatever_the_files(
+    tmp_path_factory, seed, users, cuts, workers, chunk_users
+):
+    # Users split into files at random cut points (empty files included), a string feature
+    # whose values first appear in different files, any share of users per worker: the
+    # streamed dataset yields the in-memory dataset's items, each once.
+    from cardworld.simulator.targets.dataset import _UserTargets
+
+    frame = _frame(users=users, seed=seed)
+    ids = sorted(frame["consumer_id"].unique())
+    bounds = [0, *sorted(min(cut, users) for cut in cuts), users]
+    root = tmp_path_factory.mktemp("ledger")
+    _write_parts(root, frame, [ids[lo:hi] for lo, hi in itertools.pairwise(bounds)])
+    features = ("amount", "category", "hour")
+    streamed = TargetIterableDataset.from_ledger(
+        root, TARGETS, features=features, chunk_users=chunk_users
+    )
+    whole = TargetIterableDataset(
+        _UserTargets.build(pq.read_table(root / "transactions"), TARGETS, features, Columns())
+    )
+    expected = _items(whole)
+    got = [item for worker in range(workers) for item in _worker_items(streamed, worker, workers)]
+    assert sorted(f.tobytes() + t.tobytes() for f, t in got) == sorted(
+        f.tobytes() + t.tobytes() for f, t in expected
+    )
+    if workers == 1:
+        assert [f.tobytes() for f, _ in got] == [f.tobytes() for f, _ in expected]  # in order
+
+
+def _worker_items(dataset, worker: int, workers: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """What DataLoader worker `worker` of `workers` gets from iterating `dataset`."""
+    from cardworld.simulator.targets import dataset as module
+
+    real = module.get_worker_info
+    module.get_worker_info = lambda: types.SimpleNamespace(id=worker, num_workers=workers)
+    try:
+        return _items(dataset)
+    finally:
+        module.get_worker_info = real
