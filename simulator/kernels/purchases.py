@@ -102,8 +102,8 @@ class Picks(NamedTuple):
 
     NOTE: a helper that takes WorldArrays (52 arrays) has LLVM optimize the whole struct at
     every call site. With the pick helpers taking these tuples instead, a first shard
-    compiled in 26.6-28.5 s of CPU (4 runs) against 30.2-31.0 s (36.6 once). Built once per shard
-    (`of`) and passed to the kernels beside WorldArrays.
+    compiled in 26.6-28.5 s of CPU (4 runs) against 30.2-31.0 s (36.6 once). Built once
+    per shard (`of`) and passed to the kernels beside WorldArrays.
     """
 
     mccs: tuple  # type -> MCC slot: type_mcc_offsets, type_mcc_slot, type_mcc_cum
