@@ -78,10 +78,9 @@ def simulate_shard(
     np.minimum.at(first_open, cards.owner, cards.opened)
     first_day = np.maximum(first_open, arrays.start_day)
     segments = build_timeline(world, arrays, consumers, first_day)
-    shops = k.Picks.of(arrays)
-    rows = _purchase_rows(world, arrays, shops, consumer_ids, consumers, cards, first_day, segments)
+    rows = _purchase_rows(world, arrays, consumer_ids, consumers, cards, first_day, segments)
     rows, records, replacements = kf.simulate_fraud(
-        arrays, shops, fraud.arrays, rows, consumer_ids, consumers.home_city,
+        arrays, fraud.arrays, rows, consumer_ids, consumers.home_city,
         cards.offsets, cards.card_id, cards.kind, cards.opened, cards.chip_from,
         segments.offsets, segments.start, segments.end, segments.state,
         _kept_buffer("fraud", rows.shape[1] + 1024),
@@ -115,7 +114,7 @@ def expected_rows(world: World) -> float:
     return per_year * ((sim.end - sim.start).days + 1) / 365.2425
 
 
-def _purchase_rows(world, arrays, shops, consumer_ids, consumers, cards, first_day, segments):
+def _purchase_rows(world, arrays, consumer_ids, consumers, cards, first_day, segments):
     """The purchase kernel's rows, in a buffer with room for the expected rows and a
     quarter more, doubled whenever a consumer does not fit. The buffer is this thread's
     kept one (`_kept_buffer`): the rows are valid until its next block."""
@@ -124,7 +123,7 @@ def _purchase_rows(world, arrays, shops, consumer_ids, consumers, cards, first_d
     done = n = 0
     while True:
         done, n = k.simulate_purchases(
-            arrays, shops, consumer_ids, consumers.income, first_day, consumers.retirement_day,
+            arrays, consumer_ids, consumers.income, first_day, consumers.retirement_day,
             cards.offsets, cards.card_id, cards.kind, cards.opened, cards.chip_from,
             cards.limit, segments.offsets, segments.start, segments.end, segments.state,
             segments.city, segments.home_city, segments.epoch, buf, done, n,

@@ -166,7 +166,6 @@ def _record(
 @kernel
 def simulate_fraud(
     w,
-    shops,
     fw,
     rows,
     consumer_ids,
@@ -184,9 +183,8 @@ def simulate_fraud(
 ):
     """Compromises, fraudster transactions, blocks and replacement cards of a shard.
 
-    w: WorldArrays; shops: its `Picks` (purchases.Picks); fw: FraudArrays. rows:
-    (N_COLUMNS, r) int64 legitimate and random-fraud transactions sorted by consumer then
-    time. consumer_ids, home_city: (n,) int64. Cards CSR as in
+    w: WorldArrays; fw: FraudArrays. rows: (N_COLUMNS, r) int64 legitimate and random-fraud
+    transactions sorted by consumer then time. consumer_ids, home_city: (n,) int64. Cards CSR as in
     simulate_purchases; segments CSR (offsets (n+1,), start/end/state per segment).
     out: (N_COLUMNS, capacity) int64 room for rows' (grown here if fraud needs more; see
     simulate_purchases on why the caller allocates it).
@@ -273,17 +271,13 @@ def simulate_fraud(
                         fw.m_type_offsets[m]
                         + rng.integer(st, fw.m_type_offsets[m + 1] - fw.m_type_offsets[m])
                     ]
-                    mcc = pick_mcc(st, shops.mccs, k)
+                    mcc = pick_mcc(st, w, k)
                     online = fw.m_online[m] or not w.mcc_card_present[mcc]
                     if online:
-                        merchant, city, channel = (
-                            pick_online(st, shops.online, mcc, 0.6),
-                            -1,
-                            ONLINE,
-                        )
+                        merchant, city, channel = pick_online(st, w, mcc, 0.6), -1, ONLINE
                     else:
                         city = home_city[i] if kind == LOST_STOLEN else fw.f_city[f]
-                        merchant = pick_store(st, shops.stores, city, mcc)
+                        merchant = pick_store(st, w, city, mcc)
                         chip_card = card_chip_from[c] <= day
                         reads_chip = rng.uniform(st) < w.chip_terminal_share[y]
                         if fw.m_counterfeit[m] and chip_card and reads_chip:
@@ -302,7 +296,7 @@ def simulate_fraud(
                     if t >= block:
                         error = CARD_BLOCKED
                     else:
-                        error = attempt_error(st, w.scalars, card_kind[c], channel, s[F_ERROR_MULT])
+                        error = attempt_error(st, w, card_kind[c], channel, s[F_ERROR_MULT])
                     state = state_on(
                         seg_start, seg_end, seg_state, seg_offsets[i], seg_offsets[i + 1], day
                     )

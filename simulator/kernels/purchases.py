@@ -15,7 +15,6 @@ transaction, so each field is contiguous for Arrow; the caller allocates it and 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import numpy as np
 
@@ -97,87 +96,45 @@ def segment_pick(st, cum, a, b):
     return rng.bisect_right(cum, a, b, rng.uniform(st) * total)
 
 
-class Picks(NamedTuple):
-    """The arrays of WorldArrays that the pick helpers below read, a small tuple each.
-
-    NOTE: a helper that takes WorldArrays (52 arrays) has LLVM optimize the whole struct at
-    every call site. With the pick helpers taking these tuples instead, a first shard
-    compiled in 26.6-28.5 s of CPU (4 runs) against 30.2-31.0 s (36.6 once). Built once
-    per shard (`of`) and passed to the kernels beside WorldArrays.
-    """
-
-    mccs: tuple  # type -> MCC slot: type_mcc_offsets, type_mcc_slot, type_mcc_cum
-    nearby: tuple  # n_us_cities, nearby_offsets, nearby_city, nearby_cum
-    stores: tuple  # city_population, mcc_chain_offsets, mcc_chain_share,
-    # mcc_chain_cum_store, mcc_chain, chain_density, mcc_local_density
-    online: tuple  # mcc_chain_offsets, mcc_chain_cum_online, mcc_chain
-
-    @classmethod
-    def of(cls, w) -> Picks:
-        """The `Picks` of WorldArrays w."""
-        return cls(
-            mccs=(w.type_mcc_offsets, w.type_mcc_slot, w.type_mcc_cum),
-            nearby=(w.n_us_cities, w.nearby_offsets, w.nearby_city, w.nearby_cum),
-            stores=(
-                w.city_population,
-                w.mcc_chain_offsets,
-                w.mcc_chain_share,
-                w.mcc_chain_cum_store,
-                w.mcc_chain,
-                w.chain_density,
-                w.mcc_local_density,
-            ),
-            online=(w.mcc_chain_offsets, w.mcc_chain_cum_online, w.mcc_chain),
-        )
-
-
 @kernel(allocates=False)
-def pick_store(st, stores, city, mcc_slot):
-    """A card-present merchant of MCC slot `mcc_slot` in `city`: a chain store or a local
-    shop. stores: `Picks.stores`."""
-    population, offsets, chain_share, chain_cum, chains, chain_density, local_density = stores
-    pop = population[city]
-    a, b = offsets[mcc_slot], offsets[mcc_slot + 1]
-    if b > a and rng.uniform(st) < chain_share[mcc_slot]:
-        j = segment_pick(st, chain_cum, a, b)
+def pick_store(st, w, city, mcc_slot):
+    """A card-present merchant of MCC slot `mcc_slot` in `city`: a chain store or a local shop."""
+    pop = w.city_population[city]
+    a, b = w.mcc_chain_offsets[mcc_slot], w.mcc_chain_offsets[mcc_slot + 1]
+    if b > a and rng.uniform(st) < w.mcc_chain_share[mcc_slot]:
+        j = segment_pick(st, w.mcc_chain_cum_store, a, b)
         if j >= 0:
-            chain = chains[j]
-            n = int(round(pop * chain_density[chain]))
+            chain = w.mcc_chain[j]
+            n = int(round(pop * w.chain_density[chain]))
             if n >= 1:
                 return chain_store_id(chain, city, rng.integer(st, n))
-    n = max(1, int(round(pop * local_density[mcc_slot])))
+    n = max(1, int(round(pop * w.mcc_local_density[mcc_slot])))
     return local_id(city, mcc_slot, rng.integer(st, n))
 
 
 @kernel(allocates=False)
-def pick_online(st, online, mcc_slot, independent_share):
-    """An online merchant of MCC slot `mcc_slot`: a chain's web shop or an independent one.
-    online: `Picks.online`."""
-    offsets, chain_cum, chains = online
-    a, b = offsets[mcc_slot], offsets[mcc_slot + 1]
+def pick_online(st, w, mcc_slot, independent_share):
+    """An online merchant of MCC slot `mcc_slot`: a chain's web shop or an independent one."""
+    a, b = w.mcc_chain_offsets[mcc_slot], w.mcc_chain_offsets[mcc_slot + 1]
     if b > a and rng.uniform(st) >= independent_share:
-        j = segment_pick(st, chain_cum, a, b)
+        j = segment_pick(st, w.mcc_chain_cum_online, a, b)
         if j >= 0:
-            return chain_online_id(chains[j])
+            return chain_online_id(w.mcc_chain[j])
     return independent_online_id(mcc_slot, rng.integer(st, 40))
 
 
 @kernel(allocates=False)
-def pick_mcc(st, mccs, k):
-    """An MCC slot of goods type k. mccs: `Picks.mccs`."""
-    offsets, slots, cum = mccs
-    a, b = offsets[k], offsets[k + 1]
-    return slots[segment_pick(st, cum, a, b)]
+def pick_mcc(st, w, k):
+    a, b = w.type_mcc_offsets[k], w.type_mcc_offsets[k + 1]
+    return w.type_mcc_slot[segment_pick(st, w.type_mcc_cum, a, b)]
 
 
 @kernel(allocates=False)
-def _near_home(st, nearby, home):
-    """A US city near `home` (itself among them), or a foreign home. nearby: `Picks.nearby`."""
-    n_us, offsets, cities, cum = nearby
-    if home >= n_us:
+def _near_home(st, w, home):
+    if home >= w.n_us_cities:
         return home
-    a, b = offsets[home], offsets[home + 1]
-    return cities[segment_pick(st, cum, a, b)]
+    a, b = w.nearby_offsets[home], w.nearby_offsets[home + 1]
+    return w.nearby_city[segment_pick(st, w.nearby_cum, a, b)]
 
 
 @kernel(allocates=False)
@@ -186,8 +143,8 @@ def year_index(w, year):
 
 
 @kernel(allocates=False)
-def _card_weight(usage, preference, kind, scale):
-    return usage[kind] * math.exp(preference[kind] * scale)
+def _card_weight(w, kind, scale):
+    return w.card_usage[kind] * math.exp(w.card_amount_preference[kind] * scale)
 
 
 @kernel(allocates=False)
@@ -227,10 +184,7 @@ def _pick_card(
         w0, w1, w2 = w.card_usage[0], w.card_usage[1], w.card_usage[2]
     else:
         scale = math.log(max(amount, 1.0) / 50.0)
-        usage, preference = w.card_usage, w.card_amount_preference
-        w0 = _card_weight(usage, preference, 0, scale)
-        w1 = _card_weight(usage, preference, 1, scale)
-        w2 = _card_weight(usage, preference, 2, scale)
+        w0, w1, w2 = _card_weight(w, 0, scale), _card_weight(w, 1, scale), _card_weight(w, 2, scale)
     total = 0.0
     for c in range(a, b):
         kind = cards_kind[c]
@@ -249,9 +203,9 @@ def _pick_card(
 
 
 @kernel(allocates=False)
-def attempt_error(st, s, kind, channel, scale):
-    """The error string index of an attempt (0 = none); fraud attempts fail `scale` times as
-    often. s: WorldArrays.scalars."""
+def attempt_error(st, w, kind, channel, scale):
+    """The error string index of an attempt (0 = none); fraud attempts fail `scale` times as often."""
+    s = w.scalars
     balance = s[S_ERR_BALANCE] * (0.6 if kind == 0 else (1.3 if kind == 1 else 2.0))
     u = rng.uniform(st) / scale
     p = balance
@@ -379,7 +333,6 @@ def state_on(seg_start, seg_end, seg_state, a, b, day):
 @kernel
 def simulate_purchases(
     w,
-    shops,
     consumer_ids,
     income,
     first_day,
@@ -407,8 +360,8 @@ def simulate_purchases(
     cents. Returns (consumers done, columns used): it stops before the first consumer
     that does not fit, and the caller grows buf and calls again from there.
 
-    w: WorldArrays (a NamedTuple of arrays); shops: its `Picks`. consumer_ids, first_day,
-    retirement_day: (n,) int64; income: (n,) float64. Cards CSR: card_offsets (n+1,) and per card (m,) card_id
+    w: WorldArrays (a NamedTuple of arrays). consumer_ids, first_day, retirement_day: (n,)
+    int64; income: (n,) float64. Cards CSR: card_offsets (n+1,) and per card (m,) card_id
     int64, card_kind int8, card_open int64 (day), card_chip_from int64 (day).
     Segments CSR: seg_offsets (n+1,), per segment (s,) start/end (day, end exclusive),
     state int8, city / home int64, epoch int64.
@@ -438,7 +391,7 @@ def simulate_purchases(
     segments = (seg_offsets, seg_start, seg_end, seg_state, seg_city, seg_home, seg_epoch)
     for i in range(first, consumer_ids.shape[0]):
         person = (consumer_ids[i], income[i], first_day[i], retirement_day[i])
-        stop = _consumer_rows(w, shops, i, person, cards, segments, work, buf, n)
+        stop = _consumer_rows(w, i, person, cards, segments, work, buf, n)
         if stop < 0:  # out of room: the caller grows buf and simulates i again (same draws)
             return i, n
         # This consumer's rows in time order; a stable sort keeps emission order on ties.
@@ -448,7 +401,7 @@ def simulate_purchases(
 
 
 @kernel(allocates=False)
-def _consumer_rows(w, shops, i, person, cards, segments, work, buf, n):
+def _consumer_rows(w, i, person, cards, segments, work, buf, n):
     """Write consumer i's transactions into buf from column n; returns the column after
     the last, or -1 when buf has no room left (the caller grows it and calls again)."""
     cid, income, first_day, retirement_day = person
@@ -459,7 +412,6 @@ def _consumer_rows(w, shops, i, person, cards, segments, work, buf, n):
     pst, bst, st, fst, fav = streams[0], streams[1], streams[2], streams[3], streams[4]
     n_types = p_rate.shape[0]
     s = w.scalars
-    mccs, nearby, stores, online_shops = shops
     n_fav = int(s[S_FAV_COUNT])
     capacity = buf.shape[1]
     ca, cb = card_offsets[i], card_offsets[i + 1]
@@ -539,12 +491,12 @@ def _consumer_rows(w, shops, i, person, cards, segments, work, buf, n):
             target = rng.uniform(st) * w.hour_cum[k, 23]
             hour = rng.guided_search(w.hour_cum[k], 0, 24, w.hour_guide[k], target)
             seconds = hour * 3600 + rng.integer(st, 3600)
-            mcc = pick_mcc(st, mccs, k)
+            mcc = pick_mcc(st, w, k)
             online = (not w.mcc_card_present[mcc]) or rng.uniform(st) < min(
                 1.0, w.online_share[k] * w.online_multiplier[y]
             )
             if online:
-                merchant = pick_online(st, online_shops, mcc, s[S_INDEP_ONLINE])
+                merchant = pick_online(st, w, mcc, s[S_INDEP_ONLINE])
                 city = -1
             elif state == 0 and n_fav > 0 and rng.uniform(st) < s[S_FAV_SHARE]:
                 # A favourite: redrawn from its own stream, so it is the same shop every time.
@@ -555,14 +507,14 @@ def _consumer_rows(w, shops, i, person, cards, segments, work, buf, n):
                     rng.FAVOURITES,
                     (seg_epoch[seg] * 4096 + k) * 16 + rng.integer(st, n_fav),
                 )
-                mcc = pick_mcc(fav, mccs, k)
+                mcc = pick_mcc(fav, w, k)
                 if not w.mcc_card_present[mcc]:
-                    mcc = pick_mcc(st, mccs, k)
-                city = _near_home(fav, nearby, seg_home[seg])
-                merchant = pick_store(fav, stores, city, mcc)
+                    mcc = pick_mcc(st, w, k)
+                city = _near_home(fav, w, seg_home[seg])
+                merchant = pick_store(fav, w, city, mcc)
             else:
-                city = _near_home(st, nearby, seg_home[seg]) if state == 0 else seg_city[seg]
-                merchant = pick_store(st, stores, city, mcc)
+                city = _near_home(st, w, seg_home[seg]) if state == 0 else seg_city[seg]
+                merchant = pick_store(st, w, city, mcc)
             amount = p_amount[k] * math.exp(w.amount_sigma[k] * rng.normal(st)) * w.price_level[y]
             cents = max(1, int(round(amount * 100.0)))
             price = w.price_level[y]
@@ -580,7 +532,7 @@ def _consumer_rows(w, shops, i, person, cards, segments, work, buf, n):
             if not covers(card_kind[c], card_limit[c] * price, funds[j], amount):
                 error = 1  # Insufficient Balance: the card's money does not cover it
             else:
-                error = attempt_error(st, s, card_kind[c], channel, 1.0)
+                error = attempt_error(st, w, card_kind[c], channel, 1.0)
                 if error == 0:
                     funds[j] += amount if card_kind[c] == 0 else -amount
             emit(buf, n, day * 86400 + seconds, cid, card_id[c], merchant, mcc, k, cents,
@@ -632,20 +584,20 @@ def _consumer_rows(w, shops, i, person, cards, segments, work, buf, n):
                 if card_open[c] > t // 86400 or t // 86400 > w.end_day:
                     break
                 k = rng.choose(fst, fraud_cum)
-                mcc = pick_mcc(fst, mccs, k)
+                mcc = pick_mcc(fst, w, k)
                 online = (not w.mcc_card_present[mcc]) or rng.uniform(fst) < s[S_FRAUD_ONLINE]
                 if online:
-                    merchant, city, channel = pick_online(fst, online_shops, mcc, 0.5), -1, ONLINE
+                    merchant, city, channel = pick_online(fst, w, mcc, 0.5), -1, ONLINE
                 else:
                     city = rng.choose(fst, w.home_city_cum)
-                    merchant, channel = pick_store(fst, stores, city, mcc), SWIPE
+                    merchant, channel = pick_store(fst, w, city, mcc), SWIPE
                 amount = (
                     s[S_FRAUD_MEDIAN]
                     * math.exp(s[S_FRAUD_SIGMA] * rng.normal(fst))
                     * w.price_level[y]
                 )
                 cents = max(1, int(round(amount * 100.0)))
-                error = attempt_error(fst, s, card_kind[c], channel, 1.0)
+                error = attempt_error(fst, w, card_kind[c], channel, 1.0)
                 emit(buf, n, t, cid, card_id[c], merchant, mcc, k, cents, channel, error,
                      FRAUD_RANDOM, state, city)  # fmt: skip
                 n += 1
