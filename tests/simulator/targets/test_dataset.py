@@ -263,6 +263,7 @@ def test_iterable_dataset_with_more_workers_than_users(tmp_path):
     np.testing.assert_array_equal(got[0][1], next(iter(_expected_by_user(frame).values()))[1])
 
 
+@pytest.mark.filterwarnings("ignore:category 'travel' named by a target does not occur")
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**16),
