@@ -297,6 +297,15 @@ def _old_report(folder):
     (folder / "plots" / "stale.png").write_bytes(b"\x89PNG old")
 
 
+def _kept_report(tmp_path, monkeypatch, mounted: bool):
+    """An old report at tmp_path/kept, on a mount point when `mounted`."""
+    kept = tmp_path / "kept"
+    _old_report(kept)
+    if mounted:
+        _mounted(monkeypatch, kept)
+    return kept
+
+
 def _mounted(monkeypatch, folder) -> None:
     """Make `folder` act as a mount point (a container's volume): renaming it fails."""
     ismount, rename = os.path.ismount, Path.rename
@@ -315,11 +324,8 @@ def _mounted(monkeypatch, folder) -> None:
 def test_a_failed_overwrite_leaves_the_old_report_as_it_was(
     tmp_path, monkeypatch, ledger_bytes, command, mounted
 ):
-    kept = tmp_path / "kept"
-    _old_report(kept)
+    kept = _kept_report(tmp_path, monkeypatch, mounted)
     before = ledger_bytes(kept)
-    if mounted:
-        _mounted(monkeypatch, kept)
 
     def write_then_fail(folder):
         (folder / "index.html").write_text("half of a new page")
@@ -336,10 +342,7 @@ def test_a_failed_overwrite_leaves_the_old_report_as_it_was(
 def test_an_overwrite_replaces_the_whole_report(
     tmp_path, monkeypatch, ledger_bytes, command, mounted
 ):
-    kept = tmp_path / "kept"
-    _old_report(kept)
-    if mounted:
-        _mounted(monkeypatch, kept)
+    kept = _kept_report(tmp_path, monkeypatch, mounted)
 
     def write(folder):
         (folder / "index.html").write_text("new page")

@@ -115,9 +115,7 @@ def read_ledger(
 ) -> pa.Table:
     """Read the named columns of a ledger's transactions/ dataset; `check` (which raises
     DataError) is given the first part file's schema, which all files must follow."""
-    dataset = _transactions(ledger_dir, names, check)
-    for fragment in dataset.get_fragments():
-        _check_part(fragment, dataset.schema, names, exact=False)
+    dataset = _checked_parts(ledger_dir, names, check)
     try:
         return dataset.to_table(columns=list(names))
     except pa.ArrowException:
@@ -154,10 +152,17 @@ def check_ledger(
     """The schema of a ledger's transactions/ dataset (its first part file's, which must
     pass `check`), after checking that every part file has the named columns, of the same
     kinds (from the files' metadata; nothing else is read)."""
+    return _checked_parts(ledger_dir, names, check).schema
+
+
+def _checked_parts(
+    ledger_dir: str | Path, names: Sequence[str], check: SchemaCheck | None
+) -> ds.FileSystemDataset:
+    """`_transactions`, after checking every part file's named columns (`_check_part`)."""
     dataset = _transactions(ledger_dir, names, check)
     for fragment in dataset.get_fragments():
         _check_part(fragment, dataset.schema, names, exact=False)
-    return dataset.schema
+    return dataset
 
 
 def _transactions(
