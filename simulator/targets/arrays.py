@@ -2,7 +2,9 @@
 
 Timestamps must be tz-naive local time (the ledger contract): calendar buckets are local days,
 weeks and months, and converting a tz-aware column would have to guess which zone is local.
-A tz-aware column is rejected with the conversion to use.
+A tz-aware column is rejected with the conversion to use. Times are read to the microsecond:
+finer digits (of nanosecond timestamps) are dropped, so rows less than a microsecond apart
+count as simultaneous and keep their input order. Times must lie in years 1 to 9999.
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ def to_arrow(table: pd.DataFrame | pa.Table | pa.RecordBatch, names: Sequence[st
                 f"column {name!r}: not found; expected it among the table's columns "
                 f"({', '.join(map(str, available[:30]))})"
             )
+        if available.count(name) > 1:
+            raise DataError(f"column {name!r}: found {available.count(name)} times; expected one")
     if isinstance(table, pd.DataFrame):
         frame = table[list(names)]
         for name in names:
@@ -173,7 +177,7 @@ def _transactions(
     path = Path(ledger_dir) / "transactions"
     if not path.exists():
         raise LedgerError(f"{ledger_dir}: no transactions/ dataset; expected a ledger directory")
-    dataset = ds.dataset(path, format="parquet")
+    dataset = _typed_nulls(ds.dataset(path, format="parquet"), names)
     for name in names:
         if name not in dataset.schema.names:
             raise DataError(
@@ -185,6 +189,28 @@ def _transactions(
         except DataError as exc:
             raise DataError(f"{dataset.files[0]}: {exc}") from None  # the schema's file
     return dataset
+
+
+def _typed_nulls(dataset: ds.FileSystemDataset, names: Sequence[str]) -> ds.FileSystemDataset:
+    """The dataset read with the type of a later part file for a named column that the first
+    file holds as nulls only (pandas writes an all-None column so), if any file has one."""
+    schema = dataset.schema
+    untyped = {n for n in names if n in schema.names and pa.types.is_null(schema.field(n).type)}
+    if not untyped:
+        return dataset
+    for fragment in dataset.get_fragments():
+        try:
+            physical = fragment.physical_schema
+        except (pa.ArrowException, OSError):
+            continue  # a damaged file: reading it raises an error that names it
+        for name in sorted(untyped):
+            index = physical.get_field_index(name)
+            if index >= 0 and not pa.types.is_null(physical.field(index).type):
+                schema = schema.set(schema.get_field_index(name), physical.field(index))
+                untyped.discard(name)
+        if not untyped:
+            break
+    return ds.dataset(dataset.files, schema=schema, format="parquet", filesystem=dataset.filesystem)
 
 
 def _check_part(
@@ -309,16 +335,27 @@ def check_types(schema: pa.Schema, columns: Columns, need_mcc: bool, need_catego
         (columns.timestamp, _is_time, "a tz-naive timestamp (local time)"),
         (columns.amount, _is_number, "numeric amounts"),
     ]
+    # A column of nulls only (pandas writes an all-None column so) matches no MCC or category.
     if need_mcc:
-        rules.append((columns.mcc, pa.types.is_integer, "integer MCCs (ISO 18245)"))
+        rules.append((columns.mcc, _is_integer_or_null, "integer MCCs (ISO 18245)"))
     if need_category:
-        rules.append((columns.category, is_text, "string or dictionary<string> categories"))
+        rules.append(
+            (columns.category, _is_text_or_null, "string or dictionary<string> categories")
+        )
     for name, accepts, expected in rules:
         kind = schema.field(name).type
         if not accepts(kind):
             raise DataError(f"column {name!r}: type {kind}; expected {expected}")
         if pa.types.is_timestamp(kind) and kind.tz is not None:
             raise _tz_error(name, kind.tz)
+
+
+def _is_integer_or_null(kind: pa.DataType) -> bool:
+    return pa.types.is_integer(kind) or pa.types.is_null(kind)
+
+
+def _is_text_or_null(kind: pa.DataType) -> bool:
+    return is_text(kind) or pa.types.is_null(kind)
 
 
 def _is_user_id(kind: pa.DataType) -> bool:
@@ -377,8 +414,25 @@ def timestamps_us(column: pa.ChunkedArray, name: str) -> np.ndarray:
     _no_nulls(column, name, "timestamps")
     raw = column.cast(pa.int64()).to_numpy()
     if kind.unit == "ns":
-        return raw // 1000
-    return raw if kind.unit == "us" else raw * _US_PER[kind.unit]
+        return raw // 1000  # finer than a microsecond: dropped (floored)
+    if kind.unit != "us":
+        # NOTE: beyond about 292,000 years from 1970 the microseconds would overflow int64.
+        first, last = (bound // _US_PER[kind.unit] for bound in _US_RANGE)
+        _check_range(raw, first, last, name)
+        return raw * _US_PER[kind.unit]
+    _check_range(raw, *_US_RANGE, name)
+    return raw
+
+
+# Times the kernels take: years 1 to 9999, as Python's datetime (microseconds since 1970).
+_US_RANGE = (-62_135_596_800_000_000, 253_402_300_799_999_999)
+
+
+def _check_range(raw: np.ndarray, first: int, last: int, name: str) -> None:
+    if len(raw) == 0 or first <= raw.min() and raw.max() <= last:
+        return
+    which = "before year 1" if raw.min() < first else "after year 9999"
+    raise DataError(f"column {name!r}: a time {which}; expected times in years 1 to 9999")
 
 
 def _amounts(column: pa.ChunkedArray, name: str) -> np.ndarray:
@@ -392,22 +446,29 @@ def _amounts(column: pa.ChunkedArray, name: str) -> np.ndarray:
 
 
 def _mccs(column: pa.ChunkedArray) -> np.ndarray:
+    """MCC codes as int32, MCC_NONE where null or outside 0..9999 (checked in the column's
+    own type, so no value wraps into range)."""
+    if pa.types.is_null(column.type):
+        return np.full(len(column), K.MCC_NONE, np.int32)
+    values = column.fill_null(0).to_numpy()  # 0 fits every integer type
+    inside = (values >= 0) & (values < K.MCC_NONE)
     if column.null_count:
-        column = column.cast(pa.int32()).fill_null(-1)
-    codes = column.to_numpy().astype(np.int32)
-    # Negative codes read as unsigned are huge, so one minimum sends them and codes past
-    # the table to MCC_NONE.
-    np.minimum(codes.view(np.uint32), K.MCC_NONE, out=codes.view(np.uint32))
-    return codes
+        inside &= column.is_valid().to_numpy(zero_copy_only=False)
+    return np.where(inside, values, K.MCC_NONE).astype(np.int32)
 
 
 def _categories(column: pa.ChunkedArray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Category codes as int32 into the categories (strings), len(categories) where null."""
     kind = column.type
+    if pa.types.is_null(kind):
+        return np.zeros(len(column), np.int32), ()
     if pa.types.is_dictionary(kind) and column.num_chunks:
-        unified = column.unify_dictionaries()
+        # int32 indices, so that the chunks' dictionaries combined and the null code fit.
+        unified = column.cast(pa.dictionary(pa.int32(), kind.value_type)).unify_dictionaries()
         dictionary = unified.chunk(0).dictionary
         categories = tuple(dictionary.to_pylist())
-        if len(set(categories)) == len(categories) and pa.types.is_string(dictionary.type):
+        distinct = len(set(categories)) == len(categories) and dictionary.null_count == 0
+        if distinct and pa.types.is_string(dictionary.type):
             # NOTE: reuse the dictionary codes: decoding 10^7 strings to re-encode them is slow.
             codes = [
                 chunk.indices.fill_null(len(categories)).to_numpy() for chunk in unified.chunks

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from cardworld.errors import DataError
+from cardworld.errors import ConfigError, DataError
 from cardworld.simulator import ledger
 from cardworld.simulator.targets import kernels as K
 from cardworld.simulator.targets.arrays import (
@@ -120,14 +120,15 @@ def compute_user(
     timestamps: datetime64 values (tz-naive local time): a NumPy array, a pandas Series or
     DatetimeIndex; strings and numbers are refused (convert them with pd.to_datetime).
     amounts: numbers. mcc: integer codes, needed when a target filters by MCC. category:
-    strings, needed when a target filters by category.
+    strings, needed when a target filters by category. A pandas Series is taken by position
+    (its index is ignored).
     """
     target_set = as_target_set(targets)
     need_mcc, need_category = needed_columns(target_set)
     frame: dict[str, Any] = {
         "user": np.zeros(len(amounts), np.int64),
-        "timestamp": timestamps,
-        "amount": amounts,
+        "timestamp": _positional(timestamps),
+        "amount": _positional(amounts),
     }
     for name, values, needed in (("mcc", mcc, need_mcc), ("category", category, need_category)):
         if needed:
@@ -135,7 +136,7 @@ def compute_user(
                 raise DataError(
                     f"{name} = None: expected {name} values, since a target filters by {name}"
                 )
-            frame[name] = values
+            frame[name] = _positional(values)
     try:
         table = pd.DataFrame(frame)
     except ValueError as error:
@@ -143,6 +144,12 @@ def compute_user(
     return compute_table(
         table, target_set, user="user", timestamp="timestamp", amount="amount", parallel=False
     )
+
+
+def _positional(values: Any) -> Any:
+    """A pandas Series or Index as its values alone: a DataFrame built from Series lines
+    them up by their index labels, and these arrays are taken in the order given."""
+    return values.array if isinstance(values, pd.Series | pd.Index) else values
 
 
 def compute_ledger(
@@ -157,6 +164,8 @@ def compute_ledger(
     rows in the ledger's row order (computed a part file at a time when each file holds
     whole users, as a cardworld ledger's do)."""
     target_set = as_target_set(targets)
+    if id_column in target_set.names:
+        raise ConfigError(f"target {id_column!r}: the name of the id column; expected another name")
     try:
         parts = list(_targets_by_part(ledger_dir, target_set, columns, id_column, parallel))
     except PartsOverlap:

@@ -53,7 +53,7 @@ ROLLING_MAX_DAYS = 36_525
 FILL_AGGREGATES = ("mean", "min", "max", "topk_mean")
 RESERVED_NAMES = ("txn_id",)
 
-_ROLLING = re.compile(r"^\s*(\d+)\s*(d|h)\s*$")
+_ROLLING = re.compile(r"^\s*(\d+)\s*(d|h)\s*$", re.ASCII)
 _UNIT_US = {"d": 86_400_000_000, "h": 3_600_000_000}
 _TARGET_KEYS = (
     "name",
@@ -275,6 +275,10 @@ def load_targets(path: str | Path) -> TargetSet:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"{path}: cannot read targets file: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {error.start}); expected a TOML file, which is UTF-8"
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

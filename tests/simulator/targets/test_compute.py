@@ -17,7 +17,7 @@ import typer
 from typer.testing import CliRunner
 
 from cardworld.commands.targets import targets as targets_command
-from cardworld.errors import DataError, LedgerError
+from cardworld.errors import ConfigError, DataError, LedgerError
 from cardworld.simulator.targets import compute
 from cardworld.targets import (
     Target,
@@ -573,10 +573,11 @@ def test_dictionary_categories_with_different_chunk_dictionaries_and_nulls():
 def test_mccs_outside_the_code_range_match_nothing():
     frame = pd.DataFrame(
         {
-            "consumer_id": [1, 1, 1, 1],
-            "timestamp": pd.to_datetime(["2024-01-01"] * 4),
-            "amount": [1.0, 2.0, 4.0, 8.0],
-            "mcc": np.array([-5411, 15411, 9999, 5411], dtype=np.int64),
+            "consumer_id": [1, 1, 1, 1, 1],
+            "timestamp": pd.to_datetime(["2024-01-01"] * 5),
+            "amount": [1.0, 2.0, 4.0, 8.0, 16.0],
+            # 2**32 + 5411 and -2**32 + 5411 are 5411 once narrowed to 32 bits: still no match.
+            "mcc": np.array([-5411, 2**32 + 5411, 9999, 5411, -(2**32) + 5411], dtype=np.int64),
         }
     )
     targets = TargetSet(
@@ -584,8 +585,113 @@ def test_mccs_outside_the_code_range_match_nothing():
         dtype="float64",
     )
     np.testing.assert_array_equal(
-        compute_table(frame, targets), [[0.0, 0.0], [0.0, 0.0], [0.0, 1.0], [8.0, 1.0]]
+        compute_table(frame, targets),
+        [[0.0, 0.0], [0.0, 0.0], [0.0, 1.0], [8.0, 1.0], [8.0, 1.0]],
     )
+    huge = frame.head(2).assign(mcc=np.array([2**64 - 1, 5411], dtype=np.uint64))
+    np.testing.assert_array_equal(compute_table(huge, targets)[:, 0], [0.0, 2.0])
+
+
+def _three_rows(**columns) -> pa.Table:
+    return pa.table(
+        {
+            "consumer_id": pa.array([1, 1, 1], pa.int64()),
+            "timestamp": pa.array(np.array([0, 3600, 90_000]) * 1_000_000, pa.timestamp("us")),
+            "amount": pa.array([1.0, 2.0, 4.0]),
+            **columns,
+        }
+    )
+
+
+def test_odd_category_columns_are_read_as_their_values():
+    day = TargetSet((Target("v5", "count", "day", category="v5"),), dtype="float64")
+    # All nulls, as pandas writes an all-None column: no row matches.
+    with pytest.warns(UserWarning, match="category 'v5' named by a target does not occur"):
+        got = compute_table(_three_rows(category=pa.nulls(3)), day)
+    np.testing.assert_array_equal(got[:, 0], [0.0, 0.0, 0.0])
+    # int8 indices into a dictionary of 128 values (the null code no longer fits an int8).
+    names = pa.array([f"v{i}" for i in range(128)])
+    narrow = pa.DictionaryArray.from_arrays(pa.array([5, None, 127], pa.int8()), names)
+    np.testing.assert_array_equal(
+        compute_table(_three_rows(category=narrow), day)[:, 0], [1.0, 1.0, 0.0]
+    )
+    # int8 chunks whose dictionaries together hold more values than an int8 can index.
+    chunks = [
+        pa.DictionaryArray.from_arrays(pa.array([0], pa.int8()), names[:100]),
+        pa.DictionaryArray.from_arrays(pa.array([0, 5], pa.int8()), names[100:]),
+    ]
+    chunked = _three_rows(category=pa.chunked_array(chunks))
+    np.testing.assert_array_equal(compute_table(chunked, day)[:, 0], [0.0, 0.0, 0.0])
+    v105 = TargetSet((Target("v105", "count", "day", category="v105"),))
+    np.testing.assert_array_equal(compute_table(chunked, v105)[:, 0], [0.0, 0.0, 1.0])
+    # A null among the dictionary's values is a null category.
+    holed = pa.DictionaryArray.from_arrays(pa.array([0, 1, 0], pa.int32()), pa.array(["a", None]))
+    table = _three_rows(category=holed)
+    with pytest.warns(UserWarning, match="category 'zz' named by a target does not occur"):
+        compute_table(table, TargetSet((Target("zz", "count", "day", category="zz"),)))
+    a = TargetSet((Target("a", "count", "day", category="a"),))
+    np.testing.assert_array_equal(compute_table(table, a)[:, 0], [1.0, 1.0, 1.0])
+
+
+def test_an_all_null_column_in_the_first_part_file_takes_a_later_files_type(tmp_path):
+    table = _ledger_table(np.random.default_rng(18), users=6)
+    _write_whole_users(tmp_path / "ledger", table)
+    part = tmp_path / "ledger" / "transactions" / "part-0.parquet"
+    _rewrite_part(part, "category", lambda column: pa.nulls(len(column)))
+    first = pq.read_metadata(part).num_rows
+    category = table.column("category").to_pylist()
+    nulled = table.set_column(
+        table.schema.get_field_index("category"),
+        "category",
+        pa.array([None] * first + category[first:], pa.string()),
+    )
+    got = compute_ledger(tmp_path / "ledger", TARGETS)
+    np.testing.assert_array_equal(np.column_stack(got.columns[1:]), compute_table(nulled, TARGETS))
+
+
+@pytest.mark.parametrize(
+    ("unit", "stamps", "message"),
+    [
+        ("s", [0, 10**13], "a time after year 9999"),
+        ("ms", [-(10**15), 0], "a time before year 1"),
+        ("us", [0, 2**62], "a time after year 9999"),
+    ],
+)
+def test_times_outside_years_1_to_9999_are_refused(unit, stamps, message):
+    # 10**13 seconds are 10**19 microseconds, past int64: they must not wrap into range.
+    table = pa.table(
+        {
+            "consumer_id": [1, 1],
+            "timestamp": pa.array(stamps, pa.timestamp(unit)),
+            "amount": [1.0, 1.0],
+        }
+    )
+    with pytest.raises(
+        DataError, match=f"column 'timestamp': {message}; expected times in years 1"
+    ):
+        compute_table(table, Target("n", "count", "day"))
+    first_and_last = pa.array([-62_135_596_800, 253_402_300_799], pa.timestamp("s"))
+    edges = table.set_column(1, "timestamp", first_and_last)
+    np.testing.assert_array_equal(compute_table(edges, Target("n", "count", "day"))[:, 0], [1, 1])
+
+
+def test_compute_user_takes_series_by_position_not_by_label():
+    stamps = pd.Series(pd.to_datetime(["2021-01-01 10:00", "2021-01-01 09:00"]), index=[8, 7])
+    amounts = pd.Series([1.0, 2.0], index=[7, 8])  # labels the other way round
+    got = compute_user(stamps, amounts, TargetSet((Target("s", "sum", "day"),), dtype="float64"))
+    np.testing.assert_array_equal(got[:, 0], [3.0, 2.0])  # 10:00 (1.0) after 09:00 (2.0)
+
+
+def test_repeated_column_names_and_an_id_named_target_are_refused(tmp_path):
+    names = ["consumer_id", "timestamp", "amount", "amount"]
+    frame = pd.DataFrame([[1, pd.Timestamp("2021-01-01"), 1.0, 2.0]], columns=names)
+    table = pa.Table.from_arrays([pa.array(frame.iloc[:, i]) for i in range(4)], names=names)
+    for repeated in (frame, table):
+        with pytest.raises(DataError, match="column 'amount': found 2 times; expected one"):
+            compute_table(repeated, Target("s", "sum", "day"))
+    _write_ledger(tmp_path / "ledger", _ledger_table(np.random.default_rng(19)))
+    with pytest.raises(ConfigError, match="target 'card_id': the name of the id column"):
+        compute_ledger(tmp_path / "ledger", Target("card_id", "count", "day"), id_column="card_id")
 
 
 def test_write_targets_keeps_what_is_there(tmp_path):

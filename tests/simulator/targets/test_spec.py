@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import re
 
 import pytest
 
@@ -73,6 +74,7 @@ def test_python_objects_equal_their_toml_twin(tmp_path):
         ('aggregate = "sum"\nwindow = "fortnight"', ["window = 'fortnight'", '"7d"']),
         ('aggregate = "sum"\nwindow = "0d"', ["window = '0d'", "at least 1"]),
         ('aggregate = "sum"\nwindow = "-3d"', ["window = '-3d'"]),
+        ('aggregate = "sum"\nwindow = "\u0667d"', ["window = '\u0667d'"]),  # an Arabic-Indic 7
         ('aggregate = "sum"\nwindow = "36526d"', ["window = '36526d'", "at most 36525d"]),
         (
             'aggregate = "sum"\nwindow = "day"\ndirection = "sideways"',
@@ -146,6 +148,10 @@ def test_bad_documents(tmp_path, text, expected):
 def test_missing_file_and_bad_python_objects(tmp_path):
     with pytest.raises(ConfigError, match="cannot read targets file"):
         load_targets(tmp_path / "nope.toml")
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes('# caf\xe9\n[[target]]\nname = "a"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(latin))}: not UTF-8 text \(byte 5\)"):
+        load_targets(latin)
     with pytest.raises(ConfigError, match=r"target 'x': aggregate = 'median'"):
         Target("x", "median", "day")
     with pytest.raises(ConfigError, match=r"expected at least one"):
