@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import typer
@@ -29,9 +30,20 @@ def targets(
 
     target_set = load_targets(config)
     begin = time.perf_counter()
-    with console.status(f"computing {len(target_set)} targets over {ledger_dir}"):
+    with (
+        console.status(f"computing {len(target_set)} targets over {ledger_dir}"),
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
         rows = write_targets(ledger_dir, target_set, out, overwrite=overwrite)
     seconds = time.perf_counter() - begin
+    # cardworld's own warnings (a category that occurs nowhere, often a typo in the config)
+    # as one line each, naming the config; others as Python shows them.
+    for message in dict.fromkeys(str(w.message) for w in caught if w.category is UserWarning):
+        console.print(f"[yellow]warning: {config}: {message}[/yellow]", soft_wrap=True)
+    for w in caught:
+        if w.category is not UserWarning:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     console.print(
         f"wrote {out}: {rows:,} rows x {len(target_set)} targets "
         f"({', '.join(target_set.names)}) in {seconds:.1f} s"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,12 +67,17 @@ def warn_missing_categories(
         if target.category is not None
         for name in (target.category if isinstance(target.category, tuple) else (target.category,))
     ]
-    present = set(categories)
+    present = sorted(c for c in set(categories) if isinstance(c, str))
+    shown = ", ".join(present[:40]) + (
+        f", ... ({len(present)} in all)" if len(present) > 40 else ""
+    )
     for name in dict.fromkeys(named):
         if name not in present:
+            close = difflib.get_close_matches(name, present, n=1)
             warnings.warn(
-                f"category {name!r} named by a target does not occur in the data "
-                f"(categories found: {', '.join(sorted(categories)[:20]) or 'none'}); it matches nothing",
+                f"category {name!r} named by a target does not occur in the data"
+                + (f" (did you mean {close[0]!r}?)" if close else "")
+                + f"; it matches nothing (categories found: {shown or 'none'})",
                 stacklevel=stacklevel,
             )
 

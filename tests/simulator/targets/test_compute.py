@@ -177,6 +177,27 @@ def test_cli_writes_parquet_with_txn_id_and_one_column_per_target(tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["targets.parquet"]  # no temp file left
 
 
+def test_cli_warns_once_of_a_category_that_occurs_nowhere_naming_the_config(tmp_path):
+    _write_ledger(tmp_path / "ledger", _ledger_table(np.random.default_rng(20)))  # 3 files
+    config = tmp_path / "typo.toml"
+    config.write_text(
+        '[[target]]\nname = "g"\naggregate = "sum"\nwindow = "day"\ncategory = "dinning"\n'
+    )
+    app = typer.Typer()
+    app.command()(targets_command)
+    out = tmp_path / "t.parquet"
+    result = CliRunner().invoke(
+        app, [str(tmp_path / "ledger"), "--config", str(config), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert warned == [
+        f"warning: {config}: category 'dinning' named by a target does not occur in the data "
+        "(did you mean 'dining'?); it matches nothing (categories found: dining, grocery, transit)"
+    ]
+    assert pq.read_table(out).column("g").to_pylist() == [0.0] * 150
+
+
 def test_cli_bad_config_is_a_config_error(tmp_path):
     _write_ledger(tmp_path / "ledger", _ledger_table(np.random.default_rng(3)))
     config = tmp_path / "bad.toml"
