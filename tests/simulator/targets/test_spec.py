@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import pickle
 import re
+from pathlib import Path
 
 import pytest
 
@@ -158,3 +159,13 @@ def test_missing_file_and_bad_python_objects(tmp_path):
         TargetSet(())
     with pytest.raises(ConfigError, match=r"expected Target objects"):
         TargetSet(("not a target",))
+
+
+def test_the_readme_targets_example_loads(tmp_path):
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    example = re.search(r"A targets file declares.*?```toml\n(.*?)```", readme, re.S).group(1)
+    path = tmp_path / "targets.toml"
+    path.write_text(example)
+    target_set = load_targets(path)
+    assert target_set.names == ("grocery_week_so_far", "flies_next_30d")
+    assert target_set.targets[1].direction == "future"
