@@ -167,5 +167,5 @@ def test_the_readme_targets_example_loads(tmp_path):
     path = tmp_path / "targets.toml"
     path.write_text(example)
     target_set = load_targets(path)
-    assert target_set.names == ("grocery_week_so_far", "flies_next_30d")
+    assert target_set.names == ["grocery_week_so_far", "flies_next_30d"]
     assert target_set.targets[1].direction == "future"
