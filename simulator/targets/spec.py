@@ -27,6 +27,11 @@ are 0; mean, min, max and topk_mean give `fill`. `any` is a label: 1.0 when the 
 a matching transaction, else 0.0 (e.g. "will this user spend in travel in the next 30
 days": aggregate "any", window "30d", direction "future", category "travel"). Amounts are
 taken as they are (refunds are negative).
+
+Precision. Sums and means are differences of running float64 sums of the user's amounts,
+so their absolute error is about 1e-16 times the user's running total of |amount|: far
+below a cent for money, but where one user's amounts span more than about 12 orders of
+magnitude (1e12 and 0.01), windows after the large ones lose the small ones.
 """
 
 from __future__ import annotations
