@@ -78,13 +78,15 @@ def simulate_shard(
     np.minimum.at(first_open, cards.owner, cards.opened)
     first_day = np.maximum(first_open, arrays.start_day)
     segments = build_timeline(world, arrays, consumers, first_day)
-    rows = _purchase_rows(world, arrays, consumer_ids, consumers, cards, first_day, segments)
-    rows, records, replacements = kf.simulate_fraud(
-        arrays, fraud.arrays, rows, consumer_ids, consumers.home_city,
+    buf, n = _purchase_rows(world, arrays, consumer_ids, consumers, cards, first_day, segments)
+    buf, n, records, replacements = kf.simulate_fraud(
+        arrays, fraud.arrays, buf, n, consumer_ids, consumers.home_city,
         cards.offsets, cards.card_id, cards.kind, cards.opened, cards.chip_from,
         segments.offsets, segments.start, segments.end, segments.state,
-        _kept_buffer("fraud", rows.shape[1] + 1024),
+        np.empty((k.N_COLUMNS, 1024), np.int64),
     )  # fmt: skip
+    _kept.purchases = buf  # grown if the fraudsters' rows did not fit
+    rows = buf[:, :n]
     validity = int(world.spec.cards.validity_years * 365.2425)
     all_cards, replaces = with_replacements(
         arrays.seed, cards, replacements, validity, arrays.chip_card_share, arrays.first_year
@@ -115,9 +117,10 @@ def expected_rows(world: World) -> float:
 
 
 def _purchase_rows(world, arrays, consumer_ids, consumers, cards, first_day, segments):
-    """The purchase kernel's rows, in a buffer with room for the expected rows and a
-    quarter more, doubled whenever a consumer does not fit. The buffer is this thread's
-    kept one (`_kept_buffer`): the rows are valid until its next block."""
+    """The purchase kernel's rows: (buffer, rows), the rows in the buffer's first columns.
+    The buffer has room for the expected rows and a quarter more, doubled whenever a
+    consumer does not fit; it is this thread's kept one (`_kept_buffer`): the rows are
+    valid until its next block."""
     capacity = int(1.25 * expected_rows(world) * len(consumer_ids)) + 4096
     buf = _kept_buffer("purchases", capacity)
     done = n = 0
@@ -129,7 +132,7 @@ def _purchase_rows(world, arrays, consumer_ids, consumers, cards, first_day, seg
             segments.city, segments.home_city, segments.epoch, buf, done, n,
         )  # fmt: skip
         if done == len(consumer_ids):
-            return buf[:, :n]
+            return buf, n
         # Consumer `done` did not fit: double the room and go on from it (same draws).
         bigger = np.empty((k.N_COLUMNS, 2 * buf.shape[1]), np.int64)
         bigger[:, :n] = buf[:, :n]
@@ -143,9 +146,9 @@ def _kept_buffer(name: str, capacity: int) -> np.ndarray:
     """A (N_COLUMNS, >= capacity) int64 scratch buffer that this thread keeps for its next
     block, so its pages are touched once, not once a block.
 
-    NOTE: a block's buffers are a hundred megabytes or more; a fresh one is mapped anew and
-    every page faults on first touch: the fraud kernel took 92 ms a 790k-row block with a
-    fresh buffer, 46 ms with a kept one. Kept per thread, since Dask may run blocks on
+    NOTE: a block's buffer is a hundred megabytes or more; a fresh one is mapped anew and
+    every page faults on first touch: copying a 790k-row block's rows took 92 ms into a
+    fresh buffer, 46 ms into a kept one. Kept per thread, since Dask may run blocks on
     threads side by side.
     """
     buf = getattr(_kept, name, None)

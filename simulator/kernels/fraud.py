@@ -33,6 +33,7 @@ from cardworld.simulator.kernels.purchases import (
     C_MCC_SLOT,
     C_MERCHANT,
     C_METHOD,
+    C_SEQ,
     C_TIME,
     CARD_BLOCKED,
     CHAIN_STORE,
@@ -168,6 +169,7 @@ def simulate_fraud(
     w,
     fw,
     rows,
+    n_rows,
     consumer_ids,
     home_city,
     card_offsets,
@@ -183,24 +185,33 @@ def simulate_fraud(
 ):
     """Compromises, fraudster transactions, blocks and replacement cards of a shard.
 
-    w: WorldArrays; fw: FraudArrays. rows: (N_COLUMNS, r) int64 legitimate and random-fraud
-    transactions sorted by consumer then time. consumer_ids, home_city: (n,) int64. Cards CSR as in
-    simulate_purchases; segments CSR (offsets (n+1,), start/end/state per segment).
-    out: (N_COLUMNS, capacity) int64 room for rows' (grown here if fraud needs more; see
-    simulate_purchases on why the caller allocates it).
-    Returns (rows', compromises (k, N_K) int64, replacements (p, 4) int64: old card index,
-    new card id, opened day, owner index); rows' sorted by consumer then time.
+    w: WorldArrays; fw: FraudArrays. rows: (N_COLUMNS, capacity) int64 whose first n_rows
+    columns are the legitimate and random-fraud transactions, sorted by consumer then time.
+    consumer_ids, home_city: (n,) int64. Cards CSR as in simulate_purchases; segments CSR
+    (offsets (n+1,), start/end/state per segment). out: (N_COLUMNS, capacity) int64 room
+    for the fraudsters' rows (grown here if they need more).
+    Returns (rows', n_rows', compromises (k, N_K) int64, replacements (p, 4) int64: old card
+    index, new card id, opened day, owner index): the fraudsters' rows merged into `rows`
+    (grown, a new array, if they do not fit), whose first n_rows' columns are then all the
+    shard's transactions sorted by consumer then time.
+
+    NOTE: a consumer's rows change in place (those on a blocked card) and only consumers a
+    fraudster met get rows added, so the rows are not copied to a second matrix: one merge
+    at the end moves each consumer's rows up by the fraudsters' rows before it (fraud_rows).
+    A second shard-sized matrix cost its page faults once in each worker, 0.3 s, and the
+    copy 15-20 ms a block.
     """
     s = fw.scalars
     n_out = 0
+    out_start = np.zeros(consumer_ids.shape[0] + 1, np.int64)  # consumer i's rows in out
     records = np.empty((256, N_K), np.int64)
     n_rec = 0
     replacements = np.empty((64, 4), np.int64)
     n_rep = 0
     comps = np.empty((64, 4), np.int64)  # card index, kind, time (s), source
     scratch = np.zeros(2, np.uint64)  # a stream, reseeded per draw
-    row_end = np.searchsorted(rows[C_CONSUMER], consumer_ids, side="right")
-    row_start = np.searchsorted(rows[C_CONSUMER], consumer_ids, side="left")
+    row_end = np.searchsorted(rows[C_CONSUMER, :n_rows], consumer_ids, side="right")
+    row_start = np.searchsorted(rows[C_CONSUMER, :n_rows], consumer_ids, side="left")
     end_t = (w.end_day + 1) * 86400
     online_peak = max(1e-9, w.online_multiplier.max())
     for i in range(consumer_ids.shape[0]):
@@ -349,8 +360,10 @@ def simulate_fraud(
         next_slot = cb - ca
         replacement = np.full(cb - ca, -1, np.int64)
         replacement_open = np.full(cb - ca, NEVER, np.int64)
+        renewed = False
         for c in range(ca, cb):
             if blocked[c - ca] < end_t:
+                renewed = True
                 open_day = blocked[c - ca] // 86400 + 1 + int(s[F_REISSUE_DAYS])
                 replacement[c - ca] = cid * 100 + next_slot
                 replacement_open[c - ca] = open_day * 86400
@@ -365,15 +378,14 @@ def simulate_fraud(
             c = ca + (out[C_CARD, r] - cid * 100)
             if out[C_TIME, r] >= blocked[c - ca]:
                 out[C_ERROR, r] = CARD_BLOCKED
-        out = grow(out, n_out, r1 - r0)
-        n_out = _carry_rows(
-            rows, r0, r1, out, n_out, cid, ca, blocked, replacement, replacement_open
-        )
-        # The consumer's rows in time order (a stable sort: fraud rows first on ties). Most
-        # consumers meet no fraudster: their carried rows are in order and numbered already.
-        if n_out - block_start > r1 - r0:
+        if renewed:  # rows after a block: moved to the new card or declined
+            _block_rows(rows, r0, r1, cid, ca, blocked, replacement, replacement_open)
+        if n_out > block_start:
             sort_rows(out, block_start, n_out)
-    return out[:, :n_out], records[:n_rec], replacements[:n_rep]
+        out_start[i + 1] = n_out
+    rows = grow(rows, n_rows, n_out)
+    _merge_fraud_rows(rows, row_start, row_end, out, out_start)
+    return rows, n_rows + n_out, records[:n_rec], replacements[:n_rep]
 
 
 @kernel(allocates=False)
@@ -409,18 +421,48 @@ def _seen_compromises(w, fw, rows, r0, r1, cid, ca, card_id, comps, st):
 
 
 @kernel(allocates=False)
-def _carry_rows(rows, r0, r1, out, n_out, cid, ca, blocked, replacement, replacement_open):
-    """Copy a consumer's rows [r0, r1) to out from n_out, moving them to the replacement card
-    once it is open, declining them in between; returns the new n_out."""
+def _block_rows(rows, r0, r1, cid, ca, blocked, replacement, replacement_open):
+    """A consumer's rows [r0, r1) on blocked cards, in place: moved to the replacement card
+    once it is open, declined in between."""
     for r in range(r0, r1):
-        for col in range(N_COLUMNS):
-            out[col, n_out] = rows[col, r]
         c = ca + (rows[C_CARD, r] - cid * 100)
         t = rows[C_TIME, r]
         if t >= blocked[c - ca]:
             if rows[C_FRAUD, r] == 0 and t >= replacement_open[c - ca]:
-                out[C_CARD, n_out] = replacement[c - ca]
+                rows[C_CARD, r] = replacement[c - ca]
             else:
-                out[C_ERROR, n_out] = CARD_BLOCKED
-        n_out += 1
-    return n_out
+                rows[C_ERROR, r] = CARD_BLOCKED
+
+
+@kernel(allocates=False)
+def _merge_fraud_rows(rows, row_start, row_end, out, out_start):
+    """Merge each consumer's fraudster rows out[:, out_start[i]:out_start[i + 1]] (in time
+    order) into its rows rows[:, row_start[i]:row_end[i]], in place: consumer i's rows end
+    up at rows[:, row_start[i] + out_start[i]:row_end[i] + out_start[i + 1]], in time order,
+    fraudster rows first on ties (as a stable sort of fraudster rows then the others), and
+    numbered from 0 where rows were added. rows must have room for all of out's rows.
+    """
+    # NOTE: from the last consumer back, so every row moves up into room already vacated.
+    for i in range(row_start.shape[0] - 1, -1, -1):
+        r0, r1 = row_start[i], row_end[i]
+        before, stop = out_start[i], out_start[i + 1]
+        if stop == before:
+            if before > 0:
+                for col in range(N_COLUMNS):
+                    line = rows[col]
+                    for r in range(r1 - 1, r0 - 1, -1):
+                        line[r + before] = line[r]
+            continue
+        r, x = r1 - 1, stop - 1
+        for dest in range(r1 + stop - 1, r0 + before - 1, -1):
+            # The consumer's own row when it is later, or as late (it sorts after on ties).
+            if r >= r0 and (x < before or rows[C_TIME, r] >= out[C_TIME, x]):
+                for col in range(N_COLUMNS):
+                    rows[col, dest] = rows[col, r]
+                r -= 1
+            else:
+                for col in range(N_COLUMNS):
+                    rows[col, dest] = out[col, x]
+                x -= 1
+        for dest in range(r0 + before, r1 + stop):
+            rows[C_SEQ, dest] = dest - r0 - before

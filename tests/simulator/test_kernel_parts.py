@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cardworld.simulator import rng, timeline
+from cardworld.simulator.kernels import fraud as kf
 from cardworld.simulator.kernels import purchases as k
 from cardworld.simulator.kernels.jit import kernel
 from cardworld.simulator.names import company_names, person_names, street_addresses
@@ -40,6 +41,46 @@ def test_sort_rows_is_a_stable_sort_by_time(times, start, shuffled):
     assert (buf[k.C_CARD, start : start + m] == order).all()
     assert (buf[k.C_SEQ, start : start + m] == np.arange(m)).all()
     assert (buf[:, :start] == -7).all() and (buf[:, start + m :] == -7).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.integers(0, 9), max_size=12), st.lists(st.integers(0, 9), max_size=4)
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    st.integers(0, 3),
+)
+def test_fraud_rows_merge_in_place_as_a_stable_sort_of_fraud_then_own_rows(consumers, room):
+    # consumers: per consumer, its own rows' times and its fraudster rows' times.
+    own = [np.sort(np.array(times, np.int64)) for times, _ in consumers]
+    fraud = [np.sort(np.array(times, np.int64), kind="stable") for _, times in consumers]
+    n, extra = sum(map(len, own)), sum(map(len, fraud))
+    rows = np.full((k.N_COLUMNS, n + extra + room), -7, np.int64)
+    out = np.full((k.N_COLUMNS, extra + room), -9, np.int64)
+    row_start = np.cumsum([0] + [len(t) for t in own])
+    out_start = np.cumsum([0] + [len(t) for t in fraud])
+    for i in range(len(consumers)):
+        a, b = row_start[i], row_start[i + 1]
+        rows[k.C_TIME, a:b], rows[k.C_CARD, a:b] = own[i], np.arange(b - a)  # who is who
+        rows[k.C_SEQ, a:b] = np.arange(b - a)
+        x, y = out_start[i], out_start[i + 1]
+        out[k.C_TIME, x:y], out[k.C_CARD, x:y] = fraud[i], 100 + np.arange(y - x)
+    kf._merge_fraud_rows(rows, row_start[:-1], row_start[1:], out, out_start)
+    at = 0
+    for i in range(len(consumers)):
+        times = np.concatenate([fraud[i], own[i]])
+        who = np.concatenate([100 + np.arange(len(fraud[i])), np.arange(len(own[i]))])
+        order = np.argsort(times, kind="stable")
+        m = len(times)
+        assert (rows[k.C_TIME, at : at + m] == times[order]).all()
+        assert (rows[k.C_CARD, at : at + m] == who[order]).all()
+        assert (rows[k.C_SEQ, at : at + m] == np.arange(m)).all()
+        at += m
+    assert (rows[:, at:] == -7).all()
 
 
 @settings(max_examples=300, deadline=None)
