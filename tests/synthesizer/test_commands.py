@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pandas as pd
 import typer
 from typer.testing import CliRunner
@@ -143,3 +145,31 @@ def test_fit_reads_a_ledger_directory(table: pd.DataFrame, tmp_path) -> None:
         "name": "pii",
         "state": "static",
     }
+
+
+FIT_TINY = ["--epochs", "1", "--layers", "1", "--width", "16", "--device", "cpu"]
+
+
+def test_fit_save_load_sample_a_simulated_ledger(tmp_path) -> None:
+    # A real ledger, whose consumers table holds datetime.date birth and retirement dates.
+    import cardworld
+
+    ledger = tmp_path / "ledger"
+    cardworld.simulate(
+        "tiny", ledger, consumers=12, start="2019-01-01", end="2019-01-31", workers=1
+    )
+    model = tmp_path / "model"
+    r = runner.invoke(synth_app, ["fit", str(ledger), "--out", str(model), *FIT_TINY])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger", "model"]  # no staging left
+    out = tmp_path / "synth.parquet"
+    r = runner.invoke(synth_app, ["sample", str(model), "--groups", "4", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    df = pd.read_parquet(out)
+    assert df["consumer_id"].nunique() == 4
+    births = df["birth_date"].dropna()
+    assert len(births) and all(type(v) is datetime.date for v in births)
+    from cardworld.synthesizer import Synthesizer
+
+    stats = Synthesizer.load(model).codec.stats["birth_date"]
+    assert all(type(v) is datetime.date for v in stats["categories"])
