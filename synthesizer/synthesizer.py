@@ -12,6 +12,7 @@ import base64
 import datetime
 import decimal
 import json
+import math
 import os
 import secrets
 import shutil
@@ -487,7 +488,7 @@ def _rich_progress() -> Callable[[dict], None]:
         TextColumn("fit"),
         BarColumn(),
         TextColumn("epoch {task.fields[epoch]} loss {task.fields[loss]:.3f}"),
-        TextColumn("val {task.fields[val]:.3f}"),
+        TextColumn("val {task.fields[val]}"),
         TimeElapsedColumn(),
         TextColumn("eta {task.fields[eta]:.0f}s"),
         transient=False,
@@ -500,14 +501,15 @@ def _rich_progress() -> Callable[[dict], None]:
             if task is None:
                 bar.start()
                 task = bar.add_task(
-                    "fit", total=info["total_steps"], epoch=0, loss=0.0, val=0.0, eta=0.0
+                    "fit", total=info["total_steps"], epoch=0, loss=0.0, val="-", eta=0.0
                 )
             bar.update(
                 task,
                 completed=info["step"],
                 epoch=info["epoch"],
                 loss=info["loss"],
-                val=info["val_loss"],
+                # nan until a validation pass has run (and always without a validation split)
+                val="-" if math.isnan(info["val_loss"]) else f"{info['val_loss']:.3f}",
                 eta=info["eta_s"],
             )
 

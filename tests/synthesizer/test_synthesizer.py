@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -266,3 +267,25 @@ def test_a_value_json_cannot_hold_fails_before_anything_is_written(
     with pytest.raises(DataError, match="cannot save a value of type complex"):
         synth.save(tmp_path / "model")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_time_budget_is_checked_between_batches(table: pd.DataFrame, tiny: dict) -> None:
+    # One window a step: an epoch is hundreds of steps, far more than a 0.06 s budget allows.
+    cfg = {**tiny, "batch_size": 1, "max_minutes": 0.001, "max_epochs": 50}
+    info = Synthesizer(**cfg).fit(table, group_by="acct_id", order_by="txn_index").fit_info
+    assert info["epochs"] == 1 and info["steps"] < info["train_windows"]
+    assert np.isfinite(info["best_val_loss"])  # the cut epoch still had its validation pass
+    assert info["seconds"] < 5  # the budget plus a step and a validation pass, generously
+
+
+def test_progress_shows_a_validation_loss_only_once_measured(
+    table: pd.DataFrame, tiny: dict
+) -> None:
+    seen: list[dict] = []
+    Synthesizer(**{**tiny, "max_epochs": 2, "patience": 5}).fit(
+        table, group_by="acct_id", order_by="txn_index", progress=seen.append
+    )
+    first = [info["val_loss"] for info in seen if info["epoch"] == 1]
+    second = [info["val_loss"] for info in seen if info["epoch"] == 2]
+    assert first and all(math.isnan(v) for v in first)
+    assert second and all(np.isfinite(v) for v in second)
