@@ -8,7 +8,14 @@ never unpickles anything.
 
 from __future__ import annotations
 
+import base64
+import datetime
+import decimal
 import json
+import math
+import os
+import secrets
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -335,10 +342,18 @@ class Synthesizer:
 
     # -- persistence --------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
+        """Write the model directory ``path``: staged beside it and renamed into place when
+        complete, so a failed save leaves what was there before. An existing synthesizer
+        directory is replaced; any other non-empty directory, or a file, is refused."""
         codec, model, pii = self._fitted()
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        save_model(model, str(path / WEIGHTS))
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{path}: is a file; expected a synthesizer directory to write")
+        if path.is_dir() and any(path.iterdir()) and not (path / MANIFEST).is_file():
+            raise ConfigError(
+                f"{path}: is not a synthesizer directory (no {MANIFEST}) and is not empty; "
+                "a save replaces only a synthesizer directory"
+            )
         manifest = {
             "format": FORMAT,
             "config": asdict(self.config),
@@ -351,7 +366,21 @@ class Synthesizer:
             else self.length_quantiles.tolist(),
             "fit": self.fit_info,
         }
-        (path / MANIFEST).write_text(json.dumps(manifest, indent=1, default=_json_default))
+        # Encoded first: a value JSON cannot hold fails before anything is written.
+        text = json.dumps(manifest, indent=1, default=_json_default)
+        place = path.resolve()  # a symlink's directory is replaced, not the link
+        place.parent.mkdir(parents=True, exist_ok=True)
+        staging = place.with_name(f".{place.name[:64]}.{secrets.token_hex(4)}.tmp")
+        staging.mkdir()  # the umask's mode, as the renamed directory will have
+        try:
+            save_model(model, str(staging / WEIGHTS))
+            # safetensors writes owner-only files; the weights get the manifest's mode.
+            os.chmod(staging / WEIGHTS, staging.stat().st_mode & 0o666)
+            (staging / MANIFEST).write_text(text)
+            _move_into_place(staging, place)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         return path
 
     @classmethod
@@ -361,7 +390,7 @@ class Synthesizer:
             raise ConfigError(
                 f"{path} is not a synthesizer directory; expected {MANIFEST} and {WEIGHTS} in it"
             )
-        manifest = json.loads((path / MANIFEST).read_text())
+        manifest = json.loads((path / MANIFEST).read_text(), object_hook=_json_object)
         if manifest.get("format") != FORMAT:
             raise ConfigError(
                 f"{path / MANIFEST} has format {manifest.get('format')!r}; expected {FORMAT}"
@@ -459,7 +488,7 @@ def _rich_progress() -> Callable[[dict], None]:
         TextColumn("fit"),
         BarColumn(),
         TextColumn("epoch {task.fields[epoch]} loss {task.fields[loss]:.3f}"),
-        TextColumn("val {task.fields[val]:.3f}"),
+        TextColumn("val {task.fields[val]}"),
         TimeElapsedColumn(),
         TextColumn("eta {task.fields[eta]:.0f}s"),
         transient=False,
@@ -472,14 +501,15 @@ def _rich_progress() -> Callable[[dict], None]:
             if task is None:
                 bar.start()
                 task = bar.add_task(
-                    "fit", total=info["total_steps"], epoch=0, loss=0.0, val=0.0, eta=0.0
+                    "fit", total=info["total_steps"], epoch=0, loss=0.0, val="-", eta=0.0
                 )
             bar.update(
                 task,
                 completed=info["step"],
                 epoch=info["epoch"],
                 loss=info["loss"],
-                val=info["val_loss"],
+                # nan until a validation pass has run (and always without a validation split)
+                val="-" if math.isnan(info["val_loss"]) else f"{info['val_loss']:.3f}",
                 eta=info["eta_s"],
             )
 
@@ -490,7 +520,64 @@ def _rich_progress() -> Callable[[dict], None]:
     return Callback()
 
 
+def _move_into_place(staging: Path, path: Path) -> None:
+    """Rename the finished directory ``staging`` to ``path``; an old ``path`` is renamed
+    aside first and deleted only once the new one is in place."""
+    if not path.exists():
+        staging.rename(path)
+        return
+    old = staging.with_name(f"{staging.name}.old")
+    path.rename(old)
+    try:
+        staging.rename(path)
+    except BaseException:
+        old.rename(path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# Values a table's cells can hold that JSON cannot, written as {"__type__": T, "value": V}
+# and read back as the same type: categories of a column of dates, times or decimals.
 def _json_default(o: object) -> object:
-    if isinstance(o, np.generic):
+    if isinstance(o, np.datetime64):
+        o = pd.Timestamp(o)
+    elif isinstance(o, np.timedelta64):
+        o = pd.Timedelta(o)
+    elif isinstance(o, np.generic):
         return o.item()
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+    # Timestamp before datetime before date: each is a subclass of the next.
+    if isinstance(o, pd.Timestamp):
+        return {"__type__": "timestamp", "value": o.isoformat()}
+    if isinstance(o, datetime.datetime):
+        return {"__type__": "datetime", "value": o.isoformat()}
+    if isinstance(o, datetime.date):
+        return {"__type__": "date", "value": o.isoformat()}
+    if isinstance(o, datetime.time):
+        return {"__type__": "time", "value": o.isoformat()}
+    if isinstance(o, datetime.timedelta):
+        return {"__type__": "timedelta", "value": pd.Timedelta(o).value}  # nanoseconds
+    if isinstance(o, decimal.Decimal):
+        return {"__type__": "decimal", "value": str(o)}
+    if isinstance(o, bytes):
+        return {"__type__": "bytes", "value": base64.b64encode(o).decode("ascii")}
+    raise DataError(
+        f"the synthesizer cannot save a value of type {type(o).__name__} ({o!r}); expected "
+        "numbers, text, booleans, dates, times, timedeltas, decimals or bytes in the table"
+    )
+
+
+_JSON_TYPES = {
+    "timestamp": pd.Timestamp,
+    "datetime": datetime.datetime.fromisoformat,
+    "date": datetime.date.fromisoformat,
+    "time": datetime.time.fromisoformat,
+    "timedelta": pd.Timedelta,
+    "decimal": decimal.Decimal,
+    "bytes": base64.b64decode,
+}
+
+
+def _json_object(d: dict) -> object:
+    if d.keys() == {"__type__", "value"} and d["__type__"] in _JSON_TYPES:
+        return _JSON_TYPES[d["__type__"]](d["value"])
+    return d

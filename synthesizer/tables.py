@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,22 +49,45 @@ def read_table(path: str | Path) -> Table:
         raise DataError(f"input {path} does not exist; expected a CSV/Parquet file or a ledger")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return Table(parse_dates(pd.read_csv(path)))
-    if suffix in (".parquet", ".pq"):
-        return Table(pd.read_parquet(path))
-    raise DataError(f"input {path} has suffix {suffix!r}; expected one of {SUFFIXES} or a ledger")
+        try:
+            events = parse_dates(pd.read_csv(path))
+        except pd.errors.EmptyDataError:
+            raise DataError(
+                f"input {path} is empty; expected a CSV file with a header row"
+            ) from None
+    elif suffix in (".parquet", ".pq"):
+        events = pd.read_parquet(path)
+    else:
+        raise DataError(
+            f"input {path} has suffix {suffix!r}; expected one of {SUFFIXES} or a ledger"
+        )
+    if events.empty:
+        raise DataError(f"input {path} has no rows (columns {list(events.columns)}); expected rows")
+    return Table(events)
+
+
+def check_output_suffix(path: Path) -> None:
+    if path.suffix.lower() not in SUFFIXES:
+        raise DataError(
+            f"output {path} has suffix {path.suffix.lower()!r}; expected one of {SUFFIXES}"
+        )
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``df`` under a temporary name beside ``path`` and rename it into place, so a
+    failed write leaves what ``path`` held before."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise DataError(f"output {path} has suffix {suffix!r}; expected one of {SUFFIXES}")
+    check_output_suffix(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        df.to_csv(path, index=False)
-    else:
-        df.to_parquet(path, index=False)
+    tmp = path.with_name(f".{path.name[:64]}.{secrets.token_hex(4)}.tmp")
+    try:
+        if path.suffix.lower() == ".csv":
+            df.to_csv(tmp, index=False)
+        else:
+            df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -4,6 +4,10 @@ A group's history is cut into overlapping windows; each window repeats the group
 prefix (the carried context) and a window token that says how far into the history it starts.
 The loop is plain: shuffle windows, step, evaluate once per epoch, keep the best weights, stop
 when validation loss has not improved for ``patience`` epochs or the time budget is spent.
+The budget (``max_minutes``) bounds the training steps: it is checked after every batch, and
+a run that spends it mid-epoch ends that epoch there with one validation pass, so a fit
+overruns it by a batch and a validation pass at most (building windows and saving are not
+counted).
 """
 
 from __future__ import annotations
@@ -136,6 +140,8 @@ def train(
     lr_scale = 1.0
     history: list[dict] = []
     t0, step, train_loss = time.perf_counter(), 0, math.nan
+    budget_s = math.inf if config.max_minutes is None else 60 * config.max_minutes
+    val_loss = math.nan  # the latest measured; nan until an epoch ends, or without val_data
     epoch = 0
     for epoch in range(1, config.max_epochs + 1):
         model.train()
@@ -145,9 +151,7 @@ def train(
             idx = perm[i : i + config.batch_size]
             x, y = x_all[idx].to(device), y_all[idx].to(device)
             # Decay by steps or by the time budget, whichever is further along.
-            done = step / total_steps
-            if config.max_minutes:
-                done = max(done, (time.perf_counter() - t0) / (60 * config.max_minutes))
+            done = max(step / total_steps, (time.perf_counter() - t0) / budget_s)
             lr = _learning_rate(step, config, done) * lr_scale
             for group in opt.param_groups:
                 group["lr"] = lr
@@ -159,21 +163,21 @@ def train(
             opt.step()
             step += 1
             running.append(loss.item())
+            elapsed = time.perf_counter() - t0
             if on_progress is not None:
-                elapsed = time.perf_counter() - t0
-                eta = elapsed / step * (total_steps - step)
-                if config.max_minutes:
-                    eta = min(eta, max(0.0, 60 * config.max_minutes - elapsed))
+                eta = min(elapsed / step * (total_steps - step), max(0.0, budget_s - elapsed))
                 on_progress(
                     {
                         "epoch": epoch,
                         "step": step,
                         "total_steps": total_steps,
                         "loss": running[-1],
-                        "val_loss": best,
+                        "val_loss": val_loss,
                         "eta_s": eta,
                     }
                 )
+            if elapsed > budget_s:
+                break
         train_loss = float(np.mean(running))
         val_loss = evaluate_loss(model, val_data, field_bias, device, config.batch_size)
         score = val_loss if val_data is not None else train_loss
@@ -188,10 +192,7 @@ def train(
             if stale % max(1, config.patience // 3) == 0 and best_state is not None:
                 lr_scale *= 0.5
                 model.load_state_dict(best_state)
-        elapsed = time.perf_counter() - t0
-        if stale >= config.patience:
-            break
-        if config.max_minutes is not None and elapsed > 60 * config.max_minutes:
+        if stale >= config.patience or time.perf_counter() - t0 > budget_s:
             break
     if best_state is not None:
         model.load_state_dict(best_state)

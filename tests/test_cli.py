@@ -207,7 +207,10 @@ def test_synth_fit_refuses_a_file_as_out_before_training(tmp_path, tiny_ledger):
     taken = tmp_path / "model"
     taken.write_text("mine")
     result = cardworld_cli("synth", "fit", str(tiny_ledger), "--out", str(taken))
-    assert result.returncode == 2 and "is a file; expected a model directory" in result.stderr
+    assert (
+        result.returncode == 2
+        and "is a file; expected a synthesizer model directory" in result.stderr
+    )
     assert taken.read_text() == "mine"
     negative = cardworld_cli(
         "synth", "fit", str(tiny_ledger), "--out", str(tmp_path / "m"), "--seed", "-1"

@@ -1,7 +1,8 @@
 """The --out folder of a command that writes a report (report, evaluate): checked before any
 work, written as a hidden folder beside it (inside it, when it is a mount point or its parent
 is read-only) and moved into place only when complete, so a failed run leaves what was there
-before and a replaced report keeps no stale file."""
+before and a replaced report keeps no stale file. `synth fit` checks its model --out the same
+way (check_out_dir) and leaves the writing to Synthesizer.save, which stages its own."""
 
 from __future__ import annotations
 
@@ -23,20 +24,9 @@ def report_dir(out: Path, *, overwrite: bool, inputs: Sequence[Path] = ()) -> It
     holds none of the command's `inputs`), then yield a new hidden folder beside it to write
     the report in. When the block succeeds that folder replaces `out`; when it fails, it is
     removed with any folder made for `out`, and what `out` held is left as it was."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: is a file; expected a report directory to write")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise ConfigError(
-                f"--out {out}: already exists and is not empty; choose another --out or pass "
-                "--overwrite"
-            )
-        _check_replaceable(out, inputs)
+    check_out_dir(out, overwrite=overwrite, inputs=inputs)
     # A symlink's folder is replaced, not the link; '.' or '..' has a name to rename.
     place = out.resolve()
-    here = Path.cwd().resolve()
-    if place.exists() and (place == here or place in here.parents):
-        raise ConfigError(f"--out {out}: holds the working directory; choose another --out")
     # The outermost folder on the way to `out` that is not there yet (None when out is).
     created = next((p for p in reversed([place, *place.parents]) if not p.exists()), None)
     staging = None
@@ -59,19 +49,40 @@ def report_dir(out: Path, *, overwrite: bool, inputs: Sequence[Path] = ()) -> It
         raise
 
 
-def _check_replaceable(out: Path, inputs: Sequence[Path]) -> None:
-    """--overwrite replaces a report, never a folder of other files or the command's input."""
-    if not (out / REPORT_PAGE).is_file():
-        raise ConfigError(
-            f"--out {out}: is not a report (no {REPORT_PAGE}), and --overwrite replaces only a "
-            "report; choose another --out"
-        )
-    for path in inputs:
-        if Path(path).resolve().is_relative_to(out.resolve()):
+def check_out_dir(
+    out: Path,
+    *,
+    overwrite: bool,
+    inputs: Sequence[Path] = (),
+    marker: str = REPORT_PAGE,
+    what: str = "report",
+) -> None:
+    """Refuse an --out folder that is a file, holds the working directory, or is not empty
+    unless `overwrite`; --overwrite replaces only a `what` (a folder with the file `marker`)
+    that holds none of the command's `inputs`, never a folder of other files."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file; expected a {what} directory to write")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
             raise ConfigError(
-                f"--out {out}: holds {path}, an input of this command, which --overwrite would "
-                "delete; choose another --out"
+                f"--out {out}: already exists and is not empty; choose another --out or pass "
+                "--overwrite"
             )
+        if not (out / marker).is_file():
+            raise ConfigError(
+                f"--out {out}: is not a {what} (no {marker}), and --overwrite replaces only a "
+                f"{what}; choose another --out"
+            )
+        for path in inputs:
+            if Path(path).resolve().is_relative_to(out.resolve()):
+                raise ConfigError(
+                    f"--out {out}: holds {path}, an input of this command, which --overwrite "
+                    "would delete; choose another --out"
+                )
+    place = out.resolve()
+    here = Path.cwd().resolve()
+    if place.exists() and (place == here or place in here.parents):
+        raise ConfigError(f"--out {out}: holds the working directory; choose another --out")
 
 
 def _move_up(place: Path, staging: Path) -> None:

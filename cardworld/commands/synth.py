@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated
 
 import typer
 
+from cardworld.commands.report_dir import check_out_dir
 from cardworld.errors import ConfigError
 
 synth_app = typer.Typer(
@@ -38,13 +41,22 @@ def fit(
     width: Annotated[int | None, typer.Option(min=1, help="embedding width")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     seed: Annotated[int, typer.Option(min=0, help="training seed")] = 0,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="replace the model in --out, once saved")
+    ] = False,
 ) -> None:
     """Fit a synthesizer on DATA and save it to --out."""
-    from cardworld.synthesizer import Synthesizer
     from cardworld.synthesizer.tables import read_table
 
-    if out.exists() and not out.is_dir():  # found now, not after the training
-        raise ConfigError(f"--out {out}: is a file; expected a model directory to write")
+    synthesizer = _synthesizer_module()
+    # Found now, not after the training; a model directory is all --overwrite replaces.
+    check_out_dir(
+        out,
+        overwrite=overwrite,
+        inputs=[data],
+        marker=synthesizer.MANIFEST,
+        what="synthesizer model",
+    )
     table = read_table(data)
     group_by = group_by or table.group_by
     if group_by is None:
@@ -60,7 +72,7 @@ def fit(
     ):
         if value is not None:
             overrides[key] = value
-    synth = Synthesizer(**overrides).fit(
+    synth = synthesizer.Synthesizer(**overrides).fit(
         table.events,
         group_by=group_by,
         order_by=order_by or table.order_by,
@@ -68,31 +80,70 @@ def fit(
         subjects=table.subjects,
         progress=True,
     )
+    # `synth sample` refuses to write onto the training input; a hash keeps the path private.
+    synth.fit_info["input_sha256"] = _path_hash(data)
     synth.save(out)
     info = synth.fit_info
+    loss = (
+        f"best validation loss {info['best_val_loss']:.3f}"
+        if info["val_groups"]
+        else f"train loss {info['train_loss']:.3f}, no validation split under 10 groups"
+    )
     typer.echo(
         f"fitted {info['groups']} groups, {info['rows']} rows in {info['seconds']:.1f}s on "
-        f"{info['device']} (best validation loss {info['best_val_loss']:.3f}); saved to {out}"
+        f"{info['device']} ({loss}); saved to {out}"
     )
 
 
 @synth_app.command("sample")
 def sample(
     model_dir: Annotated[Path, typer.Argument(help="directory written by `synth fit`")],
-    groups: Annotated[int, typer.Option("--groups", help="number of groups to sample")],
+    groups: Annotated[int, typer.Option("--groups", min=1, help="number of groups to sample")],
     out: Annotated[Path, typer.Option("--out", help="CSV or Parquet file to write")],
     seed: Annotated[int, typer.Option(min=0, help="sampling seed")] = 0,
     temperature: Annotated[float, typer.Option(help="softmax temperature")] = 1.0,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda")] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="replace the file at --out, once written")
+    ] = False,
 ) -> None:
     """Sample --groups new groups from a fitted synthesizer and write them to --out."""
-    from cardworld.synthesizer import Synthesizer
-    from cardworld.synthesizer.tables import write_table
+    from cardworld.synthesizer.tables import check_output_suffix, write_table
 
-    synth = Synthesizer.load(model_dir, device=device)
+    synthesizer = _synthesizer_module()
+    if out.is_dir():
+        raise ConfigError(f"--out {out}: is a directory; expected a CSV or Parquet file to write")
+    check_output_suffix(out)
+    synth = synthesizer.Synthesizer.load(model_dir, device=device)
+    place = out.resolve()
+    if any(_path_hash(p) == synth.fit_info.get("input_sha256") for p in [place, *place.parents]):
+        raise ConfigError(
+            f"--out {out}: is the table this model was trained on (or lies inside it); "
+            "choose another --out"
+        )
+    if out.exists() and not overwrite:
+        raise ConfigError(f"--out {out}: already exists; choose another --out or pass --overwrite")
     df = synth.sample(groups, seed=seed, temperature=temperature)
     write_table(df, out)
     typer.echo(f"sampled {groups} groups, {len(df)} rows to {out}")
+
+
+def _synthesizer_module() -> ModuleType:
+    """cardworld.synthesizer.synthesizer; a clear error where the `synth` extra is missing."""
+    try:
+        from cardworld.synthesizer import synthesizer
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in ("torch", "safetensors"):
+            raise
+        raise ConfigError(
+            f"cardworld synth needs PyTorch and safetensors ({exc.name} is not installed): "
+            "pip install 'cardworld[synth]'"
+        ) from None
+    return synthesizer
+
+
+def _path_hash(path: Path) -> str:
+    return hashlib.sha256(str(path.resolve()).encode()).hexdigest()
 
 
 def _parse_roles(items: list[str]) -> dict[str, str]:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
+import shutil
+import sys
+
 import pandas as pd
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -143,3 +148,127 @@ def test_fit_reads_a_ledger_directory(table: pd.DataFrame, tmp_path) -> None:
         "name": "pii",
         "state": "static",
     }
+
+
+FIT_TINY = ["--epochs", "1", "--layers", "1", "--width", "16", "--device", "cpu"]
+
+
+def test_fit_save_load_sample_a_simulated_ledger(tmp_path) -> None:
+    # A real ledger, whose consumers table holds datetime.date birth and retirement dates.
+    import cardworld
+
+    ledger = tmp_path / "ledger"
+    cardworld.simulate(
+        "tiny", ledger, consumers=12, start="2019-01-01", end="2019-01-31", workers=1
+    )
+    model = tmp_path / "model"
+    r = runner.invoke(synth_app, ["fit", str(ledger), "--out", str(model), *FIT_TINY])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger", "model"]  # no staging left
+    out = tmp_path / "synth.parquet"
+    r = runner.invoke(synth_app, ["sample", str(model), "--groups", "4", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    df = pd.read_parquet(out)
+    assert df["consumer_id"].nunique() == 4
+    births = df["birth_date"].dropna()
+    assert len(births) and all(type(v) is datetime.date for v in births)
+    from cardworld.synthesizer import Synthesizer
+
+    stats = Synthesizer.load(model).codec.stats["birth_date"]
+    assert all(type(v) is datetime.date for v in stats["categories"])
+
+
+def test_synth_without_torch_is_one_clear_error(tmp_path, monkeypatch) -> None:
+    import cardworld.synthesizer
+
+    # As after `pip install .` without the synth extra: torch cannot be imported.
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.delitem(sys.modules, "cardworld.synthesizer.synthesizer", raising=False)
+    monkeypatch.delattr(cardworld.synthesizer, "synthesizer", raising=False)
+    for args in (
+        ["fit", str(tmp_path), "--out", str(tmp_path / "m")],
+        ["sample", str(tmp_path), "--groups", "2", "--out", str(tmp_path / "s.csv")],
+    ):
+        r = runner.invoke(synth_app, args)
+        assert isinstance(r.exception, ConfigError), r.output
+        assert "needs PyTorch" in str(r.exception)
+        assert "pip install 'cardworld[synth]'" in str(r.exception)
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory, table: pd.DataFrame):
+    """A model fitted through the CLI on a CSV, and that CSV."""
+    root = tmp_path_factory.mktemp("small_model")
+    data = root / "tx.csv"
+    table.to_csv(data, index=False)
+    model = root / "model"
+    args = ["fit", str(data), "--group-by", "acct_id", "--out", str(model), *FIT_TINY]
+    r = runner.invoke(synth_app, args)
+    assert r.exit_code == 0, r.output
+    return model, data
+
+
+def test_fit_replaces_only_a_model_and_only_when_told(small_model, tmp_path) -> None:
+    model, data = small_model
+    copy = tmp_path / "model"
+    shutil.copytree(model, copy)
+    fit = ["fit", str(data), "--group-by", "acct_id", *FIT_TINY, "--out"]
+    r = runner.invoke(synth_app, [*fit, str(copy)])
+    assert isinstance(r.exception, ConfigError)
+    assert "already exists and is not empty; choose another --out or pass --overwrite" in str(
+        r.exception
+    )
+    ledger = tmp_path / "ledger"
+    (ledger / "transactions").mkdir(parents=True)
+    (ledger / "manifest.json").write_text("{}")
+    r = runner.invoke(synth_app, [*fit, str(ledger), "--overwrite"])
+    assert isinstance(r.exception, ConfigError)
+    assert "is not a synthesizer model (no synthesizer.json)" in str(r.exception)
+    assert (ledger / "manifest.json").read_text() == "{}"
+    (copy / "stale.txt").write_text("old")
+    r = runner.invoke(synth_app, [*fit, str(copy), "--overwrite", "--seed", "1"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in copy.iterdir()) == ["model.safetensors", "synthesizer.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger", "model"]
+
+
+def test_sample_refuses_an_existing_file_and_the_training_input(small_model, tmp_path) -> None:
+    model, data = small_model
+    kept = data.read_bytes()
+    out = tmp_path / "s.csv"
+    out.write_text("mine")
+    sample = ["sample", str(model), "--groups", "2", "--out"]
+    r = runner.invoke(synth_app, [*sample, str(out)])
+    assert isinstance(r.exception, ConfigError)
+    assert "already exists; choose another --out or pass --overwrite" in str(r.exception)
+    assert out.read_text() == "mine"
+    r = runner.invoke(synth_app, [*sample, str(data), "--overwrite"])
+    assert isinstance(r.exception, ConfigError)
+    assert "is the table this model was trained on" in str(r.exception)
+    assert data.read_bytes() == kept
+    r = runner.invoke(synth_app, [*sample, str(tmp_path), "--overwrite"])
+    assert isinstance(r.exception, ConfigError) and "is a directory" in str(r.exception)
+    r = runner.invoke(synth_app, [*sample, str(out), "--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert pd.read_csv(out)["acct_id"].nunique() == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.csv"]  # no temporary file left
+
+
+def test_messages_name_the_flag_and_the_file(small_model, tmp_path) -> None:
+    model, _ = small_model
+    r = runner.invoke(
+        synth_app, ["sample", str(model), "--groups", "0", "--out", str(tmp_path / "s.csv")]
+    )
+    assert r.exit_code == 2 and "'--groups'" in r.output
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    r = runner.invoke(
+        synth_app, ["fit", str(empty), "--group-by", "a", "--out", str(tmp_path / "m")]
+    )
+    assert isinstance(r.exception, DataError) and f"input {empty} is empty" in str(r.exception)
+    header = tmp_path / "header.csv"
+    header.write_text("a,b\n")
+    r = runner.invoke(
+        synth_app, ["fit", str(header), "--group-by", "a", "--out", str(tmp_path / "m")]
+    )
+    assert isinstance(r.exception, DataError) and f"input {header} has no rows" in str(r.exception)

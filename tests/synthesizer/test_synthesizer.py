@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -10,6 +13,8 @@ import pytest
 
 from cardworld.errors import ConfigError, DataError
 from cardworld.synthesizer import Synthesizer
+from cardworld.synthesizer import synthesizer as synthesizer_module
+from cardworld.synthesizer.synthesizer import _json_default, _json_object
 
 
 def test_every_sampled_record_is_valid(table: pd.DataFrame, sampled: pd.DataFrame) -> None:
@@ -179,3 +184,108 @@ def test_the_model_can_decide_group_lengths(table: pd.DataFrame, tiny: dict) -> 
     assert (sizes >= 1).all() and (sizes <= 30).all()
     with pytest.raises(ConfigError, match="group_lengths"):
         Synthesizer(**{**tiny, "group_lengths": "random"})
+
+
+# Cells a ledger or a Parquet file can hold that JSON cannot; as categories they are saved
+# tagged and read back as the same type (a ledger's consumers have datetime.date birth dates).
+ODD_CELLS = {
+    "date": [datetime.date(1985, 6, 15), datetime.date(1990, 1, 2), datetime.date(2001, 12, 31)],
+    "moment": [datetime.datetime(2020, 1, 1, 8, 30), datetime.datetime(2020, 1, 2, 9), None],
+    "stamp": [pd.Timestamp("2020-01-01 00:00:00.000000001"), pd.Timestamp(0), pd.Timestamp(1)],
+    "clock": [datetime.time(8, 30), datetime.time(12), datetime.time(23, 59, 59, 1)],
+    "span": [pd.Timedelta(days=1), pd.Timedelta(1), pd.Timedelta(hours=-3)],
+    "money": [decimal.Decimal("1.10"), decimal.Decimal("-0"), decimal.Decimal("1e-30")],
+    "raw": [b"\x00\xff", b"", b"abc"],
+}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        *(v for values in ODD_CELLS.values() for v in values if v is not None),
+        pd.Timestamp("2020-03-08 01:30", tz="America/New_York"),
+    ],
+)
+def test_manifest_values_json_cannot_hold_round_trip(value) -> None:
+    text = json.dumps({"categories": [value]}, default=_json_default)
+    back = json.loads(text, object_hook=_json_object)["categories"][0]
+    assert back == value and type(back) is type(value)
+
+
+def test_static_categories_of_dates_and_decimals_save_and_load(
+    table: pd.DataFrame, tiny: dict, tmp_path
+) -> None:
+    states = sorted(table["state"].unique())  # three, each on far more than 5 rows: all kept
+    df = table.assign(
+        **{
+            name: table["state"].astype(object).map(dict(zip(states, values, strict=True)))
+            for name, values in ODD_CELLS.items()
+        }
+    )
+    roles = {name: "categorical" for name in ODD_CELLS}
+    synth = Synthesizer(**{**tiny, "max_epochs": 1}).fit(
+        df, group_by="acct_id", order_by="txn_index", roles=roles
+    )
+    loaded = Synthesizer.load(synth.save(tmp_path / "model"))
+    for name in ODD_CELLS:
+        kept, back = synth.codec.stats[name]["categories"], loaded.codec.stats[name]["categories"]
+        assert back == kept and [type(v) for v in back] == [type(v) for v in kept]
+    a, b = synth.sample(6, seed=2), loaded.sample(6, seed=2)
+    pd.testing.assert_frame_equal(a, b)
+    assert all(type(v) is datetime.date for v in b["date"])
+
+
+def test_a_failed_save_leaves_what_was_there(fitted: Synthesizer, tmp_path, monkeypatch) -> None:
+    model = fitted.save(tmp_path / "model")
+    before = {p.name: p.read_bytes() for p in model.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(synthesizer_module, "save_model", broken)
+    with pytest.raises(OSError, match="No space"):
+        fitted.save(model)
+    with pytest.raises(OSError, match="No space"):
+        fitted.save(tmp_path / "new")
+    assert {p.name: p.read_bytes() for p in model.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging left
+    monkeypatch.undo()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not a synthesizer directory"):
+        fitted.save(tmp_path / "notes")
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
+
+
+def test_a_value_json_cannot_hold_fails_before_anything_is_written(
+    table: pd.DataFrame, tiny: dict, tmp_path
+) -> None:
+    df = table.assign(odd=table["state"].astype(object).map({"CA": 1j, "NY": 2j, "TX": 3j}))
+    synth = Synthesizer(**{**tiny, "max_epochs": 1}).fit(
+        df, group_by="acct_id", order_by="txn_index", roles={"odd": "categorical"}
+    )
+    with pytest.raises(DataError, match="cannot save a value of type complex"):
+        synth.save(tmp_path / "model")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_time_budget_is_checked_between_batches(table: pd.DataFrame, tiny: dict) -> None:
+    # One window a step: an epoch is hundreds of steps, far more than a 0.06 s budget allows.
+    cfg = {**tiny, "batch_size": 1, "max_minutes": 0.001, "max_epochs": 50}
+    info = Synthesizer(**cfg).fit(table, group_by="acct_id", order_by="txn_index").fit_info
+    assert info["epochs"] == 1 and info["steps"] < info["train_windows"]
+    assert np.isfinite(info["best_val_loss"])  # the cut epoch still had its validation pass
+    assert info["seconds"] < 5  # the budget plus a step and a validation pass, generously
+
+
+def test_progress_shows_a_validation_loss_only_once_measured(
+    table: pd.DataFrame, tiny: dict
+) -> None:
+    seen: list[dict] = []
+    Synthesizer(**{**tiny, "max_epochs": 2, "patience": 5}).fit(
+        table, group_by="acct_id", order_by="txn_index", progress=seen.append
+    )
+    first = [info["val_loss"] for info in seen if info["epoch"] == 1]
+    second = [info["val_loss"] for info in seen if info["epoch"] == 2]
+    assert first and all(math.isnan(v) for v in first)
+    assert second and all(np.isfinite(v) for v in second)
