@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cardworld.commands.console import make_console
+from cardworld.commands.out_path import writing_to
 from cardworld.commands.report_dir import report_dir
 from cardworld.commands.simulate import _date
 
-console = Console()
+console = make_console()
 
 
 def report(
@@ -158,7 +159,8 @@ def export(
         def on_progress(rows: int, total: int) -> None:
             progress.update(task, completed=rows, total=total or None)
 
-        rows = export_ledger(
-            ledger_dir, out, format=format, on_progress=on_progress, overwrite=overwrite
-        )
+        with writing_to(out):
+            rows = export_ledger(
+                ledger_dir, out, format=format, on_progress=on_progress, overwrite=overwrite
+            )
     console.print(f"[green]exported[/] {rows:,} rows to {out} ({format})")

@@ -6,9 +6,10 @@ import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-console = Console()
+from cardworld.commands.console import make_console
+
+console = make_console()
 
 
 def targets(
