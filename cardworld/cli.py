@@ -9,11 +9,11 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from cardworld.commands import report as report_commands
 from cardworld.commands import simulate as simulate_commands
+from cardworld.commands.console import make_console
 from cardworld.commands.evaluate import evaluate
 from cardworld.commands.synth import synth_app
 from cardworld.commands.targets import targets
@@ -63,7 +63,8 @@ def main() -> None:
 def _fail(message: str) -> None:
     """One red line on stderr and exit code 2."""
     # The message is text, not markup: "[[target]]" or "[population]" must show as written.
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    # Never wrapped: a long path stays on the one line.
+    make_console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     sys.exit(2)
 
 

@@ -15,6 +15,7 @@ the fitted values.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 import tempfile
@@ -156,6 +157,26 @@ def check_targets(world) -> None:
             )
 
 
+# Targets that count over the world's whole period (TabFormer's 30 years for `us`), so a
+# sample over a shorter period measures proportionally less: the measurement is scaled by
+# the world's period over the sample's. Shares, ratios, averages per transaction and
+# per-year figures need no scaling; `cards_per_consumer` grows with the period but not in
+# proportion (most accounts predate it), so it is left as measured.
+PER_PERIOD = ("transactions_per_card",)
+DAYS_PER_YEAR = 365.2425
+
+
+def _years(name: str) -> tuple[int, int] | None:
+    """The first and last year a year-specific target (`..._2018`, `..._2015_2016`) is about."""
+    years = [int(y) for y in re.findall(r"(?<![0-9])(?:19|20)[0-9]{2}(?![0-9])", name)]
+    return (min(years), max(years)) if years else None
+
+
+def _days(period: Sequence) -> int:
+    start, end = (dt.date.fromisoformat(str(d)) for d in period)
+    return (end - start).days + 1
+
+
 def measure(name: str, figures: dict) -> float | None:
     """The value of target `name` on a ledger's figures (None when the ledger lacks it,
     e.g. a year outside its period)."""
@@ -174,32 +195,69 @@ def measure(name: str, figures: dict) -> float | None:
 
 @dataclass(frozen=True)
 class Comparison:
-    """One target against its measurement on a sample."""
+    """One target against its measurement on a sample; `skipped` says why a target could
+    not be measured on it (a year outside the sample), `note` how the measurement was
+    normalised to the target's period."""
 
     name: str
     value: float
     tolerance: float
     source: str
     measured: float | None
+    skipped: str | None = None
+    note: str = ""
 
     @property
     def passed(self) -> bool:
         return self.measured is not None and abs(self.measured - self.value) <= self.tolerance
 
     @property
+    def missed(self) -> bool:
+        """Measured and out of tolerance, or not measurable on a sample that should allow it."""
+        return self.skipped is None and not self.passed
+
+    @property
     def score(self) -> float:
-        """Squared distance in tolerances (the fit's objective); large when unmeasured."""
+        """Squared distance in tolerances (the fit's objective); large when unmeasured, 0 when
+        skipped (no candidate can measure it, so it does not move the fit)."""
+        if self.skipped is not None:
+            return 0.0
         if self.measured is None:
             return 1e6
         return ((self.measured - self.value) / max(self.tolerance, 1e-12)) ** 2
 
 
-def compare(figures: dict, targets: dict[str, CalibrationTarget]) -> list[Comparison]:
-    """Every target against its measurement on `figures`, in the targets' order."""
-    return [
-        Comparison(name, t.value, t.tolerance, t.source, measure(name, figures))
-        for name, t in targets.items()
-    ]
+def compare(
+    figures: dict, targets: dict[str, CalibrationTarget], *, period: Sequence | None = None
+) -> list[Comparison]:
+    """Every target against its measurement on `figures`, in the targets' order.
+
+    `period` (first and last day) is the period the targets describe, the world's; a
+    PER_PERIOD target's measurement is scaled from the sample's period to it.
+    """
+    sample = figures["overview"]["period"]
+    first, last = (int(str(d)[:4]) for d in sample)
+    comparisons = []
+    for name, t in targets.items():
+        measured = measure(name, figures)
+        skipped, note = None, ""
+        years = _years(name)
+        if years and (years[1] < first or years[0] > last):
+            span = str(years[0]) if years[0] == years[1] else f"{years[0]}-{years[1]}"
+            skipped = f"no {span} in the sample ({first}-{last})"
+            measured = None
+        elif measured is not None and name in PER_PERIOD and period is not None:
+            sample_days, target_days = _days(sample), _days(period)
+            if sample_days != target_days:
+                note = (
+                    f"{measured:.4g} over {sample_days / DAYS_PER_YEAR:.2g} years, scaled to the "
+                    f"world's {target_days / DAYS_PER_YEAR:.2g} years"
+                )
+                measured *= target_days / sample_days
+        comparisons.append(
+            Comparison(name, t.value, t.tolerance, t.source, measured, skipped, note)
+        )
+    return comparisons
 
 
 @dataclass(frozen=True)
@@ -213,7 +271,8 @@ class CalibrationReport:
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.comparisons)
+        """Every target met, but those the sample cannot measure (skipped)."""
+        return not any(c.missed for c in self.comparisons)
 
 
 def _sample_options(world_path, consumers, start, end, seed) -> dict:
@@ -252,6 +311,21 @@ def calibrate(
         raise WorldError(f"{loaded.path}: has no [calibration] targets to compare")
     check_targets(loaded)
     if ledger is not None:
+        given = {
+            "--consumers": consumers,
+            "--start": start,
+            "--end": end,
+            "--seed": seed,
+            "--workers": workers,
+            "--keep": keep,
+        }
+        flags = [flag for flag, value in given.items() if value is not None]
+        if flags:
+            raise ConfigError(
+                f"{', '.join(flags)}: set(s) the sample to simulate, but --ledger {ledger} "
+                "measures an existing ledger as it is; drop "
+                f"{'it' if len(flags) == 1 else 'them'} or --ledger"
+            )
         simulated_from = read_manifest(ledger).get("world")
         if simulated_from is None:
             raise LedgerError(
@@ -284,6 +358,12 @@ def calibrate(
         return _report(loaded, Path(keep) if keep else None, figures)
 
 
+def _period(loaded) -> tuple[str, str]:
+    """The period the world's targets describe: its own simulation period."""
+    sim = loaded.spec.simulation
+    return (sim.start.isoformat(), sim.end.isoformat())
+
+
 def _report(loaded, ledger_path, figures) -> CalibrationReport:
     overview = figures["overview"]
     return CalibrationReport(
@@ -292,7 +372,7 @@ def _report(loaded, ledger_path, figures) -> CalibrationReport:
         consumers=overview["consumers"],
         period=tuple(overview["period"]),
         rows=overview["rows"],
-        comparisons=compare(figures, loaded.spec.calibration),
+        comparisons=compare(figures, loaded.spec.calibration, period=_period(loaded)),
     )
 
 
@@ -502,7 +582,7 @@ def fit(
                 raise ConfigError(
                     f"--param: at {setting} the world is not valid ({reason}); narrow the range"
                 ) from None
-            comparisons = compare(compute_figures(sample), chosen)
+            comparisons = compare(compute_figures(sample), chosen, period=_period(loaded))
             return comparisons
 
         def objective(x: np.ndarray) -> float:

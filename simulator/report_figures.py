@@ -15,6 +15,7 @@ measures its targets on it.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from collections.abc import Iterable
 from pathlib import Path
@@ -80,7 +81,11 @@ def compute_figures(ledger_dir: str | Path, *, batch_rows: int = BATCH_ROWS) -> 
     cards = ledger.read_table(ledger_dir, "cards")
     # `replaces` (when the ledger has it) links a reissued card to the card it replaced.
     cards = cards.select(
-        [c for c in ("card_id", "consumer_id", "kind", "replaces") if c in cards.column_names]
+        [
+            c
+            for c in ("card_id", "consumer_id", "kind", "replaces", "opened")
+            if c in cards.column_names
+        ]
     )
     merchants = ledger.read_table(ledger_dir, "merchants").select(["merchant_id", "lat", "lon"])
     consumers, cards, merchants = (
@@ -103,7 +108,7 @@ def compute_figures(ledger_dir: str | Path, *, batch_rows: int = BATCH_ROWS) -> 
     end = dt.date.fromisoformat(manifest["end"])
     figures = {
         "overview": _overview(manifest, tallies, consumers, cards, merchants),
-        **_per_year(tallies),
+        **_per_year(tallies, _consumer_years(consumers, cards, start, end)),
         **_categories(tallies),
         **_calendar(tallies, start, end),
         **_channels(tallies),
@@ -259,15 +264,41 @@ def _overview(manifest, tallies, consumers, cards, merchants) -> dict:
     }
 
 
-def _per_year(tallies) -> dict:
+def _consumer_years(
+    consumers: pd.DataFrame, cards: pd.DataFrame, start: dt.date, end: dt.date
+) -> pd.Series:
+    """Consumer-years each calendar year of the period covers: every consumer counts from
+    their first card's opening (the period's start when earlier, or when the ledger does not
+    date its cards) to the period's end, each day as 1/365 (1/366) of its year. A consumer
+    with no card counts nothing."""
+    first = pd.Timestamp(start)
+    years = range(start.year, end.year + 1)
+    if "opened" in cards.columns and len(cards):
+        opened = pd.to_datetime(cards.groupby("consumer_id")["opened"].min())
+        since = opened.clip(lower=first)
+    else:
+        since = pd.Series(first, index=consumers.index)
+    covered = {}
+    for year in years:
+        lo = max(pd.Timestamp(year, 1, 1), first)
+        hi = min(pd.Timestamp(year, 12, 31), pd.Timestamp(end))
+        days = ((hi - since.clip(lower=lo)).dt.days + 1).clip(lower=0)
+        covered[year] = days.sum() / (366 if calendar.isleap(year) else 365)
+    return pd.Series(covered, dtype=float).rename_axis("year")
+
+
+def _per_year(tallies, consumer_years: pd.Series) -> dict:
     consumer_year = tallies.get("consumer_year")
     grouped = consumer_year.groupby(level="year")
     per_year = pd.DataFrame({"rows": grouped.sum(), "consumers": grouped.size()})
-    per_year["per_consumer"] = per_year["rows"] / per_year["consumers"]
+    # Per consumer-year covered: a year the period covers in part counts in part.
+    per_year["consumer_years"] = consumer_years.reindex(per_year.index)
+    per_year["per_consumer"] = per_year["rows"] / per_year["consumer_years"]
     return {
         "per_year": _records(per_year.reset_index()),
-        # The mean over consumer-years with at least one transaction.
-        "transactions_per_consumer_year": float(consumer_year.mean()),
+        # Rows over the consumer-years the ledger's period covers (not over the calendar
+        # years it touches: a ledger of one quarter counts a quarter of a year each).
+        "transactions_per_consumer_year": float(per_year["rows"].sum() / consumer_years.sum()),
     }
 
 

@@ -22,9 +22,12 @@ from cardworld.simulator.kernels.jit import compilations
 CLI = shutil.which("cardworld") or str(Path(sys.executable).parent / "cardworld")
 
 
-def cardworld_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    # A wide console, so that rich does not wrap the messages the tests look for.
-    env = {**os.environ, "COLUMNS": "400"}
+def cardworld_cli(*args: str, cwd=None, columns: str | None = "400") -> subprocess.CompletedProcess:
+    # A wide console, so that rich does not wrap the messages the tests look for
+    # (columns=None: the width a pipe gets by default).
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    if columns is not None:
+        env["COLUMNS"] = columns
     return subprocess.run(
         [CLI, *args], capture_output=True, text=True, cwd=cwd, timeout=600, env=env
     )
@@ -61,6 +64,85 @@ def test_bad_input_is_one_clear_error_with_exit_code_2(tmp_path, args, message):
     assert result.returncode == 2
     assert message in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_errors_name_the_flags_and_paths_the_user_gave(tmp_path, tiny_ledger):
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    (tmp_path / "dd" / "ledger").mkdir(parents=True)
+    cases = [
+        (
+            [
+                "simulate",
+                "--world",
+                "tiny",
+                "--out",
+                "x",
+                "--start",
+                "2019-03-31",
+                "--end",
+                "2019-01-01",
+            ],
+            "error: --end 2019-01-01: is before --start 2019-03-31",
+        ),
+        (
+            ["calibrate", "--world", "tiny", "--start", "1850-01-01", "--end", "1850-02-01"],
+            "error: --start 1850-01-01: the tiny world covers 1985-2026 (drift.csv)",
+        ),
+        (["demo", "--out", "afile"], "error: --out afile: is a file, not a directory"),
+        (
+            ["demo", "--out", "dd"],
+            "error: --out dd: already holds dd/ledger, which is not a cardworld ledger",
+        ),
+        (
+            ["simulate", "--world", "tiny", "--consumers", "3", "--out", "afile/led"],
+            "error: --out afile/led: afile is a file, not a directory",
+        ),
+        (
+            ["export", str(tiny_ledger), "--out", "afile/E.csv"],
+            "error: --out afile/E.csv: afile is a file, not a directory",
+        ),
+        (
+            ["calibrate", "--world", "tiny", "--ledger", str(tiny_ledger), "--consumers", "10"],
+            f"error: --consumers: set(s) the sample to simulate, but --ledger {tiny_ledger}",
+        ),
+    ]
+    if Path("/proc/self").is_dir():  # a file system that takes no new files
+        cases.append(
+            (["export", str(tiny_ledger), "--out", "/proc/E.csv"], "error: --out /proc/E.csv: ")
+        )
+    for args, message in cases:
+        result = cardworld_cli(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith(message), (args, result.stderr)
+        assert ".partial" not in result.stderr and ".tmp" not in result.stderr
+    assert afile.read_text() == "mine" and list((tmp_path / "dd" / "ledger").iterdir()) == []
+
+
+def test_an_error_is_one_line_however_long_when_not_a_terminal(tmp_path, tiny_ledger):
+    deep = tmp_path / "afile" / ("a-rather-long-folder-name-" * 6) / "transactions.csv"
+    (tmp_path / "afile").write_text("mine")
+    result = cardworld_cli("export", str(tiny_ledger), "--out", str(deep), columns=None)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and str(deep) in result.stderr, result.stderr
+
+
+def test_the_demos_commands_print_whole_when_not_a_terminal(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from cardworld.cli import app
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    out = tmp_path / ("a-long-demo-folder-name-" * 3)
+    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--consumers", "3"])
+    assert result.exit_code == 0, result.output
+    ledger_dir = out / "ledger"
+    command = (
+        f"  python -c \"import cardworld; print(cardworld.read_transactions('{ledger_dir}')"
+        '.head())"'
+    )
+    assert command in result.output.splitlines()
+    assert f"  cardworld verify {ledger_dir}" in result.output.splitlines()
 
 
 def test_worlds_lists_the_shipped_worlds():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import tomllib
@@ -55,10 +56,50 @@ def load_world(name_or_path: str | Path, **overrides) -> World:
     simulation = raw.setdefault("simulation", {})
     simulation.update({k: v for k, v in overrides.items() if v is not None})
     spec: WorldSpec = build(WorldSpec, raw, file=file)
+    flags = {f"--{k}": v for k, v in overrides.items() if k in ("start", "end") and v is not None}
+    _check_period_flags(spec, flags, file)
     _check_spec(spec, file)
     tables = {name: _read_table(name, Path(getattr(spec.tables, name))) for name in TABLE_COLUMNS}
+    _check_period_flags(spec, flags, file, drift=tables["drift"])
     _check_tables(spec, tables, file)
     return World(spec=spec, tables=tables, path=file, config_hash=_config_hash(spec, tables))
+
+
+def _check_period_flags(
+    spec: WorldSpec, flags: dict[str, dt.date], file: Path, drift: pd.DataFrame | None = None
+) -> None:
+    """A period passed as --start/--end (load_world's overrides) is checked against the other
+    end and against the years the world's drift table covers, with the flag named: the user
+    typed the dates, not the world file."""
+    if not flags:
+        return
+    sim = spec.simulation
+    if drift is None:
+        if sim.end >= sim.start:
+            return
+        if len(flags) == 2:
+            raise WorldError(
+                f"--end {sim.end}: is before --start {sim.start}; expected an end on or after "
+                "the start"
+            )
+        if "--start" in flags:
+            raise WorldError(
+                f"--start {sim.start}: is after the world's end {sim.end} ({file.name} "
+                "'simulation.end'); expected an earlier --start, or pass --end too"
+            )
+        raise WorldError(
+            f"--end {sim.end}: is before the world's start {sim.start} ({file.name} "
+            "'simulation.start'); expected a later --end, or pass --start too"
+        )
+    years = set(drift["year"])
+    first, last = min(years), max(years)
+    for flag in flags:
+        day = getattr(sim, flag.removeprefix("--"))
+        if not first <= day.year <= last:
+            raise WorldError(
+                f"{flag} {day}: the {spec.name} world covers {first}-{last} "
+                f"({Path(spec.tables.drift).name}); expected dates in that range"
+            )
 
 
 def _check_sections(raw: dict, file: Path, hint: typing.Any = WorldSpec, prefix: str = "") -> None:

@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cardworld.commands.console import make_console
+from cardworld.commands.out_path import writing_to
 from cardworld.commands.report_dir import report_dir
 from cardworld.commands.simulate import _date
 
-console = Console()
+console = make_console()
 
 
 def report(
@@ -80,6 +81,11 @@ def calibrate(
         "workers": workers,
     }
     if fit:
+        if ledger is not None:
+            raise ConfigError(
+                f"--ledger {ledger}: --fit simulates a new sample for each candidate, so it "
+                "cannot measure an existing ledger; drop --ledger or --fit"
+            )
         if not param:
             raise ConfigError("--fit needs at least one --param to tune")
         from cardworld.worlds.load import load_world
@@ -117,19 +123,35 @@ def calibrate(
         f"{result.period[1]}, {result.rows:,} rows"
     )
     _print_comparisons(title, result.comparisons)
-    failed = [c.name for c in result.comparisons if not c.passed]
-    if failed:
-        console.print(f"[red]{len(failed)} target(s) missed[/]: {', '.join(failed)}")
+    skipped = [c for c in result.comparisons if c.skipped]
+    if skipped:
+        console.print(
+            f"[yellow]{len(skipped)} target(s) skipped[/], not measurable on this sample: "
+            + ", ".join(c.name for c in skipped)
+        )
+    missed = [c.name for c in result.comparisons if c.missed]
+    if missed:
+        console.print(f"[red]{len(missed)} target(s) missed[/]: {', '.join(missed)}")
         raise typer.Exit(1)
-    console.print(f"[green]all {len(result.comparisons)} targets met[/]")
+    met = len(result.comparisons) - len(skipped)
+    console.print(f"[green]all {met} measurable targets met[/]")
 
 
 def _print_comparisons(title: str, comparisons) -> None:
-    table = Table("target", "value", "measured", "tolerance", "ok", "source", title=title)
+    table = Table(title=title)
+    # Names and notes fold rather than being cut: a user looks the target up by its name.
+    table.add_column("target", overflow="fold")
+    for name in ("value", "measured", "tolerance", "ok", "source"):
+        table.add_column(name)
+    table.add_column("note", overflow="fold")
     for c in comparisons:
         measured = "n/a" if c.measured is None else f"{c.measured:.4g}"
-        ok = "[green]yes[/]" if c.passed else "[red]no[/]"
-        table.add_row(c.name, f"{c.value:.4g}", measured, f"±{c.tolerance:.3g}", ok, c.source)
+        if c.skipped:
+            ok, note = "[yellow]skipped[/]", c.skipped
+        else:
+            ok = "[green]yes[/]" if c.passed else "[red]no[/]"
+            note = c.note or ("" if c.measured is not None else "not measurable on the sample")
+        table.add_row(c.name, f"{c.value:.4g}", measured, f"±{c.tolerance:.3g}", ok, c.source, note)
     console.print(table)
 
 
@@ -158,7 +180,8 @@ def export(
         def on_progress(rows: int, total: int) -> None:
             progress.update(task, completed=rows, total=total or None)
 
-        rows = export_ledger(
-            ledger_dir, out, format=format, on_progress=on_progress, overwrite=overwrite
-        )
+        with writing_to(out):
+            rows = export_ledger(
+                ledger_dir, out, format=format, on_progress=on_progress, overwrite=overwrite
+            )
     console.print(f"[green]exported[/] {rows:,} rows to {out} ({format})")

@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -17,7 +17,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-console = Console()
+from cardworld.commands.console import make_console
+from cardworld.commands.out_path import check_folder, writing_to
+
+console = make_console()
 
 DEMO_DIR = Path("cardworld-demo")
 
@@ -31,7 +34,7 @@ def _date(value: str | None, flag: str) -> dt.date | None:
         raise typer.BadParameter(f"{flag} must be a date YYYY-MM-DD, found {value!r}") from None
 
 
-def run_simulation(world: str, out: Path, **options):
+def run_simulation(world: str, out: str | Path, **options):
     """Simulate with a progress bar, print the summary table, return the summary."""
     from cardworld.simulator.run import simulate as simulate_world
 
@@ -107,19 +110,20 @@ def simulate(
     ),
 ) -> None:
     """Simulate a world and write its labeled transaction ledger."""
-    run_simulation(
-        world,
-        out,
-        consumers=consumers,
-        start=_date(start, "--start"),
-        end=_date(end, "--end"),
-        seed=seed,
-        workers=workers,
-        shard_size=shard_size,
-        scheduler=scheduler,
-        resume=resume,
-        overwrite=overwrite,
-    )
+    with writing_to(out):
+        run_simulation(
+            world,
+            out,
+            consumers=consumers,
+            start=_date(start, "--start"),
+            end=_date(end, "--end"),
+            seed=seed,
+            workers=workers,
+            shard_size=shard_size,
+            scheduler=scheduler,
+            resume=resume,
+            overwrite=overwrite,
+        )
 
 
 def demo(
@@ -127,34 +131,46 @@ def demo(
     consumers: int = typer.Option(300, "--consumers", min=1, help="Consumers in the demo world."),
 ) -> None:
     """The main job on the embedded `us` world: simulate a slice, export it, report on it."""
+    from cardworld.errors import ConfigError
     from cardworld.simulator.export import export
     from cardworld.simulator.report import build_report
 
     ledger_dir = out / "ledger"
-    run_simulation(
-        "us",
-        ledger_dir,
-        consumers=consumers,
-        start=dt.date(2018, 1, 1),
-        end=dt.date(2020, 12, 31),
-        overwrite=True,
+    check_folder(out)
+    if ledger_dir.exists() and not (ledger_dir / "manifest.json").is_file():
+        raise ConfigError(
+            f"--out {out}: already holds {ledger_dir}, which is not a cardworld ledger (no "
+            "manifest.json); the demo writes its ledger there, so choose another --out or "
+            f"move {ledger_dir} away"
+        )
+    with writing_to(out):
+        run_simulation(
+            "us",
+            ledger_dir,
+            consumers=consumers,
+            start=dt.date(2018, 1, 1),
+            end=dt.date(2020, 12, 31),
+            overwrite=True,
+        )
+        with console.status("exporting to the TabFormer CSV schema and drawing the report"):
+            csv = out / "transactions-tabformer.csv"
+            export(ledger_dir, csv, format="tabformer", overwrite=True)
+            page = build_report(ledger_dir, out / "report")
+    # Paths are text, not markup; each line prints whole, never wrapped, to copy as it is.
+    console.print(f"\n[bold green]Done.[/] In [bold]{escape(str(out))}[/]:")
+    console.print(
+        f"  {escape(str(ledger_dir))}/                  the ledger (Parquet, with manifest.json)"
     )
-    with console.status("exporting to the TabFormer CSV schema and drawing the report"):
-        csv = out / "transactions-tabformer.csv"
-        export(ledger_dir, csv, format="tabformer", overwrite=True)
-        page = build_report(ledger_dir, out / "report")
-    console.print(f"\n[bold green]Done.[/] In [bold]{out}[/]:")
-    console.print(f"  {ledger_dir}/                  the ledger (Parquet, with manifest.json)")
-    console.print(f"  {csv}   the same rows in IBM TabFormer's CSV schema")
-    console.print(f"  {page}           the report: open it in a browser")
+    console.print(f"  {escape(str(csv))}   the same rows in IBM TabFormer's CSV schema")
+    console.print(f"  {escape(str(page))}           the report: open it in a browser")
     console.print("Next:")
-    console.print(f"  cardworld verify {ledger_dir}")
-    console.print(
-        f"  python -c \"import cardworld; print(cardworld.read_transactions('{ledger_dir}').head())\""
+    commands = (
+        f"cardworld verify {ledger_dir}",
+        f"python -c \"import cardworld; print(cardworld.read_transactions('{ledger_dir}').head())\"",
+        "cardworld simulate --world us --out my-ledger --consumers 2000 --start 2010-01-01",
     )
-    console.print(
-        "  cardworld simulate --world us --out my-ledger --consumers 2000 --start 2010-01-01"
-    )
+    for command in commands:
+        console.print(f"  {command}", markup=False, highlight=False)
 
 
 def worlds() -> None:

@@ -7,9 +7,10 @@ import warnings
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-console = Console()
+from cardworld.commands.console import make_console
+
+console = make_console()
 
 
 def targets(

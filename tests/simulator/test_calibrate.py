@@ -176,6 +176,59 @@ def test_compare_passes_within_tolerance_and_fails_outside(figures):
     assert not rows["chip_in_person_share_2015"].passed
 
 
+def test_targets_about_years_outside_the_sample_are_skipped_not_missed(figures):
+    targets = {
+        "online_share": CalibrationTarget(0.2, 0.02, "test"),
+        "chip_in_person_share_2015": CalibrationTarget(0.02, 0.02, "test"),
+        "fraud_value_bps_2015_2016": CalibrationTarget(13.5, 6.0, "test"),
+        "ticket_credit_2018": CalibrationTarget(100.0, 1.0, "test"),
+    }
+    rows = {c.name: c for c in cal.compare(figures, targets)}
+    for name in ("chip_in_person_share_2015", "fraud_value_bps_2015_2016"):
+        assert rows[name].skipped and not rows[name].missed and rows[name].score == 0.0
+    assert rows["chip_in_person_share_2015"].skipped == "no 2015 in the sample (2018-2018)"
+    assert "no 2015-2016 in the sample" in rows["fraud_value_bps_2015_2016"].skipped
+    assert rows["ticket_credit_2018"].skipped is None and rows["ticket_credit_2018"].passed
+    report = cal.CalibrationReport(
+        "w", None, 2, ("2018-01-01", "2018-12-31"), N, list(rows.values())
+    )
+    assert report.passed  # only skipped targets are unmet
+    off = cal.compare(figures, {"online_share": CalibrationTarget(0.5, 0.01, "test")})
+    assert off[0].missed and not cal.CalibrationReport("w", None, 2, ("", ""), N, off).passed
+
+
+def test_a_count_over_the_period_is_scaled_to_the_worlds_period(figures):
+    """transactions_per_card counts over the whole period: a one-year sample of a world of
+    six years measures a sixth of it, so the measurement is scaled up by the days' ratio."""
+    targets = {
+        "transactions_per_card": CalibrationTarget(400.0, 50.0, "test"),
+        "online_share": CalibrationTarget(0.2, 0.02, "test"),  # a share: never scaled
+    }
+    world = ("2013-01-01", "2018-12-31")
+    rows = {c.name: c for c in cal.compare(figures, targets, period=world)}
+    days = (dt.date(2018, 12, 31) - dt.date(2013, 1, 1)).days + 1
+    assert rows["transactions_per_card"].measured == pytest.approx(N / 3 * days / 365)
+    assert rows["transactions_per_card"].note.startswith("66.67 over 1 years")
+    assert rows["online_share"].measured == pytest.approx(0.2) and not rows["online_share"].note
+    same = cal.compare(figures, targets, period=("2018-01-01", "2018-12-31"))
+    assert same[0].measured == pytest.approx(N / 3) and not same[0].note
+
+
+@pytest.mark.parametrize(
+    ("options", "flags"),
+    [
+        ({"consumers": 10}, "--consumers"),
+        ({"start": dt.date(2018, 1, 1), "seed": 3}, "--start, --seed"),
+        ({"keep": "kept"}, "--keep"),
+    ],
+)
+def test_sample_flags_are_refused_with_a_ledger(handmade, options, flags):
+    with pytest.raises(
+        ConfigError, match=rf"^{flags}: set\(s\) the sample to simulate, but --ledger"
+    ):
+        cal.calibrate("tiny", ledger=handmade[0], **options)
+
+
 def test_error_mix_ordering_fails_when_bad_pin_leads(figures):
     swapped = {
         **figures,
@@ -366,6 +419,39 @@ def test_calibrate_command_prints_the_table_and_fails_on_a_missed_target(handmad
     assert "online_share" in result.output and "target(s) missed" in result.output
     result = runner.invoke(app, ["calibrate", "--world", str(world), "--fit"])
     assert isinstance(result.exception, ConfigError)
+    result = runner.invoke(
+        app, ["calibrate", "--world", str(world), "--ledger", str(handmade[0]), "--fit"]
+    )
+    assert isinstance(result.exception, ConfigError) and "--fit" in str(result.exception)
+
+
+def test_calibrate_command_passes_when_only_skipped_targets_are_unmet(
+    handmade, figures, monkeypatch
+):
+    import typer
+    from typer.testing import CliRunner
+
+    from cardworld.commands.report import calibrate as calibrate_command
+
+    targets = {
+        "online_share": CalibrationTarget(0.2, 0.01, "test"),
+        "chip_in_person_share_2015": CalibrationTarget(0.02, 0.02, "test"),
+        "error_share_insufficient_balance": CalibrationTarget(0.02, 0.01, "test"),
+    }
+    report = cal.CalibrationReport(
+        "handmade", handmade[0], 2, ("2018-01-01", "2018-12-31"), N, cal.compare(figures, targets)
+    )
+    monkeypatch.setattr(cal, "calibrate", lambda *args, **kwargs: report)
+    app = typer.Typer()
+    app.command("calibrate")(calibrate_command)
+    app.command("noop")(lambda: None)
+    result = CliRunner().invoke(app, ["calibrate", "--world", "tiny"])
+    assert result.exit_code == 0, result.output
+    assert "1 target(s) skipped" in result.output
+    assert "all 2 measurable targets met" in result.output
+    # Not a terminal: the table is not cut to 80 columns, so every name shows whole.
+    assert "error_share_insufficient_balance " in result.output
+    assert "no 2015 in the sample (2018-2018)" in result.output
 
 
 def test_calibrate_and_fit_never_write_over_what_is_there(tmp_path):

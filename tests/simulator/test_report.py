@@ -4,6 +4,7 @@ in a real browser."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import subprocess
@@ -73,15 +74,45 @@ def test_overview_matches_pandas(built, frame, tiny_frames):
     assert (o["world"], o["seed"]) == ("tiny", 7)
 
 
-def test_volume_matches_pandas(built, frame):
+def _consumer_years(cards: pd.DataFrame, start: str, end: str) -> dict[int, float]:
+    """Naive twin: each consumer's days from their first card (or the start) to the end,
+    counted day by day, each day 1/365 or 1/366 of its year."""
+    out: dict[int, float] = {}
+    days = pd.date_range(start, end, freq="D")
+    for first in pd.to_datetime(cards.groupby("consumer_id")["opened"].min()):
+        for day in days[days >= first]:
+            out[day.year] = out.get(day.year, 0.0) + 1 / (366 if day.is_leap_year else 365)
+    return out
+
+
+def test_volume_matches_pandas(built, frame, tiny_frames):
     figures = built[1]
-    per_consumer_year = frame.groupby(["year", "consumer_id"]).size()
-    assert figures["transactions_per_consumer_year"] == approx(per_consumer_year.mean())
+    covered = _consumer_years(tiny_frames["cards"], *figures["overview"]["period"])
+    assert figures["transactions_per_consumer_year"] == approx(len(frame) / sum(covered.values()))
     for year, row in by(figures["per_year"], "year").items():
         in_year = frame[frame["year"] == year]
         assert row["rows"] == len(in_year)
         assert row["consumers"] == in_year["consumer_id"].nunique()
-        assert row["per_consumer"] == approx(len(in_year) / in_year["consumer_id"].nunique())
+        assert row["consumer_years"] == approx(covered[year])
+        assert row["per_consumer"] == approx(len(in_year) / covered[year])
+
+
+def test_a_partial_year_counts_per_consumer_year_covered(tmp_path):
+    """A quarter's ledger: transactions per consumer-year are about four times the rows
+    per consumer, not the quarter's count (every us consumer here holds a card from before
+    the period, so each covers the whole quarter)."""
+    from cardworld.simulator.run import simulate
+
+    out = tmp_path / "quarter"
+    simulate("us", out, consumers=12, start=dt.date(2020, 1, 1), end=dt.date(2020, 3, 31))
+    figures = compute_figures(out)
+    cards = pd.read_parquet(out / "cards.parquet")
+    assert (pd.to_datetime(cards.groupby("consumer_id")["opened"].min()) < "2020-01-01").all()
+    rows, consumers = figures["overview"]["rows"], figures["overview"]["consumers"]
+    consumer_years = consumers * 91 / 366  # 2020 is a leap year
+    assert figures["per_year"][0]["consumer_years"] == approx(consumer_years)
+    assert figures["transactions_per_consumer_year"] == approx(rows / consumer_years)
+    assert figures["transactions_per_consumer_year"] > 3.5 * rows / consumers
 
 
 def test_amounts_match_pandas(built, frame):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import textwrap
 
 import pytest
@@ -32,6 +34,32 @@ def test_extends_inherits_and_overrides():
 def test_overrides_from_arguments_change_the_hash():
     assert load_world("tiny", consumers=10).config_hash != load_world("tiny").config_hash
     assert load_world("tiny", consumers=10).spec.simulation.consumers == 10
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"start": dt.date(2020, 3, 31), "end": dt.date(2020, 1, 1)},
+            "--end 2020-01-01: is before --start 2020-03-31; expected an end on or after",
+        ),
+        (
+            {"start": dt.date(2020, 3, 31)},
+            "--start 2020-03-31: is after the world's end 2019-12-31 (world.toml "
+            "'simulation.end'); expected an earlier --start, or pass --end too",
+        ),
+        ({"end": dt.date(2018, 1, 1)}, "--end 2018-01-01: is before the world's start"),
+        (
+            {"start": dt.date(1850, 1, 1)},
+            "--start 1850-01-01: the tiny world covers 1985-2026 (drift.csv); expected dates "
+            "in that range",
+        ),
+        ({"end": dt.date(2040, 6, 1)}, "--end 2040-06-01: the tiny world covers 1985-2026"),
+    ],
+)
+def test_a_period_given_as_flags_is_blamed_on_the_flags(overrides, message):
+    with pytest.raises(WorldError, match="^" + re.escape(message)):
+        load_world("tiny", **overrides)
 
 
 def test_world_mccs_are_iso_18245():
