@@ -312,8 +312,10 @@ def _dask_client(scheduler: str | None) -> Iterator[Client | None]:
     if not scheduler:
         yield None
         return
-    from distributed import Client
-
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ConfigError("--scheduler needs Dask: pip install 'cardworld[dask]'") from None
     try:
         client = Client(scheduler, timeout="30s")
     except (OSError, ValueError, TypeError) as exc:

@@ -242,6 +242,14 @@ def test_a_bad_scheduler_address_is_a_config_error_that_leaves_nothing(tmp_path,
         assert marker.read_text() == "{}"
 
 
+def test_a_scheduler_without_dask_installed_is_a_config_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as where Dask is not installed
+    with pytest.raises(ConfigError) as error:
+        run.simulate("tiny", tmp_path / "ledger", consumers=5, scheduler="tcp://127.0.0.1:1")
+    assert str(error.value) == "--scheduler needs Dask: pip install 'cardworld[dask]'"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_report_checks_its_out_before_writing_and_keeps_a_report_unless_told(tmp_path, tiny_ledger):
     out = tmp_path / "new" / "report"
     bad = cardworld_cli("report", str(tmp_path / "nowhere"), "--out", str(out))
