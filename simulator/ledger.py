@@ -82,9 +82,18 @@ MERCHANT_OPTIONS = {
 }
 
 
-def storage(url: str | os.PathLike) -> tuple[fsspec.AbstractFileSystem, str]:
-    """The filesystem and the path inside it for a local path or an fsspec URL."""
-    fs, path = fsspec.core.url_to_fs(str(url))
+def storage(url: str | os.PathLike, *, flag: str = "") -> tuple[fsspec.AbstractFileSystem, str]:
+    """The filesystem and the path inside it for a local path or an fsspec URL; `flag` (such
+    as "--out") begins the error for a URL whose filesystem fsspec lacks."""
+    try:
+        fs, path = fsspec.core.url_to_fs(str(url))
+    except (ImportError, ValueError) as exc:
+        what = str(url).split("://", 1)[0] + "://" if "://" in str(url) else "it"
+        raise LedgerError(
+            f"{flag} {url}".lstrip()
+            + f": fsspec cannot open {what} here ({exc}); expected a local path or a URL "
+            "whose filesystem is installed"
+        ) from None
     return fs, path.rstrip("/") or "/"
 
 

@@ -190,7 +190,7 @@ def simulate(
         loaded = world
     else:
         loaded = load_world(world, **overrides)
-    fs, root = ledger.storage(out)
+    fs, root = ledger.storage(out, flag="--out")
     if fs.exists(root) and not fs.isdir(root):
         raise LedgerError(f"{out}: exists and is not a directory; choose another --out")
     if fs.exists(root) and fs.ls(root):

@@ -54,6 +54,11 @@ def test_simulate_writes_a_valid_ledger_and_prints_a_summary(tmp_path):
         ),
         (["simulate", "--world", "tiny", "--out", "x", "--consumers", "0"], "--consumers"),
         (["verify", "nowhere"], "not a cardworld ledger"),
+        (
+            ["simulate", "--world", "tiny", "--out", "foo://x/led", "--consumers", "5"],
+            "error: --out foo://x/led: fsspec cannot open foo:// here (Protocol not known: foo)",
+        ),
+        (["verify", "foo://bucket/x"], "error: foo://bucket/x: fsspec cannot open foo:// here"),
     ],
 )
 def test_bad_input_is_one_clear_error_with_exit_code_2(tmp_path, args, message):
