@@ -29,9 +29,9 @@ _LAZY = {
 
 def read_transactions(ledger_dir, columns=None, filter=None):
     """A ledger's transactions as a pandas DataFrame (optionally some columns / a pyarrow filter)."""
-    from cardworld.simulator.ledger import transactions
+    from cardworld.simulator.ledger import read_transactions
 
-    return transactions(ledger_dir).to_table(columns=columns, filter=filter).to_pandas()
+    return read_transactions(ledger_dir, columns, filter).to_pandas()
 
 
 def __getattr__(name: str):

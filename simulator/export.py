@@ -129,7 +129,7 @@ def export(
         if format == "tabformer":
             handle.write((",".join(TABFORMER_COLUMNS) + "\n").encode())
             merchant_text = _merchant_text(tables["merchants"])
-        batches = ledger.transactions(ledger_dir).to_batches(columns=COLUMNS, batch_size=batch_rows)
+        batches = ledger.transaction_batches(ledger_dir, COLUMNS, batch_rows)
         for batch in batches:
             if not batch.num_rows:
                 continue
@@ -179,15 +179,19 @@ def _open_text(tmp: Path, out: Path, binary: bool = False):
 
 def _entities(ledger_dir) -> dict[str, pd.DataFrame]:
     """The entity tables, indexed by id, with the columns the exports need."""
-    consumers = ledger.read_table(ledger_dir, "consumers").to_pandas()
+    consumers = ledger.read_table(
+        ledger_dir, "consumers", ["consumer_id", "first_name", "last_name", "city", "state", "zip"]
+    ).to_pandas()
     consumers = consumers.sort_values("consumer_id").reset_index(drop=True)
     consumers["user"] = np.arange(len(consumers))
     consumers["cardholder_name"] = consumers["first_name"] + " " + consumers["last_name"]
-    cards = ledger.read_table(ledger_dir, "cards").to_pandas()
+    cards = ledger.read_table(ledger_dir, "cards", ["card_id", "consumer_id", "kind"]).to_pandas()
     cards = cards.sort_values(["consumer_id", "card_id"]).reset_index(drop=True)
     cards["card_index"] = cards.groupby("consumer_id").cumcount()
     cards["kind"] = cards["kind"].astype(str)
-    merchants = ledger.read_table(ledger_dir, "merchants").to_pandas()
+    merchants = ledger.read_table(
+        ledger_dir, "merchants", ["merchant_id", "name", "city", "state", "zip", "country"]
+    ).to_pandas()
     countries = _country_names()
     abroad = merchants["country"].notna() & (merchants["country"] != "US")
     merchants["tabformer_state"] = merchants["state"].where(

@@ -4,7 +4,9 @@ Layout (DESIGN.md): manifest.json, consumers/cards/merchants/fraudsters/compromi
 and a transactions/ dataset of part files sorted by consumer then time. A ledger lives at
 any fsspec URL (a local path, file://, memory://, s3://, ...). Every file is written under
 a temporary name and renamed when complete, so a half-written file is never visible
-under its final name.
+under its final name. Pages carry CRC32 checksums. Readers read the part files the
+manifest lists, check each file's columns against the contract (TRANSACTION_SCHEMA,
+TABLE_SCHEMAS) and verify the checksums, naming the file that fails.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import json
 import os
 import posixpath
+from collections.abc import Iterator
 from pathlib import Path
 
 import fsspec
@@ -26,7 +29,100 @@ from cardworld.errors import LedgerError
 FORMAT = "cardworld-ledger/1"
 MANIFEST = "manifest.json"
 TABLES = ("consumers", "cards", "merchants", "fraudsters", "compromises")
+
+# The contract every reader relies on (DESIGN.md, "The ledger"): the transactions' columns
+# and, for the entity tables, the columns DESIGN.md lists. More columns are welcome.
+TRANSACTION_SCHEMA = pa.schema(
+    [
+        ("txn_id", pa.int64()),
+        ("timestamp", pa.timestamp("us")),
+        ("consumer_id", pa.int64()),
+        ("card_id", pa.int64()),
+        ("merchant_id", pa.int64()),
+        ("mcc", pa.int16()),
+        ("category", pa.dictionary(pa.int16(), pa.string())),
+        ("amount", pa.float64()),
+        ("channel", pa.dictionary(pa.int8(), pa.string())),
+        ("errors", pa.dictionary(pa.int8(), pa.string())),
+        ("is_fraud", pa.bool_()),
+        ("fraud_mechanism", pa.dictionary(pa.int8(), pa.string())),
+        ("fraudster_id", pa.int64()),
+        ("consumer_state", pa.dictionary(pa.int8(), pa.string())),
+        ("fraud_method", pa.dictionary(pa.int8(), pa.string())),
+        ("compromise_id", pa.int64()),
+    ]
+)
+TABLE_SCHEMAS = {
+    "consumers": pa.schema(
+        [
+            ("consumer_id", pa.int64()),
+            ("first_name", pa.string()),
+            ("last_name", pa.string()),
+            ("gender", pa.string()),
+            ("birth_date", pa.date32()),
+            ("address", pa.string()),
+            ("city", pa.string()),
+            ("state", pa.string()),
+            ("zip", pa.string()),
+            ("lat", pa.float64()),
+            ("lon", pa.float64()),
+            ("income", pa.float64()),
+            ("credit_score", pa.int16()),
+        ]
+    ),
+    "cards": pa.schema(
+        [
+            ("card_id", pa.int64()),
+            ("consumer_id", pa.int64()),
+            ("kind", pa.string()),
+            ("brand", pa.string()),
+            ("has_chip", pa.bool_()),
+            ("opened", pa.date32()),
+            ("expires", pa.date32()),
+            ("credit_limit", pa.float64()),
+        ]
+    ),
+    "merchants": pa.schema(
+        [
+            ("merchant_id", pa.int64()),
+            ("name", pa.string()),
+            ("mcc", pa.int16()),
+            ("chain", pa.string()),
+            ("city", pa.string()),
+            ("state", pa.string()),
+            ("zip", pa.string()),
+            ("country", pa.string()),
+            ("lat", pa.float64()),
+            ("lon", pa.float64()),
+            ("online", pa.bool_()),
+        ]
+    ),
+    "fraudsters": pa.schema(
+        [
+            ("fraudster_id", pa.int64()),
+            ("home_city", pa.string()),
+            ("home_state", pa.string()),
+            ("home_country", pa.string()),
+            ("methods", pa.list_(pa.string())),
+            ("active_from", pa.date32()),
+            ("active_to", pa.date32()),
+        ]
+    ),
+    "compromises": pa.schema(
+        [
+            ("compromise_id", pa.int64()),
+            ("card_id", pa.int64()),
+            ("consumer_id", pa.int64()),
+            ("compromised_at", pa.timestamp("us")),
+            ("fraudster_id", pa.int64()),
+        ]
+    ),
+}
 ROW_GROUP_ROWS = 1 << 20
+# Reading verifies the page checksums the writer stores (write_page_checksum below).
+READ_FORMAT = ds.ParquetFileFormat(
+    default_fragment_scan_options=ds.ParquetFragmentScanOptions(page_checksum_verification=True)
+)
 # The entity tables: zstd's fastest level (the merchants table, the largest, writes in
 # 0.22 s instead of 0.34 s at level 3 for 5% more bytes; it is written after every block).
 PARQUET_OPTIONS = {
@@ -35,6 +131,10 @@ PARQUET_OPTIONS = {
     "row_group_size": ROW_GROUP_ROWS,
     "use_dictionary": True,
     "write_statistics": True,
+    # CRC32 of every page, checked when the ledger is read: a damaged file fails loudly.
+    # Measured on a us-world part file (1.03M rows, 13.2 MB; CPU time, best of 21): write
+    # 185 against 182 ms, read 90 against 84 ms verified, 5 kB more.
+    "write_page_checksum": True,
 }
 # Transactions: dictionaries for the string columns only, delta
 # encoding for the columns that rise within a file, and statistics (for filters that skip
@@ -82,9 +182,18 @@ MERCHANT_OPTIONS = {
 }
 
 
-def storage(url: str | os.PathLike) -> tuple[fsspec.AbstractFileSystem, str]:
-    """The filesystem and the path inside it for a local path or an fsspec URL."""
-    fs, path = fsspec.core.url_to_fs(str(url))
+def storage(url: str | os.PathLike, *, flag: str = "") -> tuple[fsspec.AbstractFileSystem, str]:
+    """The filesystem and the path inside it for a local path or an fsspec URL; `flag` (such
+    as "--out") begins the error for a URL whose filesystem fsspec lacks."""
+    try:
+        fs, path = fsspec.core.url_to_fs(str(url))
+    except (ImportError, ValueError) as exc:
+        what = str(url).split("://", 1)[0] + "://" if "://" in str(url) else "it"
+        raise LedgerError(
+            f"{flag} {url}".lstrip()
+            + f": fsspec cannot open {what} here ({exc}); expected a local path or a URL "
+            "whose filesystem is installed"
+        ) from None
     return fs, path.rstrip("/") or "/"
 
 
@@ -155,11 +264,6 @@ def read_arrow(fs: fsspec.AbstractFileSystem, path: str) -> pa.Table:
 def write_json(fs: fsspec.AbstractFileSystem, obj: dict, path: str) -> None:
     data = (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
     write_atomically(fs, path, lambda handle: handle.write(data))
-
-
-def read_parquet(fs: fsspec.AbstractFileSystem, path: str) -> pa.Table:
-    with fs.open(path, "rb") as handle:
-        return pq.read_table(handle)
 
 
 def sha256(fs: fsspec.AbstractFileSystem, path: str) -> str:
@@ -238,20 +342,189 @@ def verify(url: str | os.PathLike) -> list[str]:
     return problems
 
 
-def transactions(url: str | os.PathLike) -> ds.Dataset:
-    """The transactions of a ledger as a pyarrow dataset (lazy; filter and project before reading)."""
-    manifest = read_manifest(url)
+def transaction_files(url: str | os.PathLike) -> tuple[fsspec.AbstractFileSystem, list[str]]:
+    """A ledger's filesystem and transaction part files: those its manifest lists, or every
+    part file in transactions/ for a ledger without a manifest."""
     fs, root = storage(url)
-    parts = [
-        posixpath.join(root, rel) for rel in manifest["files"] if rel.startswith("transactions/")
-    ]
-    return ds.dataset(parts, format="parquet", filesystem=fs)
+    if fs.isfile(posixpath.join(root, MANIFEST)):
+        listed = read_manifest(url)["files"]
+    elif fs.isdir(posixpath.join(root, "transactions")):
+        listed = _data_files(fs, root)
+    else:
+        raise LedgerError(f"{url}: not a cardworld ledger (no {MANIFEST} and no transactions/)")
+    parts = sorted(rel for rel in listed if rel.startswith("transactions/"))
+    return fs, [posixpath.join(root, rel) for rel in parts]
 
 
-def read_table(url: str | os.PathLike, name: str) -> pa.Table:
-    """One of the ledger's entity tables: consumers, cards, merchants, fraudsters or compromises."""
+def transactions(url: str | os.PathLike, columns: list[str] | None = None) -> ds.Dataset:
+    """The transactions of a ledger as a pyarrow dataset (lazy; filter and project before
+    reading), after checking that every part file has the columns `columns` (default: all
+    of TRANSACTION_SCHEMA's) of the contract's types. Pages are checksummed as they are
+    read; `transaction_batches` and `read_transactions` name a damaged file."""
+    fs, paths = transaction_files(url)
+    names = TRANSACTION_SCHEMA.names if columns is None else columns
+    schema = None
+    for path in paths:
+        found = _file_schema(fs, path, url)
+        check_columns(_label(fs, path), found, TRANSACTION_SCHEMA, names)
+        schema = schema or found
+    return ds.dataset(
+        paths, schema=schema or TRANSACTION_SCHEMA, format=READ_FORMAT, filesystem=_arrow_fs(fs)
+    )
+
+
+def transaction_batches(
+    url: str | os.PathLike, columns: list[str], batch_size: int
+) -> Iterator[pa.RecordBatch]:
+    """The named columns of a ledger's transactions, batch by batch in the ledger's order;
+    a part file that cannot be read raises a LedgerError that names it."""
+    dataset = transactions(url, columns)
+    for fragment in dataset.get_fragments():
+        try:
+            yield from fragment.to_batches(
+                columns=columns, batch_size=batch_size, schema=dataset.schema
+            )
+        except (pa.ArrowException, OSError) as exc:
+            raise unreadable(fragment.path, url, exc) from None
+
+
+def read_transactions(
+    url: str | os.PathLike, columns: list[str] | None = None, filter=None
+) -> pa.Table:
+    """A ledger's transactions as one table (optionally some columns / a pyarrow filter)."""
+    dataset = transactions(url, columns)
+    try:
+        return dataset.to_table(columns=columns, filter=filter)
+    except (pa.ArrowException, OSError) as exc:
+        for fragment in dataset.get_fragments():  # which file: read them one by one
+            try:
+                fragment.to_table(columns=columns, filter=filter, schema=dataset.schema)
+            except (pa.ArrowException, OSError) as file_exc:
+                raise unreadable(fragment.path, url, file_exc) from None
+        raise unreadable(str(url), url, exc) from None
+
+
+def read_table(
+    url: str | os.PathLike,
+    name: str,
+    columns: list[str] | None = None,
+    *,
+    optional: tuple[str, ...] = (),
+) -> pa.Table:
+    """One of the ledger's entity tables: consumers, cards, merchants, fraudsters or
+    compromises. Its columns `columns` (default: every column, after checking those of the
+    contract, TABLE_SCHEMAS[name]), and those of `optional` that the file has."""
     if name not in TABLES:
         raise LedgerError(f"unknown ledger table {name!r}; expected one of {', '.join(TABLES)}")
     read_manifest(url)
     fs, root = storage(url)
-    return read_parquet(fs, posixpath.join(root, f"{name}.parquet"))
+    path = posixpath.join(root, f"{name}.parquet")
+    label = _label(fs, path)
+    if not fs.isfile(path):
+        raise LedgerError(f"{label}: missing; `cardworld verify {url}` lists what else is")
+    with fs.open(path, "rb") as handle:
+        try:
+            file = pq.ParquetFile(handle, page_checksum_verification=True)
+        except (pa.ArrowException, OSError) as exc:
+            raise unreadable(label, url, exc) from None
+        schema = file.schema_arrow
+        contract = TABLE_SCHEMAS[name]
+        if columns is not None:
+            columns = [*columns, *(c for c in optional if c in schema.names)]
+        check_columns(label, schema, contract, contract.names if columns is None else columns)
+        try:
+            return file.read(columns=columns)
+        except (pa.ArrowException, OSError) as exc:
+            raise unreadable(label, url, exc) from None
+
+
+def check_columns(label: str, found: pa.Schema, contract: pa.Schema, names) -> None:
+    """Refuse a file (`label`) that lacks one of the columns `names` or holds it in a type
+    the readers cannot take for the contract's: text for numbers, numbers for times."""
+    for name in names:
+        indices = found.get_all_field_indices(name)
+        expected = contract.field(name).type if name in contract.names else None
+        wanted = f"a column of {_describe(expected)}" if expected is not None else "it"
+        if not indices:
+            raise LedgerError(f"{label}: column {name!r}: not found; expected {wanted}")
+        if len(indices) > 1:
+            raise LedgerError(f"{label}: column {name!r}: found {len(indices)} times; expected one")
+        kind = found.field(indices[0]).type
+        if expected is not None and not _takes(expected, kind):
+            raise LedgerError(
+                f"{label}: column {name!r}: type {kind}; expected {_describe(expected)}"
+            )
+
+
+def _kind(kind: pa.DataType) -> str:
+    """What a column holds, the readers taking any type of one kind: int16 or int64 ids,
+    string or dictionary text, timestamps of any unit."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return "text"
+    if pa.types.is_integer(kind):
+        return "integer"
+    if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        return "number"
+    if pa.types.is_timestamp(kind):
+        return "local time" if kind.tz is None else f"time in {kind.tz}"
+    if pa.types.is_date(kind):
+        return "date"
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return f"list of {_kind(kind.value_type)}"
+    return str(kind)
+
+
+def _takes(expected: pa.DataType, found: pa.DataType) -> bool:
+    """Whether a column of type `found` reads as the contract's `expected` does."""
+    want, have = _kind(expected), _kind(found)
+    return have == want or (want == "number" and have == "integer")
+
+
+def _describe(kind: pa.DataType) -> str:
+    what = _kind(kind)
+    if what == "text":
+        return "strings (string or dictionary<string>)"
+    if what in ("integer", "number"):
+        name = "float64" if what == "number" else str(kind)
+        return f"{name} (or another {'numeric' if what == 'number' else 'integer'} type)"
+    if what == "local time":
+        return f"{kind} (local time, no time zone)"
+    return str(kind)
+
+
+def _file_schema(fs: fsspec.AbstractFileSystem, path: str, url) -> pa.Schema:
+    """The Arrow schema in a Parquet file's footer; a LedgerError naming a file that is
+    missing or not Parquet."""
+    try:
+        with fs.open(path, "rb") as handle:
+            return pq.read_schema(handle)
+    except (pa.ArrowException, OSError) as exc:
+        raise unreadable(_label(fs, path), url, exc) from None
+
+
+def unreadable(label: str, url, exc: Exception) -> LedgerError:
+    """The error for a ledger's file (`label`) that pyarrow could not read: `exc`'s first
+    line, and the command that checks the ledger."""
+    if isinstance(exc, FileNotFoundError):
+        return LedgerError(
+            f"{exc.filename or label}: missing, though the manifest lists it; "
+            f"`cardworld verify {url}` lists what else is"
+        )
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    reason = reason.replace("Could not open Parquet input source '<Buffer>': ", "")
+    return LedgerError(
+        f"{label}: cannot be read as Parquet ({reason:.160}); the file is damaged: "
+        f"`cardworld verify {url}` checks the ledger against its manifest"
+    )
+
+
+def _label(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    """A file's name in messages: its path when local, else its URL."""
+    return path if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(path)
+
+
+def _arrow_fs(fs: fsspec.AbstractFileSystem):
+    """pyarrow's own filesystem for local files (faster than going through fsspec)."""
+    return None if isinstance(fs, LocalFileSystem) else fs

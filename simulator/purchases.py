@@ -12,6 +12,7 @@ import pyarrow as pa
 from cardworld.simulator.fraud import Fraudsters, compromises_table
 from cardworld.simulator.kernels import fraud as kf
 from cardworld.simulator.kernels import purchases as k
+from cardworld.simulator.ledger import TRANSACTION_SCHEMA
 from cardworld.simulator.population import (
     cards_table,
     consumers_table,
@@ -32,27 +33,6 @@ from cardworld.worlds.schema import World
 
 TXN_ID_STRIDE = (
     10_000_000  # txn_id = consumer_id * stride + the row's index in the consumer's history
-)
-
-TRANSACTION_SCHEMA = pa.schema(
-    [
-        ("txn_id", pa.int64()),
-        ("timestamp", pa.timestamp("us")),
-        ("consumer_id", pa.int64()),
-        ("card_id", pa.int64()),
-        ("merchant_id", pa.int64()),
-        ("mcc", pa.int16()),
-        ("category", pa.dictionary(pa.int16(), pa.string())),
-        ("amount", pa.float64()),
-        ("channel", pa.dictionary(pa.int8(), pa.string())),
-        ("errors", pa.dictionary(pa.int8(), pa.string())),
-        ("is_fraud", pa.bool_()),
-        ("fraud_mechanism", pa.dictionary(pa.int8(), pa.string())),
-        ("fraudster_id", pa.int64()),
-        ("consumer_state", pa.dictionary(pa.int8(), pa.string())),
-        ("fraud_method", pa.dictionary(pa.int8(), pa.string())),
-        ("compromise_id", pa.int64()),
-    ]
 )
 
 

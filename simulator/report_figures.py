@@ -77,17 +77,13 @@ class _Tallies:
 def compute_figures(ledger_dir: str | Path, *, batch_rows: int = BATCH_ROWS) -> dict:
     """Every figure of the report of the ledger at `ledger_dir`, as a JSON-ready dict."""
     manifest = ledger.read_manifest(ledger_dir)
-    consumers = ledger.read_table(ledger_dir, "consumers").select(["consumer_id", "lat", "lon"])
-    cards = ledger.read_table(ledger_dir, "cards")
-    # `replaces` (when the ledger has it) links a reissued card to the card it replaced.
-    cards = cards.select(
-        [
-            c
-            for c in ("card_id", "consumer_id", "kind", "replaces", "opened")
-            if c in cards.column_names
-        ]
+    consumers = ledger.read_table(ledger_dir, "consumers", ["consumer_id", "lat", "lon"])
+    # `replaces` (when the ledger has it) links a reissued card to the card it replaced;
+    # `opened` starts its consumer's years.
+    cards = ledger.read_table(
+        ledger_dir, "cards", ["card_id", "consumer_id", "kind"], optional=("replaces", "opened")
     )
-    merchants = ledger.read_table(ledger_dir, "merchants").select(["merchant_id", "lat", "lon"])
+    merchants = ledger.read_table(ledger_dir, "merchants", ["merchant_id", "lat", "lon"])
     consumers, cards, merchants = (
         t.to_pandas().set_index(t.column_names[0]) for t in (consumers, cards, merchants)
     )
@@ -96,7 +92,7 @@ def compute_figures(ledger_dir: str | Path, *, batch_rows: int = BATCH_ROWS) -> 
 
     tallies = _Tallies()
     rows = 0
-    batches = ledger.transactions(ledger_dir).to_batches(columns=COLUMNS, batch_size=batch_rows)
+    batches = ledger.transaction_batches(ledger_dir, COLUMNS, batch_rows)
     for batch in batches:
         if batch.num_rows:
             _tally_batch(batch.to_pandas(), tallies, consumers, cards, merchants)

@@ -190,7 +190,7 @@ def simulate(
         loaded = world
     else:
         loaded = load_world(world, **overrides)
-    fs, root = ledger.storage(out)
+    fs, root = ledger.storage(out, flag="--out")
     if fs.exists(root) and not fs.isdir(root):
         raise LedgerError(f"{out}: exists and is not a directory; choose another --out")
     if fs.exists(root) and fs.ls(root):
@@ -312,8 +312,10 @@ def _dask_client(scheduler: str | None) -> Iterator[Client | None]:
     if not scheduler:
         yield None
         return
-    from distributed import Client
-
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ConfigError("--scheduler needs Dask: pip install 'cardworld[dask]'") from None
     try:
         client = Client(scheduler, timeout="30s")
     except (OSError, ValueError, TypeError) as exc:

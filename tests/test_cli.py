@@ -57,6 +57,11 @@ def test_simulate_writes_a_valid_ledger_and_prints_a_summary(tmp_path):
         ),
         (["simulate", "--world", "tiny", "--out", "x", "--consumers", "0"], "--consumers"),
         (["verify", "nowhere"], "not a cardworld ledger"),
+        (
+            ["simulate", "--world", "tiny", "--out", "foo://x/led", "--consumers", "5"],
+            "error: --out foo://x/led: fsspec cannot open foo:// here (Protocol not known: foo)",
+        ),
+        (["verify", "foo://bucket/x"], "error: foo://bucket/x: fsspec cannot open foo:// here"),
     ],
 )
 def test_bad_input_is_one_clear_error_with_exit_code_2(tmp_path, args, message):
@@ -325,6 +330,14 @@ def test_a_bad_scheduler_address_is_a_config_error_that_leaves_nothing(tmp_path,
                 "tiny", tmp_path / "ledger", consumers=5, scheduler="notaurl", resume=resume
             )
         assert marker.read_text() == "{}"
+
+
+def test_a_scheduler_without_dask_installed_is_a_config_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as where Dask is not installed
+    with pytest.raises(ConfigError) as error:
+        run.simulate("tiny", tmp_path / "ledger", consumers=5, scheduler="tcp://127.0.0.1:1")
+    assert str(error.value) == "--scheduler needs Dask: pip install 'cardworld[dask]'"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_report_checks_its_out_before_writing_and_keeps_a_report_unless_told(tmp_path, tiny_ledger):

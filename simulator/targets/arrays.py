@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from cardworld.errors import DataError, LedgerError
+from cardworld.simulator import ledger
 from cardworld.simulator.targets import kernels as K
 
 _US_PER = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 1}
@@ -122,10 +123,14 @@ def read_ledger(
     dataset = _checked_parts(ledger_dir, names, check)
     try:
         return dataset.to_table(columns=list(names))
-    except pa.ArrowException:
+    except (pa.ArrowException, OSError):
         for fragment in dataset.get_fragments():
             _check_part(fragment, dataset.schema, names, exact=True)
-        raise  # not a column of another type: a damaged file, which the error names
+            try:  # not a column of another type: a damaged file, found by reading each
+                fragment.to_table(columns=list(names), schema=dataset.schema)
+            except (pa.ArrowException, OSError) as exc:
+                raise ledger.unreadable(fragment.path, ledger_dir, exc) from None
+        raise
 
 
 def read_ledger_parts(
@@ -144,9 +149,9 @@ def read_ledger_parts(
         _check_part(fragment, dataset.schema, names, exact=False)
         try:
             table = fragment.to_table(columns=list(names), schema=dataset.schema)
-        except pa.ArrowException:
+        except (pa.ArrowException, OSError) as exc:
             _check_part(fragment, dataset.schema, names, exact=True)
-            raise
+            raise ledger.unreadable(fragment.path, ledger_dir, exc) from None
         yield fragment.path, table
 
 
@@ -172,12 +177,18 @@ def _checked_parts(
 def _transactions(
     ledger_dir: str | Path, names: Sequence[str], check: SchemaCheck | None
 ) -> ds.FileSystemDataset:
-    """A ledger's transactions/ dataset, which must have the named columns and whose first
-    part file (that of the dataset's schema) must pass `check`."""
+    """A ledger's transactions/ dataset (the part files its manifest lists, if it has one),
+    which must have the named columns and whose first part file (that of the dataset's
+    schema) must pass `check`. Pages are checksummed as they are read."""
     path = Path(ledger_dir) / "transactions"
     if not path.exists():
         raise LedgerError(f"{ledger_dir}: no transactions/ dataset; expected a ledger directory")
-    dataset = _typed_nulls(ds.dataset(path, format="parquet"), names)
+    _, files = ledger.transaction_files(ledger_dir)
+    try:
+        dataset = ds.dataset(files, format=ledger.READ_FORMAT)
+    except (pa.ArrowException, OSError) as exc:  # the first file, whose schema it reads
+        raise ledger.unreadable(files[0], ledger_dir, exc) from None
+    dataset = _typed_nulls(dataset, names)
     for name in names:
         if name not in dataset.schema.names:
             raise DataError(
@@ -210,7 +221,9 @@ def _typed_nulls(dataset: ds.FileSystemDataset, names: Sequence[str]) -> ds.File
                 untyped.discard(name)
         if not untyped:
             break
-    return ds.dataset(dataset.files, schema=schema, format="parquet", filesystem=dataset.filesystem)
+    return ds.dataset(
+        dataset.files, schema=schema, format=ledger.READ_FORMAT, filesystem=dataset.filesystem
+    )
 
 
 def _check_part(
