@@ -17,6 +17,7 @@ heuristic; ``roles`` overrides take a role or a kind per column.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import asdict, dataclass, field
 
@@ -150,13 +151,18 @@ def _check_single_type(s: pd.Series) -> None:
 
 
 def looks_like_datetime(s: pd.Series) -> bool:
-    """True for datetime dtypes and for string columns whose values are ISO dates."""
+    """True for datetime dtypes, for columns of Python dates or datetimes (as Arrow's date
+    columns read), and for string columns whose values are ISO dates."""
     if pd.api.types.is_datetime64_any_dtype(s):
         return True
     if not _is_text(s):
         return False
     sample = s.dropna().head(200)
-    if sample.empty or not all(isinstance(v, str) for v in sample):
+    if sample.empty:
+        return False
+    if all(isinstance(v, dt.date) for v in sample):
+        return True
+    if not all(isinstance(v, str) for v in sample):
         return False
     return all(_DATE_LIKE.match(v) for v in sample)
 

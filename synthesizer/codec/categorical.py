@@ -1,8 +1,9 @@
 """Categorical columns: one token per category, rare categories protected.
 
-Categories seen fewer than ``rare_threshold`` times (or beyond the ``max_categories`` most
-frequent) share one ``rare`` token, so a value that identifies a single record is never learned.
-Sampling masks the rare token out, so a rare value is dropped rather than emitted.
+Categories held by fewer than ``rare_threshold`` groups (or beyond the ``max_categories``
+most frequent) share one ``rare`` token, so a value that identifies a few groups is never
+learned, however many rows repeat it: a consumer's birth date or street is on each of their
+transactions. Sampling masks the rare token out, so a rare value is dropped rather than emitted.
 """
 
 from __future__ import annotations
@@ -14,9 +15,24 @@ NULL = "null"
 RARE = "rare"
 
 
-def analyze(values: pd.Series, *, rare_threshold: int = 5, max_categories: int = 1000) -> dict:
-    """Plain stats: the kept categories (most frequent first) and whether nulls/rares exist."""
-    counts = values.dropna().value_counts(sort=True)
+def analyze(
+    values: pd.Series,
+    groups: pd.Series | None = None,
+    *,
+    rare_threshold: int = 5,
+    max_categories: int = 1000,
+) -> dict:
+    """Plain stats: the kept categories (most frequent first) and whether nulls/rares exist.
+
+    groups: the group of each row; a category counts the groups holding it (without, the
+    rows).
+    """
+    present = values.notna()
+    if groups is None:
+        counts = values[present].value_counts(sort=True)
+    else:
+        pairs = pd.DataFrame({"value": values[present], "group": groups[present]})
+        counts = pairs.drop_duplicates()["value"].value_counts(sort=True)
     kept = counts[counts >= rare_threshold].head(max_categories)
     # Sort ties by value so the vocabulary does not depend on row order.
     order = sorted(kept.items(), key=lambda kv: (-kv[1], str(kv[0])))
@@ -35,10 +51,11 @@ def fields(stats: dict) -> list[tuple[str, int]]:
 
 
 def blocked(stats: dict) -> dict[str, list[int]]:
-    """Codes sampling must never produce: the rare token, and null when there were none."""
+    """Codes sampling must never produce: the rare token, and null when there were none,
+    unless every category is rare (a column of names): then it is sampled as null."""
     n = len(stats["categories"])
     out = [n + 1]
-    if not stats["has_null"]:
+    if not stats["has_null"] and n > 0:
         out.append(n)
     return {"cat": out}
 

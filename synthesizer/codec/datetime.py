@@ -8,9 +8,12 @@ hour-of-day by category; the day delta is what gives gaps between events. Times 
 exactly at second resolution.
 
 A static datetime column (a birth date) is one number: seconds since 1970, numeric codec.
+A column of Python dates (as Arrow's date columns read) is sampled as dates again.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 import numpy as np
 import pandas as pd
@@ -31,8 +34,19 @@ def to_datetime(values: pd.Series) -> tuple[pd.Series, str | None]:
     return t, tz
 
 
-def analyze(values: pd.Series, first: np.ndarray, *, n_bins: int = 64, n_sub: int = 64) -> dict:
+def analyze(
+    values: pd.Series,
+    first: np.ndarray,
+    groups: pd.Series,
+    *,
+    n_bins: int = 64,
+    n_sub: int = 64,
+    rare_threshold: int = 1,
+) -> dict:
+    """first: whether each row is its group's first; groups: each row's group (see
+    numeric.analyze on rare_threshold)."""
     t, tz = to_datetime(values)
+    groups = np.asarray(groups)
     seconds = _seconds(t)
     day, sod = np.divmod(seconds, 86400)
     delta = np.where(first, 0, day - np.roll(day, 1))
@@ -50,11 +64,20 @@ def analyze(values: pd.Series, first: np.ndarray, *, n_bins: int = 64, n_sub: in
         "resolution": resolution,
         # Sorted within every group: decoding keeps sampled times sorted too.
         "monotone": bool(np.all(np.diff(seconds)[~first[1:]] >= 0)),
-        "start": numeric.analyze(pd.Series(day[first]), n_bins=n_bins, n_sub=n_sub),
-        "delta": numeric.analyze(
-            pd.Series(delta[~first]) if (~first).any() else pd.Series([0]),
+        "start": numeric.analyze(
+            pd.Series(day[first]),
+            groups[first],
             n_bins=n_bins,
             n_sub=n_sub,
+            rare_threshold=rare_threshold,
+            per_group=True,
+        ),
+        "delta": numeric.analyze(
+            pd.Series(delta[~first]) if (~first).any() else pd.Series([0]),
+            groups[~first] if (~first).any() else None,
+            n_bins=n_bins,
+            n_sub=n_sub,
+            rare_threshold=rare_threshold if (~first).any() else 1,
         ),
     }
 
@@ -138,14 +161,22 @@ def _roll_forward(day: np.ndarray, sod: np.ndarray, first: np.ndarray) -> np.nda
     return day
 
 
-def analyze_static(values: pd.Series, *, n_bins: int = 64, n_sub: int = 64) -> dict:
+def analyze_static(
+    values: pd.Series, *, n_bins: int = 64, n_sub: int = 64, rare_threshold: int = 1
+) -> dict:
+    """values: one per group (see numeric.analyze on rare_threshold)."""
     t, tz = to_datetime(values)
     secs = pd.Series(np.where(t.isna(), np.nan, _seconds(t.fillna(pd.Timestamp(0)))))
+    given = values.dropna()
     return {
         "kind": "datetime",
         "mode": "static",
         "tz": tz,
-        "seconds": numeric.analyze(secs, n_bins=n_bins, n_sub=n_sub),
+        "dates": bool(len(given))
+        and all(isinstance(v, dt.date) and not isinstance(v, dt.datetime) for v in given),
+        "seconds": numeric.analyze(
+            secs, n_bins=n_bins, n_sub=n_sub, rare_threshold=rare_threshold, per_group=True
+        ),
     }
 
 
@@ -162,6 +193,8 @@ def decode_static(codes: dict[str, np.ndarray], stats: dict, rng: np.random.Gene
     )
     if stats["tz"]:
         t = t.dt.tz_localize(stats["tz"], ambiguous="NaT", nonexistent="shift_forward")
+    if stats.get("dates"):  # models saved before dates were told apart have no such key
+        return pd.Series([None if pd.isna(v) else v.date() for v in t], dtype=object)
     return t
 
 

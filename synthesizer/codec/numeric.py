@@ -5,6 +5,12 @@ rows. Inside a bin the second token is exact when the bin holds at most ``n_sub`
 values (the index of the value in the bin's sorted list: amounts in cents, counts, prices
 such as 12.99 round-trip exactly); otherwise it is one of ``n_sub`` equal sub-intervals and
 decodes to a uniform draw inside it, rounded to the column's decimals.
+
+Privacy: a value is listed exactly only when at least ``rare_threshold`` groups hold it (a
+bin holding a rarer value takes the sub-intervals), so no value that identifies a few
+groups is stored or sampled verbatim. A static column (a value per group: an income, a
+birth date) gets at most one bin per ``rare_threshold`` groups, so its quantile edges are
+not single groups' values either.
 """
 
 from __future__ import annotations
@@ -13,11 +19,28 @@ import numpy as np
 import pandas as pd
 
 
-def analyze(values: pd.Series, *, n_bins: int = 64, n_sub: int = 64) -> dict:
+def analyze(
+    values: pd.Series,
+    groups: pd.Series | np.ndarray | None = None,
+    *,
+    n_bins: int = 64,
+    n_sub: int = 64,
+    rare_threshold: int = 1,
+    per_group: bool = False,
+) -> dict:
+    """Bin edges and exact value lists of a column.
+
+    groups: the group of each value (None: each value its own group). per_group: the
+    values are one per group (a static column), so bins are capped by the groups.
+    """
     x = pd.to_numeric(values, errors="raise").to_numpy(dtype=np.float64)
-    finite = x[~np.isnan(x)]
+    present = ~np.isnan(x)
+    finite = x[present]
+    holders = _holders(finite, None if groups is None else np.asarray(groups)[present])
     if finite.size == 0:
         finite = np.zeros(1)
+    if per_group:
+        n_bins = max(1, min(n_bins, finite.size // rare_threshold))
     edges = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, n_bins + 1)))
     if edges.size == 1:
         edges = np.array([edges[0], edges[0]])
@@ -27,7 +50,8 @@ def analyze(values: pd.Series, *, n_bins: int = 64, n_sub: int = 64) -> dict:
         distinct = np.unique(finite[bins == b])
         # An empty bin (quantiles that fall between data values) keeps an empty list: it is
         # blocked at sampling time.
-        exact.append(distinct.tolist() if distinct.size <= n_sub else None)
+        common = all(holders.get(v, 0) >= rare_threshold for v in distinct.tolist())
+        exact.append(distinct.tolist() if distinct.size <= n_sub and common else None)
     return {
         "kind": "numeric",
         "dtype": str(values.dtype),
@@ -87,12 +111,24 @@ def decode(codes: dict[str, np.ndarray], stats: dict, rng: np.random.Generator) 
         else:
             lo, hi = edges[b], edges[b + 1]
             out[rows] = lo + (sub[rows] + u[rows]) * (hi - lo) / n_sub
-            out[rows] = np.clip(np.round(out[rows], stats["decimals"]), lo, hi)
+            # Rounded last: quantile edges may have more decimals than the data.
+            out[rows] = np.round(np.clip(out[rows], lo, hi), stats["decimals"])
     s = pd.Series(out)
     if stats["is_int"]:
         s = s.round()
         return s.astype("Int64") if stats["has_null"] else s.astype(np.int64)
     return s
+
+
+def _holders(values: np.ndarray, groups: np.ndarray | None) -> dict[float, int]:
+    """How many groups hold each distinct value (each value alone when groups is None)."""
+    if groups is None:
+        distinct, counts = np.unique(values, return_counts=True)
+    else:
+        pairs = pd.DataFrame({"value": values, "group": groups}).drop_duplicates()
+        counted = pairs["value"].value_counts()
+        distinct, counts = counted.index.to_numpy(dtype=np.float64), counted.to_numpy()
+    return dict(zip(distinct.tolist(), counts.tolist(), strict=True))
 
 
 def _bin_of(x: np.ndarray, edges: np.ndarray) -> np.ndarray:

@@ -70,6 +70,7 @@ class TableCodec:
         self.bucket_width = max(1, int(bucket_width))
         self.time_column = schema.time_column
         self.static_columns = [c.name for c in schema.by_role("static")]
+        self.static = set(self.static_columns)
         # Within an event: categories first, then numbers, then the time line, so amounts and
         # hours are drawn knowing what was bought (amount by category, hour by category).
         rank = {"categorical": 0, "numeric": 1, "datetime": 2}
@@ -119,12 +120,16 @@ class TableCodec:
         max_categories: int = 1000,
     ) -> TableCodec:
         """Stats of every learned column of ``df`` (rows sorted by group, then order)."""
-        first = first_rows(df[schema.group_by])
+        groups = df[schema.group_by]
+        first = first_rows(groups)
+        private = {"n_bins": n_bins, "n_sub": n_sub, "rare_threshold": rare_threshold}
         stats: dict[str, dict] = {}
         for spec in schema.columns:
             if spec.role not in LEARNED_ROLES:
                 continue
             s = df[spec.name]
+            if spec.role == "static":  # a value per group, repeated on its rows
+                s = s[first]
             if spec.kind == "datetime":
                 if spec.name == schema.time_column:
                     if s.isna().any():
@@ -132,12 +137,15 @@ class TableCodec:
                             f"time column {spec.name!r} has {int(s.isna().sum())} empty values; "
                             "expected a datetime on every row"
                         )
-                    stats[spec.name] = datetime_codec.analyze(s, first, n_bins=n_bins, n_sub=n_sub)
+                    stats[spec.name] = datetime_codec.analyze(s, first, groups, **private)
                 else:
-                    stats[spec.name] = datetime_codec.analyze_static(s, n_bins=n_bins, n_sub=n_sub)
+                    stats[spec.name] = datetime_codec.analyze_static(s, **private)
             elif spec.kind == "numeric":
                 try:
-                    stats[spec.name] = numeric.analyze(s, n_bins=n_bins, n_sub=n_sub)
+                    group_of = None if spec.role == "static" else groups
+                    stats[spec.name] = numeric.analyze(
+                        s, group_of, per_group=spec.role == "static", **private
+                    )
                 except (TypeError, ValueError) as exc:
                     raise DataError(
                         f"column {spec.name!r} is numeric but holds {s.dtype} values that are "
@@ -145,7 +153,10 @@ class TableCodec:
                     ) from exc
             else:
                 stats[spec.name] = categorical.analyze(
-                    s, rare_threshold=rare_threshold, max_categories=max_categories
+                    s,
+                    groups[first] if spec.role == "static" else groups,
+                    rare_threshold=rare_threshold,
+                    max_categories=max_categories,
                 )
         longest = int(np.diff(np.append(np.flatnonzero(first), len(df))).max())
         return cls(schema, stats, bucket_width=-(-longest // N_BUCKETS))
@@ -245,8 +256,10 @@ class TableCodec:
         for i, f in enumerate(self.fields):
             if f.column is None:
                 continue
-            if f.static:
-                values = np.clip(enc.prefix[:, i] - f.offset, 0, f.size - 1)[group]
+            if f.static:  # one code per group; the time line's start day is read per row
+                values = np.clip(enc.prefix[:, i] - f.offset, 0, f.size - 1)
+                if f.column == self.time_column:
+                    values = values[group]
             else:
                 values = np.clip(enc.events[:, i - self.marker_field] - f.offset, 0, f.size - 1)
             codes.setdefault(f.column, {})[f.sub] = values
@@ -254,13 +267,15 @@ class TableCodec:
         for col in self.static_columns + self.event_columns:
             st = self.stats[col]
             if st["kind"] == "datetime" and st["mode"] == "event":
-                out[col] = datetime_codec.decode(codes[col], first, st, rng)
+                values = datetime_codec.decode(codes[col], first, st, rng)
             elif st["kind"] == "datetime":
-                out[col] = datetime_codec.decode_static(codes[col], st, rng)
+                values = datetime_codec.decode_static(codes[col], st, rng)
             elif st["kind"] == "numeric":
-                out[col] = numeric.decode(codes[col], st, rng)
+                values = numeric.decode(codes[col], st, rng)
             else:
-                out[col] = categorical.decode(codes[col], st)
+                values = categorical.decode(codes[col], st)
+            # A static value is decoded once per group (a draw inside its bin), then repeated.
+            out[col] = values.iloc[group].reset_index(drop=True) if col in self.static else values
         return pd.DataFrame(out)
 
     def _blocked(self) -> dict[str, list[int]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 from hypothesis import given, settings
@@ -10,7 +12,7 @@ from hypothesis import strategies as st
 from cardworld.synthesizer.codec import categorical, numeric
 from cardworld.synthesizer.codec import datetime as datetime_codec
 from cardworld.synthesizer.codec.table import TableCodec, sort_table
-from cardworld.synthesizer.schema import infer_schema
+from cardworld.synthesizer.schema import infer_schema, looks_like_datetime
 
 RNG = np.random.default_rng(0)
 
@@ -93,7 +95,7 @@ def test_event_datetime_round_trip(groups: list) -> None:
             times.append(t)
             first.append(i == 0)
     s, first = pd.Series(times), np.array(first)
-    stats = datetime_codec.analyze(s, first, n_bins=64, n_sub=64)
+    stats = datetime_codec.analyze(s, first, np.cumsum(first), n_bins=64, n_sub=64)
     back = datetime_codec.decode(datetime_codec.encode(s, first, stats), first, stats, RNG)
     assert (back.to_numpy() == s.to_numpy()).all()
 
@@ -121,3 +123,40 @@ def test_table_round_trip(table: pd.DataFrame) -> None:
     back = codec.decode(TableCodec.from_json(codec.to_json()).encode(df), RNG)
     for col in ("state", "timestamp", "merchant_cat", "txn_amount"):
         assert back[col].tolist() == df[col].tolist(), col
+
+
+def test_rarity_counts_groups_not_rows():
+    # One consumer's street on each of their 50 rows is still one consumer's.
+    values = pd.Series(["Elm St"] * 50 + ["Main St"] * 5 + ["Oak Ave"] * 5)
+    groups = pd.Series([1] * 50 + [2, 3, 4, 5, 6] + [7, 7, 8, 8, 9])
+    stats = categorical.analyze(values, groups, rare_threshold=5)
+    assert stats["categories"] == ["Main St"] and stats["has_rare"]
+    # Every category rare and no nulls: sampled as null rather than from an empty choice.
+    alone = categorical.analyze(values, groups, rare_threshold=6)
+    assert alone["categories"] == [] and categorical.blocked(alone) == {"cat": [1]}
+
+
+def test_numeric_values_of_few_groups_are_not_kept_exactly():
+    # Prices many groups pay are exact tokens; an amount one group paid 30 times is not.
+    values = pd.Series([12.99] * 10 + [7.5] * 30 + [3.25] * 10)
+    groups = np.array(list(range(10)) + [99] * 30 + list(range(10, 20)))
+    stats = numeric.analyze(values, groups, n_bins=64, n_sub=64, rare_threshold=5)
+    listed = [v for exact in stats["exact"] if exact for v in exact]
+    assert 12.99 in listed and 3.25 in listed and 7.5 not in listed
+    # A value per group (an income): at most one bin per rare_threshold groups.
+    incomes = pd.Series(np.random.default_rng(0).lognormal(11, 0.5, 40).round())
+    static = numeric.analyze(incomes, n_bins=64, n_sub=64, rare_threshold=5, per_group=True)
+    assert len(static["edges"]) - 1 <= 8
+    assert not any(static["exact"])  # no income is held by 5 groups
+    # rare_threshold 1 (the default) keeps the exact round trip of every value.
+    plain = numeric.analyze(values, n_bins=64, n_sub=64)
+    assert sorted(v for exact in plain["exact"] if exact for v in exact) == [3.25, 7.5, 12.99]
+
+
+def test_python_dates_are_static_datetimes_sampled_as_dates():
+    births = pd.Series([dt.date(1950 + i, 1 + i % 12, 1 + i % 28) for i in range(40)])
+    assert looks_like_datetime(births)
+    stats = datetime_codec.analyze_static(births, rare_threshold=5)
+    back = datetime_codec.decode_static(datetime_codec.encode_static(births, stats), stats, RNG)
+    assert all(type(v) is dt.date for v in back)
+    assert min(back) >= min(births) and max(back) <= max(births)
