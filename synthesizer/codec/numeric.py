@@ -111,8 +111,13 @@ def decode(codes: dict[str, np.ndarray], stats: dict, rng: np.random.Generator) 
         else:
             lo, hi = edges[b], edges[b + 1]
             out[rows] = lo + (sub[rows] + u[rows]) * (hi - lo) / n_sub
-            # Rounded last: quantile edges may have more decimals than the data.
-            out[rows] = np.round(np.clip(out[rows], lo, hi), stats["decimals"])
+            out[rows] = np.round(out[rows], stats["decimals"])
+            # Quantile edges may have more decimals than the data: kept inside the bin's
+            # values of those decimals (a bin narrower than a step gives its middle's).
+            step = 10.0 ** -stats["decimals"]
+            low, high = np.ceil(lo / step - 1e-9) * step, np.floor(hi / step + 1e-9) * step
+            if low <= high:
+                out[rows] = np.round(np.clip(out[rows], low, high), stats["decimals"])
     s = pd.Series(out)
     if stats["is_int"]:
         s = s.round()
