@@ -151,6 +151,13 @@ def _page(figures: dict, images: list[tuple[str, str]]) -> str:
         ("Exact row overlap with training", f"{p['exact_row_overlap']:.2%}"),
         ("Median distance to closest record, synthetic", p["dcr_synthetic"]["median"]),
     ]
+    if p.get("rare_value_copies"):
+        column, share = max(p["rare_value_copies"].items(), key=lambda item: item[1])
+        label = f"Groups given a rare training value ({column}, the most)"
+        chance = p.get("rare_value_copies_holdout", {}).get(column)
+        rows.append(
+            (label, f"{share:.2%}" + ("" if chance is None else f" (holdout {chance:.2%})"))
+        )
     if "dcr_holdout" in p:
         rows.append(("Median distance to closest record, holdout", p["dcr_holdout"]["median"]))
         rows.append(

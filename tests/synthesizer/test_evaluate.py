@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from cardworld.synthesizer.evaluate import evaluate_tables
+from cardworld.synthesizer.evaluate.metrics import privacy_score
 
 
 def _shuffled(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
@@ -59,3 +60,25 @@ def test_holdout_and_report_files(table: pd.DataFrame, sampled: pd.DataFrame, tm
     } <= names
     assert json.loads((tmp_path / "figures.json").read_text())["rows"]["synthetic"] == len(sampled)
     assert "hour_by_category.png" in (tmp_path / "index.html").read_text()
+
+
+def test_copied_rare_static_values_are_counted_against_chance(table: pd.DataFrame) -> None:
+    # Each account's own static value (a birth date), copied onto the synthetic accounts:
+    # every row differs from the training rows, but each group points at a real account.
+    keys = table["acct_id"].unique()
+    birth = {key: f"19{50 + i % 40}-0{1 + i % 9}-1{i % 10}" for i, key in enumerate(keys)}
+    real = table.assign(birth=table["acct_id"].map(birth))
+    train, hold = real[real["acct_id"].isin(keys[:45])], real[real["acct_id"].isin(keys[45:])]
+    leaky = train.assign(acct_id="S" + train["acct_id"], txn_amount=train["txn_amount"] + 0.01)
+    common = leaky.assign(birth="1970-01-01")  # one value for all: no one in particular
+    kwargs = dict(group_by="acct_id", order_by="txn_index")
+    leaked = evaluate_tables(train, leaky, holdout=hold, **kwargs)["privacy"]
+    assert leaked["rare_value_copies"]["birth"] == 1.0
+    assert leaked["rare_value_copies_holdout"]["birth"] == 0.0  # unseen people's dates
+    assert leaked["rare_value_copies"]["state"] == 0.0  # three states, each many groups'
+    clean = evaluate_tables(train, common, holdout=hold, **kwargs)["privacy"]
+    assert clean["rare_value_copies"]["birth"] == 0.0
+    # The score loses what exceeds chance: 0.6 of groups against 0.1 by chance halves it.
+    figures = {"exact_row_overlap": 0.0, "identifier_overlap": {}}
+    copies = {"rare_value_copies": {"birth": 0.6}, "rare_value_copies_holdout": {"birth": 0.1}}
+    assert privacy_score(figures) == 10.0 and privacy_score({**figures, **copies}) == 5.0
