@@ -1,9 +1,10 @@
 """Categorical columns: one token per category, rare categories protected.
 
-Categories held by fewer than ``rare_threshold`` groups (or beyond the ``max_categories``
-most frequent) share one ``rare`` token, so a value that identifies a few groups is never
-learned, however many rows repeat it: a consumer's birth date or street is on each of their
-transactions. Sampling masks the rare token out, so a rare value is dropped rather than emitted.
+Categories seen fewer than ``rare_threshold`` times (or beyond the ``max_categories`` most
+frequent) share one ``rare`` token, so a value that identifies a single record is never
+learned. A static column (a value per group) is counted once per group, not once per row:
+a consumer's birth date or street is on each of their transactions, and counting rows
+kept it. Sampling masks the rare token out, so a rare value is dropped rather than emitted.
 """
 
 from __future__ import annotations
@@ -15,24 +16,9 @@ NULL = "null"
 RARE = "rare"
 
 
-def analyze(
-    values: pd.Series,
-    groups: pd.Series | None = None,
-    *,
-    rare_threshold: int = 5,
-    max_categories: int = 1000,
-) -> dict:
-    """Plain stats: the kept categories (most frequent first) and whether nulls/rares exist.
-
-    groups: the group of each row; a category counts the groups holding it (without, the
-    rows).
-    """
-    present = values.notna()
-    if groups is None:
-        counts = values[present].value_counts(sort=True)
-    else:
-        pairs = pd.DataFrame({"value": values[present], "group": groups[present]})
-        counts = pairs.drop_duplicates()["value"].value_counts(sort=True)
+def analyze(values: pd.Series, *, rare_threshold: int = 5, max_categories: int = 1000) -> dict:
+    """Plain stats: the kept categories (most frequent first) and whether nulls/rares exist."""
+    counts = values.dropna().value_counts(sort=True)
     kept = counts[counts >= rare_threshold].head(max_categories)
     # Sort ties by value so the vocabulary does not depend on row order.
     order = sorted(kept.items(), key=lambda kv: (-kv[1], str(kv[0])))

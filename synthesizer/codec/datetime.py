@@ -37,16 +37,14 @@ def to_datetime(values: pd.Series) -> tuple[pd.Series, str | None]:
 def analyze(
     values: pd.Series,
     first: np.ndarray,
-    groups: pd.Series,
     *,
     n_bins: int = 64,
     n_sub: int = 64,
     rare_threshold: int = 1,
 ) -> dict:
-    """first: whether each row is its group's first; groups: each row's group (see
-    numeric.analyze on rare_threshold)."""
+    """first: whether each row is its group's first. The start day is a value per group
+    (see numeric.analyze on rare_threshold); the day deltas are events."""
     t, tz = to_datetime(values)
-    groups = np.asarray(groups)
     seconds = _seconds(t)
     day, sod = np.divmod(seconds, 86400)
     delta = np.where(first, 0, day - np.roll(day, 1))
@@ -66,7 +64,6 @@ def analyze(
         "monotone": bool(np.all(np.diff(seconds)[~first[1:]] >= 0)),
         "start": numeric.analyze(
             pd.Series(day[first]),
-            groups[first],
             n_bins=n_bins,
             n_sub=n_sub,
             rare_threshold=rare_threshold,
@@ -74,10 +71,8 @@ def analyze(
         ),
         "delta": numeric.analyze(
             pd.Series(delta[~first]) if (~first).any() else pd.Series([0]),
-            groups[~first] if (~first).any() else None,
             n_bins=n_bins,
             n_sub=n_sub,
-            rare_threshold=rare_threshold if (~first).any() else 1,
         ),
     }
 

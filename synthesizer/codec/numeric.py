@@ -6,11 +6,10 @@ values (the index of the value in the bin's sorted list: amounts in cents, count
 such as 12.99 round-trip exactly); otherwise it is one of ``n_sub`` equal sub-intervals and
 decodes to a uniform draw inside it, rounded to the column's decimals.
 
-Privacy: a value is listed exactly only when at least ``rare_threshold`` groups hold it (a
-bin holding a rarer value takes the sub-intervals), so no value that identifies a few
-groups is stored or sampled verbatim. A static column (a value per group: an income, a
-birth date) gets at most one bin per ``rare_threshold`` groups, so its quantile edges are
-not single groups' values either.
+Privacy: with ``rare_threshold`` (given for a static column, a value per group: an income,
+a birth date), a value is listed exactly only when at least that many groups hold it (a bin
+holding a rarer value takes the sub-intervals), and there is at most one bin per that many
+groups, so no value that identifies a few groups is stored or sampled verbatim.
 """
 
 from __future__ import annotations
@@ -21,22 +20,19 @@ import pandas as pd
 
 def analyze(
     values: pd.Series,
-    groups: pd.Series | np.ndarray | None = None,
     *,
     n_bins: int = 64,
     n_sub: int = 64,
     rare_threshold: int = 1,
     per_group: bool = False,
 ) -> dict:
-    """Bin edges and exact value lists of a column.
-
-    groups: the group of each value (None: each value its own group). per_group: the
-    values are one per group (a static column), so bins are capped by the groups.
-    """
+    """Bin edges and exact value lists of a column: a value is listed exactly only when it
+    occurs at least `rare_threshold` times. per_group: the values are one per group (a
+    static column), so there is at most one bin per `rare_threshold` of them."""
     x = pd.to_numeric(values, errors="raise").to_numpy(dtype=np.float64)
-    present = ~np.isnan(x)
-    finite = x[present]
-    holders = _holders(finite, None if groups is None else np.asarray(groups)[present])
+    finite = x[~np.isnan(x)]
+    distinct, counts = np.unique(finite, return_counts=True)
+    holders = dict(zip(distinct.tolist(), counts.tolist(), strict=True))
     if finite.size == 0:
         finite = np.zeros(1)
     if per_group:
@@ -123,17 +119,6 @@ def decode(codes: dict[str, np.ndarray], stats: dict, rng: np.random.Generator) 
         s = s.round()
         return s.astype("Int64") if stats["has_null"] else s.astype(np.int64)
     return s
-
-
-def _holders(values: np.ndarray, groups: np.ndarray | None) -> dict[float, int]:
-    """How many groups hold each distinct value (each value alone when groups is None)."""
-    if groups is None:
-        distinct, counts = np.unique(values, return_counts=True)
-    else:
-        pairs = pd.DataFrame({"value": values, "group": groups}).drop_duplicates()
-        counted = pairs["value"].value_counts()
-        distinct, counts = counted.index.to_numpy(dtype=np.float64), counted.to_numpy()
-    return dict(zip(distinct.tolist(), counts.tolist(), strict=True))
 
 
 def _bin_of(x: np.ndarray, edges: np.ndarray) -> np.ndarray:

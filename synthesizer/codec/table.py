@@ -120,8 +120,7 @@ class TableCodec:
         max_categories: int = 1000,
     ) -> TableCodec:
         """Stats of every learned column of ``df`` (rows sorted by group, then order)."""
-        groups = df[schema.group_by]
-        first = first_rows(groups)
+        first = first_rows(df[schema.group_by])
         private = {"n_bins": n_bins, "n_sub": n_sub, "rare_threshold": rare_threshold}
         stats: dict[str, dict] = {}
         for spec in schema.columns:
@@ -137,26 +136,24 @@ class TableCodec:
                             f"time column {spec.name!r} has {int(s.isna().sum())} empty values; "
                             "expected a datetime on every row"
                         )
-                    stats[spec.name] = datetime_codec.analyze(s, first, groups, **private)
+                    stats[spec.name] = datetime_codec.analyze(s, first, **private)
                 else:
                     stats[spec.name] = datetime_codec.analyze_static(s, **private)
             elif spec.kind == "numeric":
                 try:
-                    group_of = None if spec.role == "static" else groups
-                    stats[spec.name] = numeric.analyze(
-                        s, group_of, per_group=spec.role == "static", **private
-                    )
+                    if spec.role == "static":
+                        stats[spec.name] = numeric.analyze(s, per_group=True, **private)
+                    else:
+                        stats[spec.name] = numeric.analyze(s, n_bins=n_bins, n_sub=n_sub)
                 except (TypeError, ValueError) as exc:
                     raise DataError(
                         f"column {spec.name!r} is numeric but holds {s.dtype} values that are "
                         f"not numbers ({exc}); expected numbers, or a 'categorical' override"
                     ) from exc
             else:
+                # A static value counts its groups (one row each here), an event value its rows.
                 stats[spec.name] = categorical.analyze(
-                    s,
-                    groups[first] if spec.role == "static" else groups,
-                    rare_threshold=rare_threshold,
-                    max_categories=max_categories,
+                    s, rare_threshold=rare_threshold, max_categories=max_categories
                 )
         longest = int(np.diff(np.append(np.flatnonzero(first), len(df))).max())
         return cls(schema, stats, bucket_width=-(-longest // N_BUCKETS))

@@ -95,7 +95,7 @@ def test_event_datetime_round_trip(groups: list) -> None:
             times.append(t)
             first.append(i == 0)
     s, first = pd.Series(times), np.array(first)
-    stats = datetime_codec.analyze(s, first, np.cumsum(first), n_bins=64, n_sub=64)
+    stats = datetime_codec.analyze(s, first, n_bins=64, n_sub=64)
     back = datetime_codec.decode(datetime_codec.encode(s, first, stats), first, stats, RNG)
     assert (back.to_numpy() == s.to_numpy()).all()
 
@@ -125,30 +125,36 @@ def test_table_round_trip(table: pd.DataFrame) -> None:
         assert back[col].tolist() == df[col].tolist(), col
 
 
-def test_rarity_counts_groups_not_rows():
-    # One consumer's street on each of their 50 rows is still one consumer's.
-    values = pd.Series(["Elm St"] * 50 + ["Main St"] * 5 + ["Oak Ave"] * 5)
-    groups = pd.Series([1] * 50 + [2, 3, 4, 5, 6] + [7, 7, 8, 8, 9])
-    stats = categorical.analyze(values, groups, rare_threshold=5)
-    assert stats["categories"] == ["Main St"] and stats["has_rare"]
+def test_static_values_count_their_groups_not_their_rows():
+    # One consumer's street and income on each of their 50 rows are still one consumer's;
+    # a merchant one consumer visits 50 times is an event value, kept by its rows.
+    rows = [(1, "Elm St", 51_234.0, "Corner Deli")] * 49 + [(1, "Elm St", 51_234.0, "Big Mart")]
+    rows += [
+        (g, "Main St", 40_000.0 + g, shop) for g in range(2, 7) for shop in ("Big Mart", "Gas")
+    ]
+    df = pd.DataFrame(rows, columns=["acct", "district", "income", "merchant"])
+    schema = infer_schema(df, group_by="acct")
+    assert schema.column("district").role == "static" == schema.column("income").role
+    assert schema.column("merchant").role == "event"
+    codec = TableCodec.analyze(df, schema, rare_threshold=5)
+    assert codec.stats["district"]["categories"] == ["Main St"]
+    assert "Corner Deli" in codec.stats["merchant"]["categories"]
+    income = codec.stats["income"]
+    assert len(income["edges"]) - 1 == 1 and income["exact"] == [None]  # 6 groups: one bin
     # Every category rare and no nulls: sampled as null rather than from an empty choice.
-    alone = categorical.analyze(values, groups, rare_threshold=6)
+    alone = categorical.analyze(pd.Series(["Elm St", "Oak Ave"]), rare_threshold=2)
     assert alone["categories"] == [] and categorical.blocked(alone) == {"cat": [1]}
 
 
 def test_numeric_values_of_few_groups_are_not_kept_exactly():
-    # Prices many groups pay are exact tokens; an amount one group paid 30 times is not.
-    values = pd.Series([12.99] * 10 + [7.5] * 30 + [3.25] * 10)
-    groups = np.array(list(range(10)) + [99] * 30 + list(range(10, 20)))
-    stats = numeric.analyze(values, groups, n_bins=64, n_sub=64, rare_threshold=5)
-    listed = [v for exact in stats["exact"] if exact for v in exact]
-    assert 12.99 in listed and 3.25 in listed and 7.5 not in listed
-    # A value per group (an income): at most one bin per rare_threshold groups.
-    incomes = pd.Series(np.random.default_rng(0).lognormal(11, 0.5, 40).round())
+    # A value per group (an income): exact only when 5 groups hold it, a bin per 5 groups.
+    incomes = pd.Series([52_000.0] * 6 + list(np.random.default_rng(0).lognormal(11, 0.5, 34)))
     static = numeric.analyze(incomes, n_bins=64, n_sub=64, rare_threshold=5, per_group=True)
     assert len(static["edges"]) - 1 <= 8
-    assert not any(static["exact"])  # no income is held by 5 groups
-    # rare_threshold 1 (the default) keeps the exact round trip of every value.
+    listed = [v for exact in static["exact"] if exact for v in exact]
+    assert set(listed) <= {52_000.0}
+    # rare_threshold 1 (the default, for event columns) keeps the exact round trip.
+    values = pd.Series([12.99] * 10 + [7.5] * 30 + [3.25] * 10)
     plain = numeric.analyze(values, n_bins=64, n_sub=64)
     assert sorted(v for exact in plain["exact"] if exact for v in exact) == [3.25, 7.5, 12.99]
 
