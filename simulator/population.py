@@ -82,7 +82,7 @@ def sample_population(
         pop.retirement_age_sd,
         arrays.home_city_cum,
     )
-    adult = birth + int(18 * DAYS_PER_YEAR)
+    adult = _birthday(birth, 18)
     consumers = Consumers(consumer_ids, birth, female, income, credit, home, retire, adult)
 
     kind_cum = np.cumsum([cards_spec.kind_shares.get(k, 0.0) for k in CARD_KINDS])
@@ -238,3 +238,14 @@ def with_replacements(
     merged = {k: v[order] for k, v in merged.items()}
     offsets = np.searchsorted(merged["owner"], np.arange(len(cards.offsets))).astype(np.int64)
     return Cards(offsets=offsets, **merged), replaces[order]
+
+
+def _birthday(birth: np.ndarray, years: int) -> np.ndarray:
+    """The day (days since 1970) each of `birth` (the same) turns `years` old; 29 February
+    births on 1 March in common years."""
+    day = birth.astype("datetime64[D]")
+    month = day.astype("datetime64[M]")
+    into_month = day - month.astype("datetime64[D]")
+    into_year = month - day.astype("datetime64[Y]").astype("datetime64[M]")
+    later = (day.astype("datetime64[Y]") + years).astype("datetime64[M]") + into_year
+    return (later.astype("datetime64[D]") + into_month).astype(np.int64)

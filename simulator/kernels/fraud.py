@@ -24,6 +24,7 @@ from cardworld.simulator.kernels.calendar import civil_from_days, weekday
 from cardworld.simulator.kernels.jit import kernel
 from cardworld.simulator.kernels.purchases import (
     C_CARD,
+    C_CENTS,
     C_CHANNEL,
     C_COMPROMISE,
     C_CONSUMER,
@@ -332,6 +333,10 @@ def simulate_fraud(
                     if a < probes:
                         gap = 120.0
                     t += 60 + int(rng.exponential(st, gap))
+                if n_done == 0 and kind != LOST_STOLEN:
+                    # Nothing reached the statement (every clone refused, or the fraudster
+                    # stopped): nothing to report. A lost card is missed for itself.
+                    report = NEVER
                 block = min(issuer_block, report)
                 by = BY_NOBODY
                 if block < NEVER:
@@ -423,12 +428,13 @@ def _seen_compromises(w, fw, rows, r0, r1, cid, ca, card_id, comps, st):
 @kernel(allocates=False)
 def _block_rows(rows, r0, r1, cid, ca, blocked, replacement, replacement_open):
     """A consumer's rows [r0, r1) on blocked cards, in place: moved to the replacement card
-    once it is open, declined in between."""
+    once it is open (a refund at once), declined in between."""
     for r in range(r0, r1):
         c = ca + (rows[C_CARD, r] - cid * 100)
         t = rows[C_TIME, r]
         if t >= blocked[c - ca]:
-            if rows[C_FRAUD, r] == 0 and t >= replacement_open[c - ca]:
+            # A merchant's credit goes to the new card even before it arrives.
+            if rows[C_FRAUD, r] == 0 and (t >= replacement_open[c - ca] or rows[C_CENTS, r] < 0):
                 rows[C_CARD, r] = replacement[c - ca]
             else:
                 rows[C_ERROR, r] = CARD_BLOCKED

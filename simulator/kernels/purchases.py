@@ -323,11 +323,18 @@ def sort_rows(buf, start, stop):
 
 
 @kernel(allocates=False)
-def state_on(seg_start, seg_end, seg_state, a, b, day):
+def segment_on(seg_start, seg_end, a, b, day):
+    """The segment among [a, b) that holds `day`, or -1."""
     for s in range(a, b):
         if seg_start[s] <= day < seg_end[s]:
-            return seg_state[s]
-    return 0
+            return s
+    return -1
+
+
+@kernel(allocates=False)
+def state_on(seg_start, seg_end, seg_state, a, b, day):
+    s = segment_on(seg_start, seg_end, a, b, day)
+    return seg_state[s] if s >= 0 else 0
 
 
 @kernel
@@ -547,11 +554,16 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
                         if rng.uniform(st) < 0.7
                         else max(1, int(cents * (0.2 + 0.8 * rng.uniform(st))))
                     )
-                    rstate = state_on(seg_start, seg_end, seg_state, sa, sb, rday)
+                    rseg = segment_on(seg_start, seg_end, sa, sb, rday)
+                    rstate = seg_state[rseg] if rseg >= 0 else 0
                     rsec = 9 * 3600 + rng.integer(st, 11 * 3600)
-                    emit(buf, n, rday * 86400 + rsec, cid, card_id[c], merchant, mcc, k,
-                         -back, channel, 0, 0, rstate, city)  # fmt: skip
-                    n += 1
+                    # A shop takes a return at its counter: only from a purchase made at
+                    # home, with the consumer home again and not moved away since.
+                    there = rseg >= 0 and state == 0 == rstate and seg_epoch[rseg] == seg_epoch[seg]
+                    if online or there:
+                        emit(buf, n, rday * 86400 + rsec, cid, card_id[c], merchant, mcc, k,
+                             -back, channel, 0, 0, rstate, city)  # fmt: skip
+                        n += 1
 
     # Random fraud (Altman's second mechanism): bursts at random times on a random card.
     rng.reseed(fst, w.seed, cid, rng.RANDOM_FRAUD)

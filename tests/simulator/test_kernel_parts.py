@@ -14,6 +14,7 @@ from cardworld.simulator.kernels import fraud as kf
 from cardworld.simulator.kernels import purchases as k
 from cardworld.simulator.kernels.jit import kernel
 from cardworld.simulator.names import company_names, person_names, street_addresses
+from cardworld.simulator.population import _birthday
 from cardworld.simulator.run import _built
 from cardworld.simulator.world_arrays import _calendar
 from cardworld.worlds import reference
@@ -176,3 +177,15 @@ def test_distance_between_cities_is_the_haversine_distance():
     ]
     np.testing.assert_allclose(got, expected, rtol=1e-14, atol=0)
     assert max(got) > 1000.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2080, 12, 31)))
+def test_an_18th_birthday_is_the_calendar_one(born):
+    day = (born - dt.date(1970, 1, 1)).days
+    try:
+        expected = born.replace(year=born.year + 18)
+    except ValueError:  # 29 February: 1 March in a common year
+        expected = dt.date(born.year + 18, 3, 1)
+    got = _birthday(np.array([day], np.int64), 18)[0]
+    assert dt.date(1970, 1, 1) + dt.timedelta(days=int(got)) == expected
