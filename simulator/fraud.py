@@ -180,6 +180,7 @@ def build_fraud(world: World, arrays: WorldArrays, labels: WorldLabels) -> Fraud
             spec.reissue_days,
             spec.consumer_notices_probability,
             spec.consumer_report_days_mean,
+            spec.lost_card_report_hours_mean,
         ],
         dtype=np.float64,
     )

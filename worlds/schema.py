@@ -203,6 +203,7 @@ class Fraud:
     reissue_days: int = field(metadata={"min": 0})
     consumer_notices_probability: float = field(metadata=PROBABILITY)
     consumer_report_days_mean: float = field(metadata=POSITIVE)
+    lost_card_report_hours_mean: float = field(metadata=POSITIVE)
     random: RandomFraud
     fraudsters: Fraudsters
     compromise: Compromise

@@ -70,7 +70,7 @@ N_K = 12
 
 # Indices into the fraud scalars.
 F_BREACH_P, F_BREACH_DELAY, F_SKIM_SHARE, F_SKIM_P, F_PHISHING, F_LOST = 0, 1, 2, 3, 4, 5
-F_ERROR_MULT, F_REISSUE_DAYS, F_NOTICE_P, F_REPORT_DAYS = 6, 7, 8, 9
+F_ERROR_MULT, F_REISSUE_DAYS, F_NOTICE_P, F_REPORT_DAYS, F_LOST_REPORT_HOURS = 6, 7, 8, 9, 10
 
 
 @kernel(allocates=False)
@@ -267,7 +267,9 @@ def simulate_fraud(
                 first_use = t
                 issuer_block = NEVER
                 report = NEVER
-                if rng.uniform(st) < s[F_NOTICE_P]:
+                if kind == LOST_STOLEN:  # the holder misses the card, fraud or not
+                    report = t0 + int(rng.exponential(st, s[F_LOST_REPORT_HOURS]) * 3600)
+                elif rng.uniform(st) < s[F_NOTICE_P]:
                     report = t + int(rng.exponential(st, s[F_REPORT_DAYS]) * 86400)
                 n_done = 0
                 out = grow(out, n_out, attempts + probes + 1)
