@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from cardworld.errors import DataError
+from cardworld.simulator import ledger
 from cardworld.synthesizer.schema import looks_like_datetime
 
 SUFFIXES = (".csv", ".parquet", ".pq")
@@ -35,9 +37,7 @@ def read_table(path: str | Path) -> Table:
                 f"{path} is a directory without transactions/; expected a cardworld ledger "
                 "directory or a CSV/Parquet file"
             )
-        events = pd.read_parquet(tx)
-        consumers = path / "consumers.parquet"
-        subjects = pd.read_parquet(consumers) if consumers.exists() else None
+        events, subjects = _ledger_tables(path)
         if subjects is not None and "consumer_id" not in subjects.columns:
             subjects = None
         if subjects is not None:
@@ -64,6 +64,20 @@ def read_table(path: str | Path) -> Table:
     if events.empty:
         raise DataError(f"input {path} has no rows (columns {list(events.columns)}); expected rows")
     return Table(events)
+
+
+def _ledger_tables(path: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """A ledger directory's transactions (the manifest's part files, each checked and its
+    pages' checksums verified; every column of the first file) and consumers, if any."""
+    _, files = ledger.transaction_files(path)
+    names = pq.read_schema(files[0]).names if files else list(ledger.TRANSACTION_SCHEMA.names)
+    events = ledger.read_transactions(path, names).to_pandas()
+    consumers = path / "consumers.parquet"
+    if not consumers.exists():
+        return events, None
+    if (path / ledger.MANIFEST).exists():
+        return events, ledger.read_table(path, "consumers").to_pandas()
+    return events, pd.read_parquet(consumers)  # a ledger made by hand, without a manifest
 
 
 def check_output_suffix(path: Path) -> None:

@@ -18,6 +18,7 @@ from cardworld.simulator.report_figures import compute_figures
 from cardworld.simulator.run import simulate
 from cardworld.simulator.targets.compute import compute_ledger
 from cardworld.simulator.targets.spec import Target
+from cardworld.synthesizer.tables import read_table as synthesizer_input
 
 FIRST = "transactions/part-00000.parquet"
 
@@ -52,6 +53,7 @@ def _readers(ledger_dir, tmp_path):
         "report": lambda: compute_figures(ledger_dir),
         "read_transactions": lambda: cardworld.read_transactions(ledger_dir),
         "targets": lambda: compute_ledger(ledger_dir, [Target("day", "sum", "day")]),
+        "synthesizer": lambda: synthesizer_input(ledger_dir),
     }
 
 
@@ -139,7 +141,9 @@ def _damage_silently(path) -> None:
     raise AssertionError(f"{path}: no silent damage found")
 
 
-@pytest.mark.parametrize("reader", ["export", "report", "read_transactions", "targets"])
+@pytest.mark.parametrize(
+    "reader", ["export", "report", "read_transactions", "targets", "synthesizer"]
+)
 def test_a_damaged_page_fails_its_checksum_and_names_the_file(copy, tmp_path, reader):
     _damage_silently(copy / FIRST)
     with pytest.raises(LedgerError) as error:
