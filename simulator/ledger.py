@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import posixpath
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -195,6 +196,22 @@ def storage(url: str | os.PathLike, *, flag: str = "") -> tuple[fsspec.AbstractF
             "whose filesystem is installed"
         ) from None
     return fs, path.rstrip("/") or "/"
+
+
+def replace_directory(staging: Path, path: Path) -> None:
+    """Rename the finished local directory `staging` to `path`; an old `path` is renamed
+    aside first and deleted only once the new one is in place (put back if that fails)."""
+    if not path.exists():
+        staging.rename(path)
+        return
+    old = staging.with_name(f"{staging.name}.old")
+    path.rename(old)
+    try:
+        staging.rename(path)
+    except BaseException:
+        old.rename(path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)  # a file left there is no part of the new one
 
 
 def write_atomically(fs: fsspec.AbstractFileSystem, path: str, write) -> None:

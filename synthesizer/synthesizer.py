@@ -27,6 +27,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from cardworld.errors import ConfigError, DataError
+from cardworld.simulator import ledger
 from cardworld.synthesizer import codec as codec_pkg
 from cardworld.synthesizer.codec import TableCodec
 from cardworld.synthesizer.codec import datetime as datetime_codec
@@ -377,7 +378,7 @@ class Synthesizer:
             # safetensors writes owner-only files; the weights get the manifest's mode.
             os.chmod(staging / WEIGHTS, staging.stat().st_mode & 0o666)
             (staging / MANIFEST).write_text(text)
-            _move_into_place(staging, place)
+            ledger.replace_directory(staging, place)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -518,22 +519,6 @@ def _rich_progress() -> Callable[[dict], None]:
                 bar.stop()
 
     return Callback()
-
-
-def _move_into_place(staging: Path, path: Path) -> None:
-    """Rename the finished directory ``staging`` to ``path``; an old ``path`` is renamed
-    aside first and deleted only once the new one is in place."""
-    if not path.exists():
-        staging.rename(path)
-        return
-    old = staging.with_name(f"{staging.name}.old")
-    path.rename(old)
-    try:
-        staging.rename(path)
-    except BaseException:
-        old.rename(path)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 # Values a table's cells can hold that JSON cannot, written as {"__type__": T, "value": V}

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from cardworld.errors import ConfigError
+from cardworld.simulator import ledger
 
 REPORT_PAGE = "index.html"  # every report has one: what --overwrite may replace
 
@@ -40,7 +41,10 @@ def report_dir(out: Path, *, overwrite: bool, inputs: Sequence[Path] = ()) -> It
         )
         shutil.copymode(place, staging)  # mkdtemp's folder is private
         yield staging
-        (_move_up if inside else _swap)(place, staging)
+        if inside:
+            _move_up(place, staging)
+        else:
+            ledger.replace_directory(staging, place)
     except BaseException:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
@@ -94,15 +98,3 @@ def _move_up(place: Path, staging: Path) -> None:
     for entry in staging.iterdir():
         entry.rename(place / entry.name)
     staging.rmdir()
-
-
-def _swap(place: Path, staging: Path) -> None:
-    """Move the finished report in place of the old folder, which is deleted only then."""
-    old = staging.with_name(f"{staging.name}.old")
-    place.rename(old)
-    try:
-        staging.rename(place)
-    except BaseException:
-        old.rename(place)
-        raise
-    shutil.rmtree(old, ignore_errors=True)  # a file left there is no part of the report
