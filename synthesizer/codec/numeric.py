@@ -31,8 +31,6 @@ def analyze(
     static column), so there is at most one bin per `rare_threshold` of them."""
     x = pd.to_numeric(values, errors="raise").to_numpy(dtype=np.float64)
     finite = x[~np.isnan(x)]
-    distinct, counts = np.unique(finite, return_counts=True)
-    holders = dict(zip(distinct.tolist(), counts.tolist(), strict=True))
     if finite.size == 0:
         finite = np.zeros(1)
     if per_group:
@@ -43,10 +41,11 @@ def analyze(
     bins = _bin_of(finite, edges)
     exact: list[list[float] | None] = []
     for b in range(edges.size - 1):
-        distinct = np.unique(finite[bins == b])
+        # A value lies in one bin, so the bin's counts are the column's.
+        distinct, counts = np.unique(finite[bins == b], return_counts=True)
         # An empty bin (quantiles that fall between data values) keeps an empty list: it is
         # blocked at sampling time.
-        common = all(holders.get(v, 0) >= rare_threshold for v in distinct.tolist())
+        common = bool((counts >= rare_threshold).all())
         exact.append(distinct.tolist() if distinct.size <= n_sub and common else None)
     return {
         "kind": "numeric",
