@@ -197,8 +197,14 @@ def _seasons(f: dict, path: Path) -> str | None:
     step = max(1, len(ticks) // 8)
     ax2.set_xticks(ticks[::step], [series[i]["month"][:4] for i in ticks[::step]])
     holidays = f["holidays"]
+    title = "Transactions per month"
     if holidays["ratio"] is not None:
-        ax2.set_title(f"Transactions per month; holidays: {holidays['ratio']:.2f}x an ordinary day")
+        title += f"; public holidays: {holidays['ratio']:.2f}x an ordinary day"
+    by_name = [d for d in holidays.get("by_name", []) if d["ratio"] is not None]
+    if by_name:
+        quiet, busy = by_name[0], by_name[-1]
+        title += f"\n{quiet['name']} {quiet['ratio']:.2f}x, {busy['name']} {busy['ratio']:.2f}x"
+    ax2.set_title(title, fontsize=9)
     for a in (ax, ax2):
         a.spines[["top", "right"]].set_visible(False)
     return _save(fig, path)

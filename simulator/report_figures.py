@@ -366,8 +366,11 @@ def _calendar(tallies, start: dt.date, end: dt.date) -> dict:
     days = days.reindex(index, fill_value=0)
     weekday = days.groupby(days.index.day_of_week).sum()
     month = days.groupby(days.index.month).agg(["sum", "size"])
-    holiday_days = reference.holiday_days(start, end)
-    is_holiday = np.isin((index - pd.Timestamp("1970-01-01")).days.to_numpy(), holiday_days)
+    day_numbers = (index - pd.Timestamp("1970-01-01")).days.to_numpy()
+    is_holiday = np.isin(day_numbers, reference.holiday_days(start, end))
+    names = pd.Series(reference.holiday_names(start, end)).reindex(day_numbers).to_numpy()
+    ordinary = days[pd.isna(names)].mean()
+    named = days.groupby(names, dropna=True).agg(["size", "mean"]).sort_values("mean")
     by_month = days.groupby(days.index.to_period("M")).sum()
     return {
         "weekday": _with_share(
@@ -389,6 +392,17 @@ def _calendar(tallies, start: dt.date, end: dt.date) -> dict:
             "ratio": float(days[is_holiday].mean() / days[~is_holiday].mean())
             if is_holiday.any()
             else None,
+            # Each named day (public holidays, observances, Black Friday) against the days
+            # that have no name, quietest first.
+            "by_name": [
+                {
+                    "name": str(name),
+                    "days": int(row["size"]),
+                    "rows_per_day": float(row["mean"]),
+                    "ratio": float(row["mean"] / ordinary) if ordinary else None,
+                }
+                for name, row in named.iterrows()
+            ],
         },
     }
 

@@ -71,7 +71,8 @@ class WorldArrays(NamedTuple):
     hour_guide: np.ndarray  # (T, 32) rng.guided_search tables over hour_cum
     weekday_factor: np.ndarray  # (T, 7) Monday first, mean 1
     season_factor: np.ndarray  # (T, 12) mean 1
-    holiday_factor: np.ndarray
+    holiday_factor: np.ndarray  # on public holidays and shopping days
+    closed_factor: np.ndarray  # on the days most shops shut
     state_factor: np.ndarray  # (T, 4) home, getaway, vacation, business
     retired_factor: np.ndarray
     online_share: np.ndarray
@@ -109,7 +110,7 @@ class WorldArrays(NamedTuple):
     chip_terminal_share: np.ndarray
     spend_multiplier: np.ndarray
     price_level: np.ndarray
-    holiday: np.ndarray  # (days,) bool, from start_day
+    holiday: np.ndarray  # (days,) int8 from start_day: reference.ORDINARY, HOLIDAY or CLOSED
     calendar: np.ndarray  # (days, 4) int64 from start_day: weekday (Monday 0), month (0-11),
     # day of month, and the year's index into the drift arrays
     # scalars packed for kernels, indexed by S
@@ -219,8 +220,9 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
     drift = drift.set_index("year").reindex(years).ffill()
 
     start, end = spec.simulation.start, spec.simulation.end
-    holiday = np.zeros(day_number(end) - day_number(start) + 1, dtype=np.bool_)
-    holiday[reference.holiday_days(start, end) - day_number(start)] = True
+    holiday = reference.day_kinds(
+        start, end, spec.calendar.closed_holidays, spec.calendar.shopping_days
+    )
     calendar = _calendar(day_number(start), day_number(end), first_year, len(years))
 
     sc = np.zeros(len(SCALARS))
@@ -271,6 +273,7 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
         weekday_factor=np.ascontiguousarray(weekdays / weekdays.mean(axis=1, keepdims=True)),
         season_factor=np.ascontiguousarray(seasons / seasons.mean(axis=1, keepdims=True)),
         holiday_factor=col("holiday_factor"),
+        closed_factor=col("closed_factor"),
         state_factor=np.ascontiguousarray(
             np.column_stack(
                 [

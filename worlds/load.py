@@ -179,6 +179,14 @@ def _check_spec(spec: WorldSpec, file: Path) -> None:
         missing = kinds - set(getattr(spec.cards, key))
         if missing:
             raise WorldError(f"{file}: 'cards.{key}' lacks card kinds {sorted(missing)}")
+    known = reference.known_holiday_names()
+    for key in ("closed_holidays", "shopping_days"):
+        for name in getattr(spec.calendar, key):
+            if name not in known:
+                raise WorldError(
+                    f"{file}: 'calendar.{key}' names no day the calendar knows: {name!r}; "
+                    f"known: {', '.join(sorted(known))}"
+                )
     for name, target in spec.calibration.items():
         if target.tolerance == 0 and not target.source:
             raise WorldError(f"{file}: 'calibration.{name}' needs a tolerance or a source")
@@ -280,6 +288,7 @@ def _check_tables(spec: WorldSpec, tables: dict[str, pd.DataFrame], file: Path) 
         "amount_median",
         "amount_sigma",
         "holiday_factor",
+        "closed_factor",
         "getaway_factor",
         "vacation_factor",
         "business_factor",

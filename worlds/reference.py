@@ -182,10 +182,69 @@ def mcc_descriptions() -> dict[int, str]:
     }
 
 
+EPOCH = dt.date(1970, 1, 1)  # day numbers count days since then
+BLACK_FRIDAY = "Black Friday"  # not in the holidays package: the day after Thanksgiving
+
+# Kinds of day, as the purchase kernel reads them (world_arrays.WorldArrays.holiday).
+ORDINARY, HOLIDAY, CLOSED = 0, 1, 2
+
+
 def holiday_days(start: dt.date, end: dt.date, country: str = "US") -> np.ndarray:
     """Day numbers (days since 1970-01-01) of public holidays between start and end."""
+    return np.array(sorted(_calendar(start, end, country)[0]), dtype=np.int64)
+
+
+def holiday_names(start: dt.date, end: dt.date, country: str = "US") -> dict[int, str]:
+    """Day number -> name of every public holiday and observance between start and end: the
+    holidays package's public and unofficial calendars (Easter Sunday, Christmas Eve, ...),
+    and, in the US, Black Friday. Where two fall on one day, the public holiday's name."""
+    public, observances = _calendar(start, end, country)
+    return {**observances, **public}
+
+
+def day_kinds(
+    start: dt.date, end: dt.date, closed: list[str], shopping: list[str], country: str = "US"
+) -> np.ndarray:
+    """The kind of each day from start to end, (days,) int8: CLOSED on a day named in
+    `closed` (most shops shut), HOLIDAY on any other public holiday and on an observance
+    named in `shopping`, else ORDINARY. Names are `holiday_names`' (an observed holiday is
+    "Christmas Day (observed)", so a closed Christmas Day does not close the day it is
+    observed on)."""
+    public, observances = _calendar(start, end, country)
+    kinds = np.zeros((end - start).days + 1, dtype=np.int8)
+    first = (start - EPOCH).days
+    for day, name in observances.items():
+        if name in shopping:
+            kinds[day - first] = HOLIDAY
+    for day in public:
+        kinds[day - first] = HOLIDAY
+    for day, name in {**observances, **public}.items():
+        if name in closed:
+            kinds[day - first] = CLOSED
+    return kinds
+
+
+@functools.cache
+def known_holiday_names(country: str = "US") -> frozenset[str]:
+    """Every name `holiday_names` gives in 1970-2060: what a world's calendar may name."""
+    return frozenset(holiday_names(dt.date(1970, 1, 1), dt.date(2060, 12, 31), country).values())
+
+
+def _calendar(start: dt.date, end: dt.date, country: str) -> tuple[dict[int, str], dict[int, str]]:
+    """(public holidays, other observances) between start and end, as day number -> name."""
     import holidays
 
-    calendar = holidays.country_holidays(country, years=range(start.year, end.year + 1))
-    epoch = dt.date(1970, 1, 1)
-    return np.array(sorted((d - epoch).days for d in calendar if start <= d <= end), dtype=np.int64)
+    years = range(start.year, end.year + 1)
+    public = holidays.country_holidays(country, years=years)
+    observances = holidays.country_holidays(country, years=years, categories=("unofficial",))
+    named = {}
+    if country == "US":
+        for day, name in public.items():
+            if name.startswith("Thanksgiving") and "observed" not in name:
+                named[day + dt.timedelta(days=1)] = BLACK_FRIDAY
+    named.update(observances)
+
+    def within(days: dict) -> dict[int, str]:
+        return {(d - EPOCH).days: name for d, name in days.items() if start <= d <= end}
+
+    return within(public), within(named)

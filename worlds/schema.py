@@ -124,6 +124,17 @@ class Errors:
 
 
 @dataclass(frozen=True)
+class Calendar:
+    """Which named days (reference.holiday_names: the holidays package's public holidays and
+    observances, and Black Friday) change spending. Every other public holiday, and each
+    day named in `shopping_days`, scales a goods type's rate by its holiday_factor; each day
+    named in `closed_holidays`, when most shops shut, by its closed_factor."""
+
+    closed_holidays: list[str]
+    shopping_days: list[str]
+
+
+@dataclass(frozen=True)
 class Refunds:
     delay_days_max: int = field(metadata={"min": 1})
     online_factor: float = field(metadata=NON_NEGATIVE)
@@ -243,6 +254,7 @@ class WorldSpec:
     cards: Cards
     merchants: Merchants
     travel: Travel
+    calendar: Calendar
     errors: Errors
     refunds: Refunds
     fraud: Fraud
@@ -268,6 +280,7 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "weekday_profile": "str",
         "season_profile": "str",
         "holiday_factor": "float",
+        "closed_factor": "float",
         "getaway_factor": "float",
         "vacation_factor": "float",
         "business_factor": "float",

@@ -20,6 +20,7 @@ import numpy as np
 
 from cardworld.simulator import rng
 from cardworld.simulator.kernels.jit import kernel
+from cardworld.worlds.reference import CLOSED, HOLIDAY
 
 # Columns of the output matrix.
 C_TIME, C_CONSUMER, C_CARD, C_MERCHANT, C_MCC_SLOT, C_TYPE, C_CENTS = 0, 1, 2, 3, 4, 5, 6
@@ -36,7 +37,10 @@ KIND_SHIFT = 58
 LOCAL, CHAIN_STORE, CHAIN_ONLINE, INDEPENDENT_ONLINE = 1, 2, 3, 4
 N_STATES, N_MONTHS, N_WEEKDAYS = 4, 12, 7
 TYPE_GUIDE = 64  # entries of each kind of day's guide table over the goods types
-N_COMBOS = 2 * N_STATES * N_MONTHS * N_WEEKDAYS * 2  # retired x state x month x weekday x holiday
+N_DAY_KINDS = 3  # reference.ORDINARY, HOLIDAY, CLOSED
+N_COMBOS = (
+    2 * N_STATES * N_MONTHS * N_WEEKDAYS * N_DAY_KINDS
+)  # retired, state, month, weekday, kind
 
 # Indices into the scalars array (see world_arrays.SCALARS).
 (
@@ -465,8 +469,9 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
         d = day - w.start_day
         wd, month, dom, y = w.calendar[d, 0], w.calendar[d, 1], w.calendar[d, 2], w.calendar[d, 3]
         _settle(funds, pays, card_kind, card_limit, card_id, ca, cb, dom, w.price_level[y])
-        hol = 1 if w.holiday[d] else 0
-        combo = (((retired * N_STATES + state) * N_MONTHS + month) * N_WEEKDAYS + wd) * 2 + hol
+        day_kind = w.holiday[d]
+        combo = (((retired * N_STATES + state) * N_MONTHS + month) * N_WEEKDAYS + wd) * N_DAY_KINDS
+        combo += day_kind
         if not combo_ready[combo]:
             acc = 0.0
             for k in range(n_types):
@@ -476,8 +481,10 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
                     * w.season_factor[k, month]
                     * w.state_factor[k, state]
                 )
-                if hol:
+                if day_kind == HOLIDAY:
                     f *= w.holiday_factor[k]
+                elif day_kind == CLOSED:
+                    f *= w.closed_factor[k]
                 if retired:
                     f *= w.retired_factor[k]
                 acc += f

@@ -32,6 +32,7 @@ def controlled(tmp_path_factory):
         goods[column] = 0.0
     for column in (
         "holiday_factor",
+        "closed_factor",
         "getaway_factor",
         "vacation_factor",
         "business_factor",
@@ -184,6 +185,45 @@ def test_travel_moves_purchases_away_from_home(tiny_frames):
     assert away[on_trip].mean() > 0.5
     assert away[~on_trip].mean() < 0.1
     assert (where[on_trip, 1] != "US").mean() > 0.01  # some trips are abroad
+
+
+def _purchases_per_day(txns: pd.DataFrame) -> pd.Series:
+    purchases = txns[(txns["amount"] > 0) & ~txns["is_fraud"]]
+    days = purchases["timestamp"].dt.normalize().value_counts()
+    return days.reindex(pd.date_range("2019-01-01", "2019-12-31"), fill_value=0)
+
+
+def test_holidays_and_closed_days_scale_purchases(tmp_path):
+    """Every type at closed_factor 0 buys nothing on the world's closed holidays; at
+    holiday_factor 4, four times an ordinary day's count on its shopping days."""
+    goods = pd.read_csv(world_file("us").parent / "tables" / "goods.csv", comment="#")
+    goods["closed_factor"] = 0.0
+    goods["holiday_factor"] = 4.0
+    goods["season_profile"] = "flat"
+    goods.to_csv(tmp_path / "goods.csv", index=False)
+    (tmp_path / "world.toml").write_text(
+        'extends = "tiny"\nname = "holidays"\ndescription = ""\n[tables]\ngoods = "goods.csv"\n'
+    )
+    simulate(tmp_path / "world.toml", tmp_path / "ledger", workers=1)
+    days = _purchases_per_day(cardworld.read_transactions(tmp_path / "ledger"))
+    # The us calendar: Easter Sunday, Thanksgiving Day and Christmas Day close shops.
+    closed = pd.to_datetime(["2019-04-21", "2019-11-28", "2019-12-25"])
+    assert days[closed].tolist() == [0, 0, 0]
+    assert days.drop(closed).min() > 0
+    # Black Friday against the other Fridays of November (the same weekday and month).
+    fridays = days[(days.index.month == 11) & (days.index.day_of_week == 4)]
+    others = fridays.drop(pd.Timestamp("2019-11-29"))
+    ratio = fridays[pd.Timestamp("2019-11-29")] / others.mean()
+    assert 3.0 < ratio < 5.0  # ~1,400 purchases against ~350: Poisson noise is a few percent
+
+
+def test_christmas_day_is_quiet_in_the_shipped_world(tiny_frames):
+    days = _purchases_per_day(tiny_frames["transactions"])
+    december_wednesdays = days[(days.index.month == 12) & (days.index.day_of_week == 2)]
+    christmas = december_wednesdays[pd.Timestamp("2019-12-25")]
+    assert christmas < 0.75 * december_wednesdays.drop(pd.Timestamp("2019-12-25")).mean()
+    black_friday = days[pd.Timestamp("2019-11-29")]
+    assert black_friday > days[(days.index.month == 11) & (days.index.day_of_week == 4)].median()
 
 
 def test_tiny_world_volume_is_realistic(tiny_frames):

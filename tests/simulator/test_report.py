@@ -190,6 +190,18 @@ def test_calendar_matches_pandas(built, frame):
     assert figures["holidays"]["ratio"] == approx(
         daily[on_holiday].mean() / daily[~on_holiday].mean()
     )
+    by_name = {d["name"]: d for d in figures["holidays"]["by_name"]}
+    named = reference.holiday_names(dt.date(2019, 1, 1), dt.date(2019, 12, 31))
+    unnamed = ~daily.index.isin(pd.to_datetime(list(named), unit="D"))
+    assert unnamed.sum() == 365 - len(named) > 330
+    christmas = by_name["Christmas Day"]
+    assert christmas["days"] == 1
+    assert christmas["rows_per_day"] == daily[pd.Timestamp("2019-12-25")]
+    assert by_name["Black Friday"]["rows_per_day"] == daily[pd.Timestamp("2019-11-29")]
+    ordinary = christmas["rows_per_day"] / christmas["ratio"]
+    assert daily[unnamed].mean() == approx(ordinary)
+    ratios = [d["ratio"] for d in figures["holidays"]["by_name"]]
+    assert ratios == sorted(ratios)
 
 
 def test_channels_and_errors_match_pandas(built, frame):

@@ -9,6 +9,7 @@ import textwrap
 import pytest
 
 from cardworld.errors import WorldError
+from cardworld.worlds import reference
 from cardworld.worlds.load import load_world, shipped_worlds, world_file
 from cardworld.worlds.reference import mcc_descriptions
 
@@ -122,6 +123,14 @@ def write_world(tmp_path, body: str, tables: dict[str, str] | None = None):
             'extends = "tiny"\nname = "x"\ndescription = ""\nfraud = [1]\n',
             "[fraud] must be a table, found [1]",
         ),
+        (
+            'extends = "tiny"\nname = "x"\ndescription = ""\n[calendar]\nclosed_holidays = ["Xmas"]\n',
+            "'calendar.closed_holidays' names no day the calendar knows: 'Xmas'; known: Black Friday",
+        ),
+        (
+            'extends = "tiny"\nname = "x"\ndescription = ""\n[calendar]\nshopping_days = "Black Friday"\n',
+            "'calendar.shopping_days' must be a list, found 'Black Friday'",
+        ),
         ('name = "x"\ndescription = [1\n', "not valid TOML"),
         (
             'extends = "tiny"\nname = "x"\ndescription = ""\n[population]\ncorr_age_income = 0.99\ncorr_age_credit = -0.99\ncorr_income_credit = 0.99\n',
@@ -190,8 +199,8 @@ def _goods_with(column: str, value: str) -> str:
             (US_TABLES / "goods.csv").read_text().replace(",refund_rate", ",refunds"),
             "lacks column(s) ['refund_rate']",
         ),
-        ("goods.csv", _goods_with_extra_cell(1), "data row 1 has 20 cells; the header has 19"),
-        ("goods.csv", _goods_with_extra_cell(3), "Expected 19 fields in line 4, saw 20"),
+        ("goods.csv", _goods_with_extra_cell(1), "data row 1 has 21 cells; the header has 20"),
+        ("goods.csv", _goods_with_extra_cell(3), "Expected 20 fields in line 4, saw 21"),
         ("goods.csv", "", "table 'goods' is empty; expected a header line and data rows"),
         ("goods.csv", "# only a comment\n", "table 'goods' is empty"),
         ("goods.csv", _goods_lines()[0] + "\n", "table 'goods' has no rows"),
@@ -264,3 +273,25 @@ def test_extends_cycle_is_an_error(tmp_path):
     (tmp_path / "b.toml").write_text('extends = "a.toml"\nname = "b"\n')
     with pytest.raises(WorldError, match="cycle"):
         load_world(tmp_path / "a.toml")
+
+
+def test_day_kinds_follow_the_named_calendar():
+    start, end = dt.date(2019, 1, 1), dt.date(2021, 12, 31)
+    kinds = reference.day_kinds(start, end, ["Christmas Day", "Thanksgiving Day"], ["Black Friday"])
+
+    def kind(day: str) -> int:
+        return int(kinds[(dt.date.fromisoformat(day) - start).days])
+
+    assert kind("2019-12-25") == kind("2019-11-28") == reference.CLOSED
+    assert kind("2019-11-29") == reference.HOLIDAY  # Black Friday, the day after Thanksgiving
+    assert kind("2020-11-27") == reference.HOLIDAY
+    assert kind("2019-07-04") == kind("2019-01-21") == reference.HOLIDAY  # other public holidays
+    assert kind("2019-12-24") == kind("2019-10-31") == reference.ORDINARY  # observances not named
+    # Christmas 2021 fell on a Saturday and was observed on Friday the 24th: a public holiday,
+    # but the day named "Christmas Day" is the one that closes shops.
+    assert kind("2021-12-24") == reference.HOLIDAY
+    assert kind("2021-12-25") == reference.CLOSED
+    assert (kinds == reference.CLOSED).sum() == 6
+    names = reference.holiday_names(start, end)
+    assert names[(dt.date(2019, 11, 29) - reference.EPOCH).days] == reference.BLACK_FRIDAY
+    assert {"Easter Sunday", "Christmas Eve"} <= reference.known_holiday_names()
