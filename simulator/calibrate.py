@@ -126,6 +126,9 @@ MEASURES: dict[str, Callable[..., float]] = {
     r"error_share_([a-z_]+)": _error_share,
     r"error_mix_ordered": _error_mix_ordered,
     r"(swipe|chip|online)_share": lambda f, c: _channel_share(f, c),
+    r"(swipe|chip|online)_share_(\d{4})": lambda f, c, y: _by_key(
+        f["channel_by_year"], "year", int(y)
+    ).get(f"{c}_share", 0.0),
     r"chip_in_person_share_(\d{4})": lambda f, y: _by_key(f["channel_by_year"], "year", int(y))[
         "chip_in_person_share"
     ],

@@ -67,6 +67,8 @@ class WorldArrays(NamedTuple):
     amount_median: np.ndarray
     amount_sigma: np.ndarray
     amount_income_elasticity: np.ndarray
+    round_share: np.ndarray  # chance a ticket is a round sum
+    round_cents: np.ndarray  # (T,) int64: of a multiple of this many cents
     hour_cum: np.ndarray  # (T, 24) cumulative hour-of-day weights
     hour_guide: np.ndarray  # (T, 32) rng.guided_search tables over hour_cum
     weekday_factor: np.ndarray  # (T, 7) Monday first, mean 1
@@ -268,6 +270,8 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
         amount_median=col("amount_median"),
         amount_sigma=col("amount_sigma"),
         amount_income_elasticity=col("amount_income_elasticity"),
+        round_share=col("round_share"),
+        round_cents=np.maximum(1, np.round(col("round_unit") * 100)).astype(np.int64),
         hour_cum=np.ascontiguousarray(hour_cum),
         hour_guide=_guides(hour_cum, 32),
         weekday_factor=np.ascontiguousarray(weekdays / weekdays.mean(axis=1, keepdims=True)),

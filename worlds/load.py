@@ -278,7 +278,7 @@ def _check_tables(spec: WorldSpec, tables: dict[str, pd.DataFrame], file: Path) 
     paths = dataclasses.asdict(spec.tables)
     goods, goods_mcc, mccs = tables["goods"], tables["goods_mcc"], tables["mccs"]
 
-    for column in ("participation", "online_share", "refund_rate"):
+    for column in ("participation", "online_share", "refund_rate", "round_share"):
         _fail_rows(
             goods, ~goods[column].between(0, 1), paths["goods"], column, "a probability in [0, 1]"
         )
@@ -287,6 +287,7 @@ def _check_tables(spec: WorldSpec, tables: dict[str, pd.DataFrame], file: Path) 
         "rate_shape",
         "amount_median",
         "amount_sigma",
+        "round_unit",
         "holiday_factor",
         "closed_factor",
         "getaway_factor",
@@ -295,6 +296,13 @@ def _check_tables(spec: WorldSpec, tables: dict[str, pd.DataFrame], file: Path) 
         "retired_factor",
     ):
         _fail_rows(goods, goods[column] < 0, paths["goods"], column, "non-negative")
+    _fail_rows(
+        goods,
+        (goods["round_share"] > 0) & ~(goods["round_unit"] >= 0.01),
+        paths["goods"],
+        "round_unit",
+        "at least 0.01 (a cent) where round_share is above 0",
+    )
     _fail_rows(goods, goods["type"].duplicated(), paths["goods"], "type", "unique")
     for column, table in (
         ("hour_profile", "hours"),

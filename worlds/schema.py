@@ -276,6 +276,8 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "amount_median": "float",
         "amount_sigma": "float",
         "amount_income_elasticity": "float",
+        "round_share": "float",
+        "round_unit": "float",
         "hour_profile": "str",
         "weekday_profile": "str",
         "season_profile": "str",

@@ -386,7 +386,8 @@ def simulate_fraud(
             if out[C_TIME, r] >= blocked[c - ca]:
                 out[C_ERROR, r] = CARD_BLOCKED
         if renewed:  # rows after a block: moved to the new card or declined
-            _block_rows(rows, r0, r1, cid, ca, blocked, replacement, replacement_open)
+            if _block_rows(rows, r0, r1, cid, ca, blocked, replacement, replacement_open, end_t):
+                sort_rows(rows, r0, r1)  # a credit waited for the new card: back in time order
         if n_out > block_start:
             sort_rows(out, block_start, n_out)
         out_start[i + 1] = n_out
@@ -428,18 +429,26 @@ def _seen_compromises(w, fw, rows, r0, r1, cid, ca, card_id, comps, st):
 
 
 @kernel(allocates=False)
-def _block_rows(rows, r0, r1, cid, ca, blocked, replacement, replacement_open):
+def _block_rows(rows, r0, r1, cid, ca, blocked, replacement, replacement_open, end_t):
     """A consumer's rows [r0, r1) on blocked cards, in place: moved to the replacement card
-    once it is open (a refund at once), declined in between."""
+    once it is open, declined in between, except a merchant's credit, which posts to the new
+    card on the day it opens (at the credit's time of day), or declines if that is not
+    before end_t. Returns whether a credit was moved later, so the rows may need sorting
+    again."""
+    moved = False
     for r in range(r0, r1):
         c = ca + (rows[C_CARD, r] - cid * 100)
         t = rows[C_TIME, r]
         if t >= blocked[c - ca]:
-            # A merchant's credit goes to the new card even before it arrives.
-            if rows[C_FRAUD, r] == 0 and (t >= replacement_open[c - ca] or rows[C_CENTS, r] < 0):
+            opens = replacement_open[c - ca]
+            posts = max(t, opens + t % 86400) if rows[C_CENTS, r] < 0 else t
+            if rows[C_FRAUD, r] == 0 and posts >= opens and posts < end_t:
                 rows[C_CARD, r] = replacement[c - ca]
+                moved |= posts != t
+                rows[C_TIME, r] = posts
             else:
                 rows[C_ERROR, r] = CARD_BLOCKED
+    return moved
 
 
 @kernel(allocates=False)

@@ -5,8 +5,8 @@ from the population's distributions, then walk the days of the consumer's active
 period. The day's expected count is the personal rates modulated by weekday, month,
 holiday, travel state, retirement and the year's drift; purchases pick a type, an
 hour, a channel, a merchant (favourites near home, or anywhere in the current city),
-an amount, a card, maybe an error, maybe a later refund. Random fraud episodes are
-laid on top. Rows of one consumer are sorted by time before they are emitted.
+an amount (sometimes a round sum), a card, maybe an error, maybe a later refund. Random
+fraud episodes are laid on top. Rows of one consumer are sorted by time before they are emitted.
 
 Transactions go to one int64 matrix, a row per field (C_* below) and a column per
 transaction, so each field is contiguous for Arrow; the caller allocates it and grows it.
@@ -531,6 +531,10 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
                 merchant = pick_store(st, w, city, mcc)
             amount = p_amount[k] * math.exp(w.amount_sigma[k] * rng.normal(st)) * w.price_level[y]
             cents = max(1, int(round(amount * 100.0)))
+            if w.round_share[k] > 0.0 and rng.uniform(st) < w.round_share[k]:
+                unit = w.round_cents[k]
+                cents = max(unit, (cents + unit // 2) // unit * unit)
+                amount = cents / 100.0
             price = w.price_level[y]
             c = _pick_card(st, w, card_kind, card_open, card_limit, funds, card_weights, ca, cb,
                            day, amount, price)  # fmt: skip

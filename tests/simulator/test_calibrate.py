@@ -118,6 +118,8 @@ KNOWN = {
     "swipe_share": 0.5,
     "chip_share": 0.3,
     "online_share": 0.2,
+    "online_share_2018": 0.2,
+    "swipe_share_2018": 0.5,
     "chip_in_person_share_2018": 60 / 160,
     "refund_share": 5 / N,
     "refund_share_online": 1 / 40,

@@ -21,6 +21,36 @@ from cardworld.worlds import reference
 from cardworld.worlds.load import load_world
 
 
+def test_rows_after_a_block_decline_or_move_to_the_new_card_once_it_opens():
+    day = 86_400
+    cid, blocked_at, opens, end = 7, 10 * day + 3600, 13 * day, 30 * day
+    # card slot 0 is blocked; its replacement is card 7 * 100 + 1, open from day 13.
+    rows = np.zeros((k.N_COLUMNS, 6), np.int64)
+    times = [9 * day, 11 * day + 500, 12 * day + 7200, 14 * day, 29 * day + 80_000, 12 * day]
+    cents = [1000, 1000, -400, 1000, -400, 1000]
+    rows[k.C_TIME], rows[k.C_CENTS] = times, cents
+    rows[k.C_CARD] = cid * 100
+    rows[k.C_FRAUD, 5] = 1  # a random-fraud attempt after the block
+    replacement, replacement_open = np.array([cid * 100 + 1]), np.array([opens])
+    moved = kf._block_rows(
+        rows, 0, 6, cid, 0, np.array([blocked_at]), replacement, replacement_open, end
+    )
+    assert moved
+    # Before the block: untouched. Between block and new card: a purchase declines, a credit
+    # waits for the new card (same time of day). After: the new card. A credit that would
+    # post after the world's end, and fraud, decline.
+    assert rows[k.C_CARD].tolist() == [700, 700, 701, 701, 701, 700]
+    assert rows[k.C_TIME].tolist() == [*times[:2], opens + 7200, *times[3:]]
+    blocked = k.CARD_BLOCKED
+    assert rows[k.C_ERROR].tolist() == [0, blocked, 0, 0, 0, blocked]
+    # A credit after the block, when the new card opens only after the world's end: declined.
+    rows[k.C_TIME, 4], rows[k.C_CARD, 4] = 12 * day, cid * 100
+    late = np.array([end])
+    assert not kf._block_rows(rows, 4, 5, cid, 0, np.array([blocked_at]), replacement, late, end)
+    assert rows[k.C_CARD, 4] == 700 and rows[k.C_ERROR, 4] == blocked
+    assert rows[k.C_TIME, 4] == 12 * day
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(st.integers(0, 40), min_size=0, max_size=300),

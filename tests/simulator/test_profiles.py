@@ -217,6 +217,30 @@ def test_holidays_and_closed_days_scale_purchases(tmp_path):
     assert 3.0 < ratio < 5.0  # ~1,400 purchases against ~350: Poisson noise is a few percent
 
 
+@pytest.mark.parametrize(("share", "unit"), [(1.0, 5.0), (0.5, 1.0)])
+def test_round_sums_come_in_the_worlds_share_and_unit(tmp_path, share, unit):
+    goods = pd.read_csv(world_file("us").parent / "tables" / "goods.csv", comment="#")
+    goods["round_share"] = share
+    goods["round_unit"] = unit
+    goods.to_csv(tmp_path / "goods.csv", index=False)
+    (tmp_path / "world.toml").write_text(
+        'extends = "tiny"\nname = "round"\ndescription = ""\n[tables]\ngoods = "goods.csv"\n'
+    )
+    simulate(tmp_path / "world.toml", tmp_path / "ledger", workers=1)
+    txns = cardworld.read_transactions(tmp_path / "ledger")
+    purchases = txns[(txns["amount"] > 0) & ~txns["is_fraud"]]
+    cents = np.round(purchases["amount"].to_numpy(np.float64) * 100).astype(np.int64)
+    round_sum = cents % int(unit * 100) == 0
+    if share == 1.0:
+        assert round_sum.all()
+        assert cents.min() >= 500
+    else:
+        # A round sum by the rule, or by chance (one cents value in a hundred; tickets under a
+        # dollar cannot be whole, and are rare).
+        expected = share + (1 - share) / 100
+        assert round_sum.mean() == pytest.approx(expected, abs=4 * np.sqrt(0.25 / len(cents)))
+
+
 def test_christmas_day_is_quiet_in_the_shipped_world(tiny_frames):
     days = _purchases_per_day(tiny_frames["transactions"])
     december_wednesdays = days[(days.index.month == 12) & (days.index.day_of_week == 2)]
@@ -224,6 +248,13 @@ def test_christmas_day_is_quiet_in_the_shipped_world(tiny_frames):
     assert christmas < 0.75 * december_wednesdays.drop(pd.Timestamp("2019-12-25")).mean()
     black_friday = days[pd.Timestamp("2019-11-29")]
     assert black_friday > days[(days.index.month == 11) & (days.index.day_of_week == 4)].median()
+
+
+def test_tiny_world_remote_share_is_the_federal_reserves(tiny_frames):
+    # Remote payments were 28.7% of US card payments in 2019 (world.toml, online_share_2019);
+    # 135k rows measure the share to a few tenths of a point, the types' mix to about 2 points.
+    online = (tiny_frames["transactions"]["channel"] == "online").mean()
+    assert 0.26 < online < 0.32
 
 
 def test_tiny_world_volume_is_realistic(tiny_frames):

@@ -171,6 +171,12 @@ def _goods_with(column: str, value: str) -> str:
     [
         (
             "goods.csv",
+            _goods_with("round_share", "0.5"),  # groceries: round_unit 0
+            "column 'round_unit' data row 1 must be at least 0.01 (a cent) where round_share is "
+            "above 0, found 0.0",
+        ),
+        (
+            "goods.csv",
             _goods_with("participation", "1.5"),
             "column 'participation' data row 1 must be a probability in [0, 1], found 1.5",
         ),
@@ -199,8 +205,8 @@ def _goods_with(column: str, value: str) -> str:
             (US_TABLES / "goods.csv").read_text().replace(",refund_rate", ",refunds"),
             "lacks column(s) ['refund_rate']",
         ),
-        ("goods.csv", _goods_with_extra_cell(1), "data row 1 has 21 cells; the header has 20"),
-        ("goods.csv", _goods_with_extra_cell(3), "Expected 20 fields in line 4, saw 21"),
+        ("goods.csv", _goods_with_extra_cell(1), "data row 1 has 23 cells; the header has 22"),
+        ("goods.csv", _goods_with_extra_cell(3), "Expected 22 fields in line 4, saw 23"),
         ("goods.csv", "", "table 'goods' is empty; expected a header line and data rows"),
         ("goods.csv", "# only a comment\n", "table 'goods' is empty"),
         ("goods.csv", _goods_lines()[0] + "\n", "table 'goods' has no rows"),
