@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from cardworld.simulator import rng
+from cardworld.simulator.home_cities import home_city_weights
 from cardworld.worlds import reference
 from cardworld.worlds.load import correlation_matrix
 from cardworld.worlds.schema import World
@@ -100,7 +101,7 @@ class WorldArrays(NamedTuple):
     city_lat: np.ndarray  # radians
     city_lon: np.ndarray  # radians
     city_population: np.ndarray
-    home_city_cum: np.ndarray  # (n_us,) cumulative population
+    home_city_cum: np.ndarray  # (n_us,) cumulative home weights (simulator/home_cities.py)
     foreign_city_cum: np.ndarray  # (N - n_us,) cumulative population of foreign cities
     nearby_offsets: np.ndarray  # (n_us+1,)
     nearby_city: np.ndarray  # (n_us * k,)
@@ -308,7 +309,7 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
         city_lat=lat,
         city_lon=lon,
         city_population=cities.population,
-        home_city_cum=np.cumsum(cities.population[:n_us]),
+        home_city_cum=np.cumsum(home_city_weights(world)),
         foreign_city_cum=np.cumsum(cities.population[n_us:]),
         nearby_offsets=nearby_offsets,
         nearby_city=nearby_city,

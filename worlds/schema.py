@@ -60,6 +60,16 @@ class Population:
 
 
 @dataclass(frozen=True)
+class Places:
+    """Where consumers live: the US cities of reference.cities() less the world's
+    place_exclusions table, each with a catchment of the people living outside the cities
+    (simulator/home_cities.py)."""
+
+    # Every US resident, in a city or outside one: the home-city weights add up to it.
+    resident_population: int = field(metadata={"min": 1})
+
+
+@dataclass(frozen=True)
 class Cards:
     extra_cards_mean: float = field(metadata=NON_NEGATIVE)
     extra_cards_income_elasticity: float
@@ -234,6 +244,9 @@ class Tables:
     mccs: str
     chains: str
     drift: str
+    # Optional: the US cities of reference.cities() that are not places of their own
+    # (boroughs, neighbourhoods, duplicates). A world without it excludes none.
+    place_exclusions: str = ""
 
 
 @dataclass(frozen=True)
@@ -251,6 +264,7 @@ class WorldSpec:
     description: str
     simulation: Simulation
     population: Population
+    places: Places
     cards: Cards
     merchants: Merchants
     travel: Travel
@@ -314,7 +328,10 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "spend_multiplier": "float",
         "price_level": "float",
     },
+    "place_exclusions": {"geonameid": "int", "name": "str", "state": "str", "reason": "str"},
 }
+# Tables a world may leave out or leave without rows.
+OPTIONAL_TABLES = ("place_exclusions",)
 
 
 @dataclass(frozen=True)

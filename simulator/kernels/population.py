@@ -42,7 +42,7 @@ def sample_consumers(
     consumer_ids: (n,) int64. chol: (3, 3) float64 Cholesky factor of the copula's
     correlation over (age, income, credit score). age_cum, age_from, age_to: (b,) band
     cumulative shares (float64) and inclusive bounds (int64). home_city_cum: (c,) float64
-    cumulative population of US cities.
+    cumulative home weights of US cities (simulator/home_cities.py).
     Returns birth_day (n,) int64, female (n,) bool, income (n,) float64,
     credit_score (n,) int16, home_city (n,) int64, retirement_day (n,) int64.
     """

