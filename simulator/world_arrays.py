@@ -79,6 +79,7 @@ class WorldArrays(NamedTuple):
     state_factor: np.ndarray  # (T, 4) home, getaway, vacation, business
     retired_factor: np.ndarray
     online_share: np.ndarray
+    recurring: np.ndarray  # (T,) bool: a monthly bill
     refund_rate: np.ndarray
     # type -> MCC, CSR over types
     type_mcc_offsets: np.ndarray  # (T+1,)
@@ -291,6 +292,7 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
         ),
         retired_factor=col("retired_factor"),
         online_share=col("online_share"),
+        recurring=goods["recurring"].to_numpy(np.bool_),
         refund_rate=col("refund_rate"),
         type_mcc_offsets=type_mcc_offsets,
         type_mcc_slot=type_mcc_slot,

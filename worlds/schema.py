@@ -303,6 +303,7 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "retired_factor": "float",
         "online_share": "float",
         "refund_rate": "float",
+        "recurring": "bool",
     },
     "goods_mcc": {"type": "str", "mcc": "int", "weight": "float"},
     "hours": {"profile": "str", **{f"h{h:02d}": "float" for h in range(24)}},

@@ -397,6 +397,8 @@ def simulate_purchases(
         np.zeros(max_cards),  # share of a statement paid
         np.zeros(max_cards),  # _pick_card's weights
         np.zeros((5, 2), np.uint64),  # the consumer's random streams
+        np.zeros(n_types, np.int64),  # day of the month each monthly bill is due, or 0
+        np.zeros(n_types),  # when each bill goes on the card: see _consumer_rows
     )
     cards = (card_offsets, card_id, card_kind, card_open, card_chip_from, card_limit)
     segments = (seg_offsets, seg_start, seg_end, seg_state, seg_city, seg_home, seg_epoch)
@@ -419,7 +421,7 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
     card_offsets, card_id, card_kind, card_open, card_chip_from, card_limit = cards
     seg_offsets, seg_start, seg_end, seg_state, seg_city, seg_home, seg_epoch = segments
     combo_cum, combo_total, combo_guide, combo_ready, p_rate, p_amount = work[:6]
-    fraud_cum, funds, pays, card_weights, streams = work[6:]
+    fraud_cum, funds, pays, card_weights, streams, bill_day, adoption = work[6:]
     pst, bst, st, fst, fav = streams[0], streams[1], streams[2], streams[3], streams[4]
     n_types = p_rate.shape[0]
     s = w.scalars
@@ -444,6 +446,22 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
             * math.exp(s[S_PERSONAL_SIGMA] * rng.normal(pst))
         )
     combo_ready[:] = False
+
+    # Monthly bills (recurring types): one the consumer has is due on its own day of the
+    # month, and goes on a card in the years when the year's card use (spend_multiplier, at
+    # most 1) exceeds its adoption draw: once there, it stays. Their rates leave the day's
+    # random purchases.
+    rng.reseed(bst, w.seed, cid, rng.BILLS)
+    bill_days = 0  # bit d set when a bill is due on day d of the month
+    for k in range(n_types):
+        bill_day[k] = 0
+        if w.recurring[k]:
+            due = 1 + rng.integer(bst, 28)
+            adoption[k] = rng.uniform(bst)
+            if p_rate[k] > 0.0:
+                bill_day[k] = due
+                bill_days |= 1 << due
+            p_rate[k] = 0.0
 
     # Money on each card: the balance owed on a credit card, the funds on a debit or
     # prepaid card. A purchase that does not fit declines with Insufficient Balance.
@@ -495,10 +513,15 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
             combo_ready[combo] = True
         lam = combo_total[combo] * w.spend_multiplier[y] / 365.2425
         count = rng.poisson(st, lam)
-        if count == 0:
+        due = (bill_days >> dom) & 1
+        if count == 0 and due == 0:
             continue
-        if n + 2 * count > capacity:
+        if n + 2 * count + n_types > capacity:
             return -1
+        if due:
+            bills = (bill_day, adoption, p_amount)
+            n = _pay_bills(w, cid, day, dom, y, state, seg_epoch[seg], bills, cards, i, funds,
+                           card_weights, streams, buf, n)  # fmt: skip
         for _ in range(count):
             target = rng.uniform(st) * combo_total[combo]
             k = rng.guided_search(combo_cum[combo], 0, n_types, combo_guide[combo], target)
@@ -532,8 +555,7 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
             amount = p_amount[k] * math.exp(w.amount_sigma[k] * rng.normal(st)) * w.price_level[y]
             cents = max(1, int(round(amount * 100.0)))
             if w.round_share[k] > 0.0 and rng.uniform(st) < w.round_share[k]:
-                unit = w.round_cents[k]
-                cents = max(unit, (cents + unit // 2) // unit * unit)
+                cents = round_sum(w, k, cents)
                 amount = cents / 100.0
             price = w.price_level[y]
             c = _pick_card(st, w, card_kind, card_open, card_limit, funds, card_weights, ca, cb,
@@ -626,6 +648,57 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
                 n += 1
                 t += 60 + int(rng.exponential(fst, 1800.0))
     return n
+
+
+@kernel(allocates=False)
+def _pay_bills(w, cid, day, dom, y, state, epoch, bills, cards, i, funds, weights, streams, buf, n):
+    """The monthly bills due on `day` (day of the month `dom`, year index `y`): each from the
+    consumer's own provider for its type since the last move (a web shop or a chain's),
+    the same amount all year around the consumer's typical ticket, on the card chosen for
+    it; returns the column after the last.
+    """
+    bill_day, adoption, p_amount = bills
+    card_offsets, card_id, card_kind, card_open, card_chip_from, card_limit = cards
+    amounts, st, provider = streams[0], streams[2], streams[4]
+    ca, cb = card_offsets[i], card_offsets[i + 1]
+    price = w.price_level[y]
+    for k in range(bill_day.shape[0]):
+        if bill_day[k] != dom or adoption[k] >= min(1.0, w.spend_multiplier[y]):
+            continue
+        rng.reseed(amounts, w.seed, cid, rng.BILLS, 1 + y * 4096 + k)
+        amount = p_amount[k] * math.exp(w.amount_sigma[k] * rng.normal(amounts)) * price
+        cents = max(1, int(round(amount * 100.0)))
+        if w.round_share[k] > 0.0 and rng.uniform(amounts) < w.round_share[k]:
+            cents = round_sum(w, k, cents)
+            amount = cents / 100.0
+        rng.reseed(provider, w.seed, cid, rng.BILLS, (1 + epoch) * 2**40 + k)
+        mcc = pick_mcc(provider, w, k)
+        merchant = pick_online(provider, w, mcc, w.scalars[S_INDEP_ONLINE])
+        c = _pick_card(provider, w, card_kind, card_open, card_limit, funds, weights, ca, cb,
+                       day, amount, price)  # fmt: skip
+        if c < 0:
+            continue
+        target = rng.uniform(st) * w.hour_cum[k, 23]
+        hour = rng.guided_search(w.hour_cum[k], 0, 24, w.hour_guide[k], target)
+        seconds = hour * 3600 + rng.integer(st, 3600)
+        j = c - ca
+        if not covers(card_kind[c], card_limit[c] * price, funds[j], amount):
+            error = 1
+        else:
+            error = attempt_error(st, w, card_kind[c], ONLINE, 1.0)
+            if error == 0:
+                funds[j] += amount if card_kind[c] == 0 else -amount
+        emit(buf, n, day * 86400 + seconds, cid, card_id[c], merchant, mcc, k, cents, ONLINE,
+             error, 0, state, -1)  # fmt: skip
+        n += 1
+    return n
+
+
+@kernel(allocates=False)
+def round_sum(w, k, cents):
+    """`cents` rounded to the nearest whole multiple of type k's round unit (at least one)."""
+    unit = w.round_cents[k]
+    return max(unit, (cents + unit // 2) // unit * unit)
 
 
 @kernel(allocates=False)

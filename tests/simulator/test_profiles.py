@@ -40,6 +40,7 @@ def controlled(tmp_path_factory):
     ):
         goods[column] = 1.0
     goods["season_profile"] = "flat"
+    goods["recurring"] = False  # every type's count then follows the personal-rate model
     goods.to_csv(base / "goods.csv", index=False)
     no_trips = "\n".join(
         f"[travel.{kind}]\nrate_per_year = 0.0\n" for kind in ("getaway", "vacation", "business")
@@ -199,6 +200,7 @@ def test_holidays_and_closed_days_scale_purchases(tmp_path):
     goods = pd.read_csv(world_file("us").parent / "tables" / "goods.csv", comment="#")
     goods["closed_factor"] = 0.0
     goods["holiday_factor"] = 4.0
+    goods["recurring"] = False  # monthly bills are due whatever the day
     goods["season_profile"] = "flat"
     goods.to_csv(tmp_path / "goods.csv", index=False)
     (tmp_path / "world.toml").write_text(
@@ -239,6 +241,25 @@ def test_round_sums_come_in_the_worlds_share_and_unit(tmp_path, share, unit):
         # dollar cannot be whole, and are rare).
         expected = share + (1 - share) / 100
         assert round_sum.mean() == pytest.approx(expected, abs=4 * np.sqrt(0.25 / len(cents)))
+
+
+def test_monthly_bills_are_due_on_one_day_to_one_provider_for_one_amount(tiny_frames):
+    txns = tiny_frames["transactions"]
+    goods = pd.read_csv(world_file("us").parent / "tables" / "goods.csv", comment="#")
+    recurring = set(goods.loc[goods["recurring"], "type"])
+    assert recurring >= {"utilities", "telecom", "insurance"}
+    bills = txns[txns["category"].isin(recurring) & ~txns["is_fraud"]]
+    assert (bills["channel"] == "online").all()
+    assert (bills["amount"] > 0).all()  # no refunds of bills
+    per_bill = bills.groupby(["consumer_id", "category"])
+    # One a month, on the same day of the month, the same amount all year (2019).
+    assert per_bill["timestamp"].apply(lambda t: t.dt.month.is_unique).all()
+    assert (per_bill["timestamp"].apply(lambda t: t.dt.day.nunique()) == 1).all()
+    assert (per_bill["amount"].nunique() == 1).all()
+    assert per_bill.size().median() == 12  # every month of the year for most
+    # To one provider, but after a move (a new home, new providers); few move in a year.
+    assert (per_bill["merchant_id"].nunique() == 1).mean() > 0.9
+    assert len(per_bill) > 500
 
 
 def test_christmas_day_is_quiet_in_the_shipped_world(tiny_frames):
