@@ -145,6 +145,9 @@ MEASURES: dict[str, Callable[..., float]] = {
     r"fraud_value_bps_(\d{4})_(\d{4})": _fraud_value_bps,
     r"transactions_per_consumer_year": lambda f: f["transactions_per_consumer_year"],
     r"transactions_per_consumer_(\d{4})": _per_consumer,
+    r"transactions_change_(\d{4})_(\d{4})": lambda f, a, b: (
+        _per_consumer(f, b) / _per_consumer(f, a) - 1
+    ),
     r"away_share": lambda f: f["travel"]["away_share"],
     r"holiday_ratio": lambda f: f["holidays"]["ratio"],
 }

@@ -24,10 +24,9 @@ from cardworld.simulator import rng
 from cardworld.simulator.population import Consumers
 from cardworld.simulator.world_arrays import STATES, WorldArrays
 from cardworld.worlds import reference
-from cardworld.worlds.schema import Trip, World
+from cardworld.worlds.schema import TRIP_KINDS, Trip, World
 
 HOME = STATES.index("home")
-TRIP_KINDS = ("getaway", "vacation", "business")
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,10 @@ def _life(env, world, places, consumers, i, first_day, segs):
     draws = _Draws(places.seed, int(consumers.ids[i]))
     income_ratio = float(consumers.income[i]) / spec.population.income_median
     trips = [getattr(spec.travel, kind) for kind in TRIP_KINDS]
-    rates = [t.rate_per_year * income_ratio**t.income_elasticity / 365.2425 for t in trips]
+    rates = [
+        t.rate_per_year * income_ratio**t.income_elasticity / 365.2425 * peak
+        for t, peak in zip(trips, places.trip_peak, strict=True)
+    ]
     move_rate = spec.population.move_rate_per_year / 365.2425
     retirement_day = int(consumers.retirement_day[i])
     home, epoch = int(consumers.home_city[i]), 0
@@ -124,6 +126,10 @@ def _life(env, world, places, consumers, i, first_day, segs):
         k = 0 if pick < rates[0] else (1 if pick < rates[0] + rates[1] else 2)
         trip: Trip = trips[k]
         start = _trip_start(day, trip.weekend_start)
+        if places.trip_shocks and draws.uniform() * places.trip_peak[k] >= places.trip_factor(
+            start, k
+        ):
+            continue  # a shock called the trip off (trips are drawn at the peak rate, thinned)
         duration = max(1, int(round(draws.exponential(trip.duration_days_mean - 0.5) + 0.5)))
         p = trip.foreign_probability
         foreign_odds = p / max(1e-12, 1 - p) * income_ratio**trip.foreign_income_elasticity
@@ -157,6 +163,17 @@ class _Places(NamedTuple):
     lat: list[float]  # every city's latitude, radians
     lon: list[float]
     n_us: int  # foreign city j is city n_us + j
+    start_day: int
+    shock_day: list[int]  # WorldArrays.shock_day
+    shock_trips: list[list[float]]  # WorldArrays.shock_trips
+    trip_peak: list[float]  # each trip kind's highest factor, at least 1
+    trip_shocks: bool  # whether any shock changes trips
+
+    def trip_factor(self, day: int, kind: int) -> float:
+        """The rate factor of trip kind `kind` (an index into TRIP_KINDS) on `day`."""
+        index = day - self.start_day
+        shock = self.shock_day[index] if 0 <= index < len(self.shock_day) else 0
+        return self.shock_trips[shock][kind]
 
     @classmethod
     def of(cls, arrays: WorldArrays) -> _Places:
@@ -168,6 +185,11 @@ class _Places(NamedTuple):
             arrays.city_lat.tolist(),
             arrays.city_lon.tolist(),
             int(arrays.n_us_cities),
+            int(arrays.start_day),
+            arrays.shock_day.tolist(),
+            arrays.shock_trips.tolist(),
+            np.maximum(arrays.shock_trips.max(axis=0), 1.0).tolist(),
+            bool((arrays.shock_trips != 1.0).any()),
         )
 
 

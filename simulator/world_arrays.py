@@ -11,12 +11,13 @@ import datetime as dt
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from cardworld.simulator import rng
 from cardworld.simulator.home_cities import home_city_weights
 from cardworld.worlds import reference
 from cardworld.worlds.load import correlation_matrix
-from cardworld.worlds.schema import World
+from cardworld.worlds.schema import TRIP_KINDS, World
 
 EPOCH = dt.date(1970, 1, 1)
 STATES = ("home", "getaway", "vacation", "business")
@@ -115,6 +116,9 @@ class WorldArrays(NamedTuple):
     spend_multiplier: np.ndarray
     price_level: np.ndarray
     holiday: np.ndarray  # (days,) int8 from start_day: reference.ORDINARY, HOLIDAY or CLOSED
+    shock_day: np.ndarray  # (days,) int64 from start_day: the day's shock (1, 2, ...), or 0
+    shock_factor: np.ndarray  # (shocks + 1, T): each type's rate factor; row 0 all ones
+    shock_trips: np.ndarray  # (shocks + 1, 3): getaway, vacation, business trip rate factors
     calendar: np.ndarray  # (days, 4) int64 from start_day: weekday (Monday 0), month (0-11),
     # day of month, and the year's index into the drift arrays
     # scalars packed for kernels, indexed by S
@@ -157,6 +161,30 @@ class WorldLabels(NamedTuple):
     type_category: list[str]
     chain_names: list[str]
     mcc_codes: list[int]
+
+
+def _shocks(
+    shocks: pd.DataFrame, type_names: list[str], start: dt.date, end: dt.date
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(shock of each day from start to end, 0 for none; each shock's type factors, row 0
+    ones; each shock's trip factors, row 0 ones) from the world's shocks table (loaded and
+    checked: one period per shock, no overlaps)."""
+    names = list(dict.fromkeys(shocks["shock"]))
+    day = np.zeros((end - start).days + 1, np.int64)
+    factor = np.ones((len(names) + 1, len(type_names)))
+    trips = np.ones((len(names) + 1, len(TRIP_KINDS)))
+    column = {t: j for j, t in enumerate(type_names)}
+    for row in shocks.itertuples(index=False):
+        s = names.index(row.shock) + 1
+        first = max((row.start - start).days, 0)
+        last = min((row.end - start).days, len(day) - 1)
+        if first <= last:
+            day[first : last + 1] = s
+        if row.target in TRIP_KINDS:
+            trips[s, TRIP_KINDS.index(row.target)] = row.factor
+        else:
+            factor[s, column[row.target]] = row.factor
+    return day, factor, trips
 
 
 def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
@@ -228,6 +256,7 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
         start, end, spec.calendar.closed_holidays, spec.calendar.shopping_days
     )
     calendar = _calendar(day_number(start), day_number(end), first_year, len(years))
+    shock_day, shock_factor, shock_trips = _shocks(tables["shocks"], type_names, start, end)
 
     sc = np.zeros(len(SCALARS))
     m, e, r, f = spec.merchants, spec.errors, spec.refunds, spec.fraud
@@ -323,6 +352,9 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
         spend_multiplier=drift["spend_multiplier"].to_numpy(np.float64),
         price_level=drift["price_level"].to_numpy(np.float64),
         holiday=holiday,
+        shock_day=shock_day,
+        shock_factor=shock_factor,
+        shock_trips=shock_trips,
         calendar=calendar,
         scalars=sc,
         card_usage=np.array([spec.cards.usage_weight.get(k, 0.0) for k in CARD_KINDS]),

@@ -21,7 +21,14 @@ import pandas as pd
 
 from cardworld.errors import WorldError
 from cardworld.worlds import reference
-from cardworld.worlds.schema import OPTIONAL_TABLES, TABLE_COLUMNS, World, WorldSpec, build
+from cardworld.worlds.schema import (
+    OPTIONAL_TABLES,
+    TABLE_COLUMNS,
+    TRIP_KINDS,
+    World,
+    WorldSpec,
+    build,
+)
 
 SHIPPED = Path(__file__).resolve().parent
 
@@ -383,6 +390,7 @@ def _check_tables(spec: WorldSpec, tables: dict[str, pd.DataFrame], file: Path) 
 
     _check_fraud(spec, tables, known_mccs, file)
     _check_places(spec, tables["place_exclusions"], file)
+    _check_shocks(spec, tables, paths["shocks"])
 
     ages = tables["ages"]
     _fail_rows(
@@ -436,6 +444,40 @@ def _check_fraud(
     if unknown_mccs:
         raise WorldError(
             f"{file}: 'fraud.compromise.skim_mccs' has MCC(s) {unknown_mccs} not listed in {spec.tables.mccs}"
+        )
+
+
+def _check_shocks(spec: WorldSpec, tables: dict[str, pd.DataFrame], path: str) -> None:
+    """Each shock is one period (start to end, inclusive, as dates) that overlaps no other,
+    naming each goods type or trip kind once, with a non-negative factor. Dates become
+    datetime.date in place."""
+    shocks = tables["shocks"]
+    for column in ("start", "end"):
+        dates = pd.to_datetime(shocks[column], format="%Y-%m-%d", errors="coerce")
+        _fail_rows(shocks, dates.isna(), path, column, "a date (YYYY-MM-DD)")
+        shocks[column] = dates.dt.date
+    _fail_rows(shocks, shocks["end"] < shocks["start"], path, "end", "on or after start")
+    known = set(tables["goods"]["type"]) | set(TRIP_KINDS)
+    _fail_rows(shocks, ~shocks["target"].isin(known), path, "target", "a goods type or a trip kind")
+    _fail_rows(shocks, shocks["factor"] < 0, path, "factor", "non-negative")
+    _fail_rows(
+        shocks, shocks.duplicated(["shock", "target"]), path, "target", "named once per shock"
+    )
+    periods = shocks.groupby("shock", sort=False)[["start", "end"]].nunique()
+    _fail_rows(
+        shocks,
+        shocks["shock"].map((periods > 1).any(axis=1)),
+        path,
+        "start",
+        "the same on every row of the shock (and so must 'end')",
+    )
+    spans = shocks.drop_duplicates("shock").sort_values("start")
+    overlap = spans["start"].iloc[1:].to_numpy() <= spans["end"].iloc[:-1].to_numpy()
+    if overlap.any():
+        first = int(np.flatnonzero(overlap)[0])
+        raise WorldError(
+            f"{path}: shocks {spans['shock'].iloc[first]!r} and "
+            f"{spans['shock'].iloc[first + 1]!r} overlap; a day has at most one shock"
         )
 
 

@@ -112,6 +112,9 @@ class Trip:
     weekend_start: bool
 
 
+TRIP_KINDS = ("getaway", "vacation", "business")  # the fields of Travel that are trips
+
+
 @dataclass(frozen=True)
 class Travel:
     getaway: Trip
@@ -247,6 +250,9 @@ class Tables:
     # Optional: the US cities of reference.cities() that are not places of their own
     # (boroughs, neighbourhoods, duplicates). A world without it excludes none.
     place_exclusions: str = ""
+    # Optional: shocks, periods when some goods types' rates, or trips, change by a factor
+    # (a pandemic, say). A world without it has none.
+    shocks: str = ""
 
 
 @dataclass(frozen=True)
@@ -330,9 +336,10 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "price_level": "float",
     },
     "place_exclusions": {"geonameid": "int", "name": "str", "state": "str", "reason": "str"},
+    "shocks": {"shock": "str", "start": "str", "end": "str", "target": "str", "factor": "float"},
 }
 # Tables a world may leave out or leave without rows.
-OPTIONAL_TABLES = ("place_exclusions",)
+OPTIONAL_TABLES = ("place_exclusions", "shocks")
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,11 @@
 For each consumer: draw a personal profile (rate and typical ticket per goods type)
 from the population's distributions, then walk the days of the consumer's active
 period. The day's expected count is the personal rates modulated by weekday, month,
-holiday, travel state, retirement and the year's drift; purchases pick a type, an
-hour, a channel, a merchant (favourites near home, or anywhere in the current city),
-an amount (sometimes a round sum), a card, maybe an error, maybe a later refund. Random
-fraud episodes are laid on top. Rows of one consumer are sorted by time before they are emitted.
+holiday, travel state, retirement, shocks and the year's drift; purchases pick a type,
+an hour, a channel, a merchant (favourites near home, or anywhere in the current city),
+an amount (sometimes a round sum), a card, maybe an error, maybe a later refund. Monthly
+bills come on their own days, and random fraud episodes are laid on top. Rows of one
+consumer are sorted by time before they are emitted.
 
 Transactions go to one int64 matrix, a row per field (C_* below) and a column per
 transaction, so each field is contiguous for Arrow; the caller allocates it and grows it.
@@ -38,9 +39,9 @@ LOCAL, CHAIN_STORE, CHAIN_ONLINE, INDEPENDENT_ONLINE = 1, 2, 3, 4
 N_STATES, N_MONTHS, N_WEEKDAYS = 4, 12, 7
 TYPE_GUIDE = 64  # entries of each kind of day's guide table over the goods types
 N_DAY_KINDS = 3  # reference.ORDINARY, HOLIDAY, CLOSED
-N_COMBOS = (
-    2 * N_STATES * N_MONTHS * N_WEEKDAYS * N_DAY_KINDS
-)  # retired, state, month, weekday, kind
+# Kinds of day: retired or not, state, month, weekday, kind of day, then the day's shock
+# (WorldArrays.shock_day; a world has its own number of them).
+N_COMBOS = 2 * N_STATES * N_MONTHS * N_WEEKDAYS * N_DAY_KINDS
 
 # Indices into the scalars array (see world_arrays.SCALARS).
 (
@@ -382,14 +383,15 @@ def simulate_purchases(
     its page faults, cost a quarter of the kernel's time.
     """
     n_types = w.rate.shape[0]
+    n_combos = N_COMBOS * w.shock_factor.shape[0]
     max_cards = 1
     for i in range(card_offsets.shape[0] - 1):
         max_cards = max(max_cards, card_offsets[i + 1] - card_offsets[i])
     work = (
-        np.empty((N_COMBOS, n_types)),  # cumulative type weights of each kind of day
-        np.empty(N_COMBOS),  # their totals
-        np.empty((N_COMBOS, TYPE_GUIDE), np.int64),  # their rng.guided_search tables
-        np.zeros(N_COMBOS, np.bool_),  # which kinds of day are filled in
+        np.empty((n_combos, n_types)),  # cumulative type weights of each kind of day
+        np.empty(n_combos),  # their totals
+        np.empty((n_combos, TYPE_GUIDE), np.int64),  # their rng.guided_search tables
+        np.zeros(n_combos, np.bool_),  # which kinds of day are filled in
         np.empty(n_types),  # personal rates
         np.empty(n_types),  # personal typical tickets
         np.cumsum(w.participation * w.rate),  # random fraud's type weights
@@ -424,6 +426,7 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
     fraud_cum, funds, pays, card_weights, streams, bill_day, adoption = work[6:]
     pst, bst, st, fst, fav = streams[0], streams[1], streams[2], streams[3], streams[4]
     n_types = p_rate.shape[0]
+    n_shocks = w.shock_factor.shape[0]
     s = w.scalars
     n_fav = int(s[S_FAV_COUNT])
     capacity = buf.shape[1]
@@ -487,9 +490,9 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
         d = day - w.start_day
         wd, month, dom, y = w.calendar[d, 0], w.calendar[d, 1], w.calendar[d, 2], w.calendar[d, 3]
         _settle(funds, pays, card_kind, card_limit, card_id, ca, cb, dom, w.price_level[y])
-        day_kind = w.holiday[d]
+        day_kind, shock = w.holiday[d], w.shock_day[d]
         combo = (((retired * N_STATES + state) * N_MONTHS + month) * N_WEEKDAYS + wd) * N_DAY_KINDS
-        combo += day_kind
+        combo = (combo + day_kind) * n_shocks + shock
         if not combo_ready[combo]:
             acc = 0.0
             for k in range(n_types):
@@ -505,6 +508,7 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
                     f *= w.closed_factor[k]
                 if retired:
                     f *= w.retired_factor[k]
+                f *= w.shock_factor[shock, k]
                 acc += f
                 combo_cum[combo, k] = acc
             combo_total[combo] = acc

@@ -468,3 +468,11 @@ def test_calibrate_and_fit_never_write_over_what_is_there(tmp_path):
     with pytest.raises(ConfigError, match="is the world being fitted"):
         cal.fit("tiny", ["errors.bad_pin"], source, consumers=5)
     assert source.read_bytes() == before
+
+
+def test_change_between_years_compares_transactions_per_consumer():
+    figures = {
+        "per_year": [{"year": 2019, "per_consumer": 400.0}, {"year": 2020, "per_consumer": 390.0}]
+    }
+    assert cal.measure("transactions_change_2019_2020", figures) == pytest.approx(-0.025)
+    assert cal.measure("transactions_change_2019_2021", figures) is None  # no 2021 in the sample

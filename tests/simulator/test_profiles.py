@@ -17,7 +17,9 @@ from scipy import stats
 
 import cardworld
 from cardworld.simulator.kernels.population import sample_consumers
-from cardworld.simulator.run import simulate
+from cardworld.simulator.population import sample_population
+from cardworld.simulator.run import _built, simulate
+from cardworld.simulator.timeline import HOME, build_timeline
 from cardworld.simulator.world_arrays import build_arrays, copula_cholesky
 from cardworld.worlds.load import load_world, world_file
 
@@ -260,6 +262,58 @@ def test_monthly_bills_are_due_on_one_day_to_one_provider_for_one_amount(tiny_fr
     # To one provider, but after a move (a new home, new providers); few move in a year.
     assert (per_bill["merchant_id"].nunique() == 1).mean() > 0.9
     assert len(per_bill) > 500
+
+
+def _world_with_a_june_halt(base, goods_factor: float, trip_factor: float):
+    """The tiny world with a shock over June 2019: every goods type's rate and every trip
+    kind's times the given factors."""
+    goods = pd.read_csv(world_file("us").parent / "tables" / "goods.csv", comment="#")
+    targets = [*goods["type"], "getaway", "vacation", "business"]
+    factors = [goods_factor] * len(goods) + [trip_factor] * 3
+    shocks = pd.DataFrame(
+        {"shock": "halt", "start": "2019-06-01", "end": "2019-06-30", "target": targets}
+    ).assign(factor=factors)
+    shocks.to_csv(base / "shocks.csv", index=False)
+    (base / "world.toml").write_text(
+        'extends = "tiny"\nname = "halt"\ndescription = ""\n[tables]\nshocks = "shocks.csv"\n'
+    )
+    return base / "world.toml"
+
+
+def test_a_shock_scales_purchases_in_its_period_and_bills_go_on(tmp_path):
+    simulate(_world_with_a_june_halt(tmp_path, 0.0, 1.0), tmp_path / "ledger", workers=1)
+    txns = cardworld.read_transactions(tmp_path / "ledger")
+    goods = pd.read_csv(world_file("us").parent / "tables" / "goods.csv", comment="#")
+    bill = txns["category"].isin(goods.loc[goods["recurring"], "type"])
+    month = txns["timestamp"].dt.month
+    purchases = (txns["amount"] > 0) & ~txns["is_fraud"]
+    counts = month[purchases & ~bill].value_counts()
+    assert 6 not in counts.index  # nothing bought in June...
+    assert counts[5] > 5000 and counts[7] > 5000  # ...around it, as ever
+    assert (month[purchases & bill] == 6).sum() > 300  # monthly bills are due whatever happens
+
+
+def _trip_starts(world_path) -> pd.Series:
+    world = load_world(world_path)
+    arrays, _, _ = _built(world)
+    ids = np.arange(world.spec.simulation.consumers, dtype=np.int64)
+    consumers, _ = sample_population(world, arrays, ids)
+    first_day = np.full(len(ids), arrays.start_day, dtype=np.int64)
+    segments = build_timeline(world, arrays, consumers, first_day)
+    away = segments.state != HOME
+    return pd.to_datetime(segments.start[away], unit="D").month.value_counts()
+
+
+def test_a_shock_scales_trips_in_its_period(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    halted = _trip_starts(_world_with_a_june_halt(tmp_path / "a", 1.0, 0.0))
+    as_ever = _trip_starts(_world_with_a_june_halt(tmp_path / "b", 1.0, 1.0))
+    assert 6 not in halted.index
+    assert as_ever[6] > 50  # ~300 consumers take several trips a year
+    # Other months keep about as many trips (~60 a month; the draws differ, as a shocked
+    # world thins its trips with one more draw each).
+    assert abs(halted[9] - as_ever[9]) < 0.25 * as_ever[9]
 
 
 def test_christmas_day_is_quiet_in_the_shipped_world(tiny_frames):

@@ -374,3 +374,42 @@ def test_the_resident_population_holds_the_cities_people(tmp_path):
     assert "'places.resident_population' must be at least 189," in str(err.value)
     assert "found 100,000,000" in str(err.value)
     assert str(path) in str(err.value)
+
+
+SHOCKS_HEADER = "shock,start,end,target,factor\n"
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (
+            "s,2020-03-16,2020-05-31,groceries,-1\n",
+            "column 'factor' data row 1 must be non-negative",
+        ),
+        ("s,2020-13-01,2020-05-31,groceries,1\n", "column 'start' data row 1 must be a date"),
+        ("s,2020-03-16,2020-03-01,groceries,1\n", "column 'end' data row 1 must be on or after"),
+        ("s,2020-03-16,2020-05-31,caviar,1\n", "column 'target' data row 1 must be a goods type"),
+        (
+            "s,2020-03-16,2020-05-31,groceries,1\ns,2020-03-16,2020-05-31,groceries,2\n",
+            "column 'target' data row 2 must be named once per shock",
+        ),
+        (
+            "s,2020-03-16,2020-05-31,groceries,1\ns,2020-03-17,2020-05-31,fuel,1\n",
+            "column 'start' data row 1 must be the same on every row of the shock",
+        ),
+        (
+            "a,2020-03-16,2020-05-31,groceries,1\nb,2020-05-31,2020-06-30,fuel,1\n",
+            "shocks 'a' and 'b' overlap; a day has at most one shock",
+        ),
+    ],
+)
+def test_invalid_shocks_name_file_column_and_row(tmp_path, rows, message):
+    path = write_world(
+        tmp_path,
+        'extends = "tiny"\nname = "x"\ndescription = ""\n[tables]\nshocks = "shocks.csv"\n',
+        {"shocks.csv": SHOCKS_HEADER + rows},
+    )
+    with pytest.raises(WorldError) as err:
+        load_world(path)
+    assert "shocks.csv" in str(err.value)
+    assert message in str(err.value)
