@@ -520,7 +520,7 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
         due = (bill_days >> dom) & 1
         if count == 0 and due == 0:
             continue
-        if n + 2 * count + n_types > capacity:
+        if n + 2 * count + n_types > capacity:  # the day's purchases, refunds and bills
             return -1
         if due:
             bills = (bill_day, adoption, p_amount)
@@ -572,13 +572,7 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
                 channel = CHIP
             else:
                 channel = SWIPE
-            j = c - ca
-            if not covers(card_kind[c], card_limit[c] * price, funds[j], amount):
-                error = 1  # Insufficient Balance: the card's money does not cover it
-            else:
-                error = attempt_error(st, w, card_kind[c], channel, 1.0)
-                if error == 0:
-                    funds[j] += amount if card_kind[c] == 0 else -amount
+            error = _charge(st, w, card_kind, card_limit, funds, c, c - ca, channel, amount, price)
             emit(buf, n, day * 86400 + seconds, cid, card_id[c], merchant, mcc, k, cents,
                  channel, error, 0, state, city)  # fmt: skip
             n += 1
@@ -685,17 +679,24 @@ def _pay_bills(w, cid, day, dom, y, state, epoch, bills, cards, i, funds, weight
         target = rng.uniform(st) * w.hour_cum[k, 23]
         hour = rng.guided_search(w.hour_cum[k], 0, 24, w.hour_guide[k], target)
         seconds = hour * 3600 + rng.integer(st, 3600)
-        j = c - ca
-        if not covers(card_kind[c], card_limit[c] * price, funds[j], amount):
-            error = 1
-        else:
-            error = attempt_error(st, w, card_kind[c], ONLINE, 1.0)
-            if error == 0:
-                funds[j] += amount if card_kind[c] == 0 else -amount
+        error = _charge(st, w, card_kind, card_limit, funds, c, c - ca, ONLINE, amount, price)
         emit(buf, n, day * 86400 + seconds, cid, card_id[c], merchant, mcc, k, cents, ONLINE,
              error, 0, state, -1)  # fmt: skip
         n += 1
     return n
+
+
+@kernel(allocates=False)
+def _charge(st, w, card_kind, card_limit, funds, c, j, channel, amount, price):
+    """The error string index of a purchase of `amount` on card c (the consumer's j-th):
+    Insufficient Balance when the card's money does not cover it, else an attempt's error;
+    an approved purchase moves the card's money."""
+    if not covers(card_kind[c], card_limit[c] * price, funds[j], amount):
+        return 1  # Insufficient Balance
+    error = attempt_error(st, w, card_kind[c], channel, 1.0)
+    if error == 0:
+        funds[j] += amount if card_kind[c] == 0 else -amount
+    return error
 
 
 @kernel(allocates=False)
