@@ -1,7 +1,7 @@
 """The ledger on storage: Parquet files, the manifest with checksums, reading and verifying.
 
-Layout (DESIGN.md): manifest.json, consumers/cards/merchants/fraudsters/compromises.parquet
-and a transactions/ dataset of part files sorted by consumer then time. A ledger lives at
+Layout (DESIGN.md): manifest.json, consumers/cards/merchants/fraudsters/compromises/homes
+.parquet and a transactions/ dataset of part files sorted by consumer then time. A ledger lives at
 any fsspec URL (a local path, file://, memory://, s3://, ...). Every file is written under
 a temporary name and renamed when complete, so a half-written file is never visible
 under its final name. Pages carry CRC32 checksums. Readers read the part files the
@@ -29,7 +29,7 @@ from cardworld.errors import LedgerError
 
 FORMAT = "cardworld-ledger/1"
 MANIFEST = "manifest.json"
-TABLES = ("consumers", "cards", "merchants", "fraudsters", "compromises")
+TABLES = ("consumers", "cards", "merchants", "fraudsters", "compromises", "homes")
 
 # The contract every reader relies on (DESIGN.md, "The ledger"): the transactions' columns
 # and, for the entity tables, the columns DESIGN.md lists. More columns are welcome.
@@ -116,6 +116,18 @@ TABLE_SCHEMAS = {
             ("consumer_id", pa.int64()),
             ("compromised_at", pa.timestamp("us")),
             ("fraudster_id", pa.int64()),
+        ]
+    ),
+    "homes": pa.schema(
+        [
+            ("consumer_id", pa.int64()),
+            ("home_from", pa.date32()),
+            ("home_to", pa.date32()),
+            ("city", pa.string()),
+            ("state", pa.string()),
+            ("zip", pa.string()),
+            ("lat", pa.float64()),
+            ("lon", pa.float64()),
         ]
     ),
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +26,9 @@ from cardworld.simulator.world_arrays import (
 )
 from cardworld.worlds import reference
 from cardworld.worlds.schema import World
+
+if TYPE_CHECKING:
+    from cardworld.simulator.timeline import Segments
 
 MAX_CARDS = 12
 CARD_ID_STRIDE = 100  # card_id = consumer_id * 100 + slot: room for replacements
@@ -137,9 +141,7 @@ def consumers_table(world: World, consumers: Consumers, cards: Cards) -> pa.Tabl
     first, last = person_names(u[:, :2], consumers.female)
     street = street_addresses(u[:, 2:])
     home = consumers.home_city
-    zips = cities.zip_codes[
-        cities.zip_offsets[home] + consumers.ids % np.maximum(1, np.diff(cities.zip_offsets)[home])
-    ]
+    zips = _zip_codes(cities, home, consumers.ids, np.zeros_like(home))
     n_cards = np.diff(cards.offsets)
     return pa.table(
         {
@@ -160,6 +162,49 @@ def consumers_table(world: World, consumers: Consumers, cards: Cards) -> pa.Tabl
             "num_cards": pa.array(n_cards, pa.int16()),
         }
     )
+
+
+def homes_table(
+    world: World, arrays: WorldArrays, consumers: Consumers, segments: Segments
+) -> pa.Table:
+    """The homes.parquet rows of a shard: each consumer's homes in turn, the first (as in
+    consumers.parquet) from the world's start, each later one from the day of the move
+    that led there, each until the next (null for the last)."""
+    cities = reference.cities()
+    n_segments = np.diff(segments.offsets)
+    owner = np.repeat(np.arange(len(consumers.ids)), n_segments)
+    new = np.ones(len(owner), dtype=bool)
+    new[1:] = (segments.epoch[1:] != segments.epoch[:-1]) | (owner[1:] != owner[:-1])
+    rows = np.flatnonzero(new)
+    owner, epoch, home = owner[rows], segments.epoch[rows], segments.home_city[rows]
+    ids = consumers.ids[owner]
+    since = np.where(epoch == 0, arrays.start_day, segments.start[rows])
+    moved_on = np.append(since[1:], 0)
+    last = np.append(owner[1:] != owner[:-1], True)
+    seed = world.spec.simulation.seed
+    # The first home's street is consumers.parquet's; each later one draws its own.
+    u = rng.first_uniforms(seed, ids, rng.IDENTITY, 8)[:, 2:]
+    for r in np.flatnonzero(epoch > 0):
+        u[r] = rng.stream_uniforms(seed, int(ids[r]), rng.IDENTITY, 0, 6, int(epoch[r]))
+    return pa.table(
+        {
+            "consumer_id": pa.array(ids, pa.int64()),
+            "home_from": _days_to_dates(since),
+            "home_to": pa.array(moved_on.astype("int32"), mask=last).cast(pa.date32()),
+            "address": street_addresses(u),
+            "city": cities.name[home].tolist(),
+            "state": cities.state[home].tolist(),
+            "zip": [f"{z:05d}" for z in _zip_codes(cities, home, ids, epoch)],
+            "lat": cities.lat[home],
+            "lon": cities.lon[home],
+        }
+    )
+
+
+def _zip_codes(cities, home: np.ndarray, ids: np.ndarray, epoch: np.ndarray) -> np.ndarray:
+    """A ZIP code of each consumer's home city, the same for a consumer and home epoch."""
+    n_zips = np.maximum(1, np.diff(cities.zip_offsets)[home])
+    return cities.zip_codes[cities.zip_offsets[home] + (ids + epoch * 7919) % n_zips]
 
 
 def cards_table(

@@ -16,6 +16,7 @@ from cardworld.simulator.ledger import TRANSACTION_SCHEMA
 from cardworld.simulator.population import (
     cards_table,
     consumers_table,
+    homes_table,
     sample_population,
     with_replacements,
 )
@@ -42,6 +43,7 @@ class ShardResult:
     cards: pa.Table
     transactions: pa.Table
     compromises: pa.Table
+    homes: pa.Table
     merchant_ids: np.ndarray
 
 
@@ -83,6 +85,7 @@ def simulate_shard(
         cards=cards_table(consumers, all_cards, blocked_at, replaces),
         transactions=_to_arrow(rows, labels),
         compromises=compromises_table(records, fraud.breaches),
+        homes=homes_table(world, arrays, consumers, segments),
         merchant_ids=np.sort(pd.unique(rows[k.C_MERCHANT])),
     )
 

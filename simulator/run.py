@@ -48,7 +48,7 @@ from cardworld.worlds.schema import World
 if TYPE_CHECKING:
     from distributed import Client
 
-PART_TABLES = ("consumers", "cards", "compromises")
+PART_TABLES = ("consumers", "cards", "compromises", "homes")
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,7 @@ def _run_block(world: World, fs, root: str, index: int, lo: int, hi: int) -> dic
         "consumers": result.consumers,
         "cards": result.cards,
         "compromises": result.compromises,
+        "homes": result.homes,
         "merchants": pa.table({"merchant_id": result.merchant_ids}),
     }
     for table_name, table in parts.items():

@@ -11,6 +11,7 @@ from cardworld.simulator import ledger
 from cardworld.simulator.merchants import merchants_table
 from cardworld.simulator.purchases import TRANSACTION_SCHEMA, TXN_ID_STRIDE
 from cardworld.simulator.run import _built
+from cardworld.worlds import reference
 from cardworld.worlds.load import load_world
 
 
@@ -145,3 +146,48 @@ def test_merchant_rows_depend_only_on_the_ids(tiny_ledger):
     assert expected.to_pylist() == written.to_pylist()
     shuffled = np.random.default_rng(3).permutation(np.concatenate([ids, ids[:50]]))
     assert merchants_table(shuffled, arrays, labels).equals(expected)
+
+
+def test_homes_follow_each_other_from_the_consumers_first_home(tiny_frames):
+    homes, consumers = tiny_frames["homes"], tiny_frames["consumers"].set_index("consumer_id")
+    assert set(homes["consumer_id"]) == set(consumers.index)
+    assert homes["consumer_id"].is_monotonic_increasing
+    first = homes.drop_duplicates("consumer_id").set_index("consumer_id")
+    place = ["address", "city", "state", "zip", "lat", "lon"]
+    pd.testing.assert_frame_equal(first[place], consumers.loc[first.index, place])
+    assert (first["home_from"] == pd.Timestamp("2019-01-01").date()).all()
+    # Each home lasts until the next begins; the last has no end.
+    same = homes["consumer_id"].to_numpy()[1:] == homes["consumer_id"].to_numpy()[:-1]
+    assert (homes["home_to"].to_numpy()[:-1][same] == homes["home_from"].to_numpy()[1:][same]).all()
+    assert homes.drop_duplicates("consumer_id", keep="last")["home_to"].isna().all()
+    assert (homes["home_to"].dropna() > homes.loc[homes["home_to"].notna(), "home_from"]).all()
+    assert 0 < same.sum() < 0.2 * len(consumers)  # some consumers move within a year
+
+
+def test_purchases_at_home_are_near_the_home_of_the_day(tiny_frames):
+    txns, homes = tiny_frames["transactions"], tiny_frames["homes"]
+    merchants = tiny_frames["merchants"].set_index("merchant_id")
+    movers = homes.loc[homes["consumer_id"].duplicated(), "consumer_id"].unique()
+    present = txns[
+        txns["consumer_id"].isin(movers)
+        & (txns["consumer_state"] == "home")
+        & (txns["channel"] != "online")
+        & ~txns["is_fraud"]
+    ].sort_values("timestamp")
+    since = pd.to_datetime(homes["home_from"]).astype(present["timestamp"].dtype)
+    homes = homes.assign(home_from=since).sort_values("home_from")
+    current = pd.merge_asof(
+        present, homes, left_on="timestamp", right_on="home_from", by="consumer_id"
+    )
+    where = np.radians(merchants.loc[current["merchant_id"], ["lat", "lon"]].to_numpy())
+    home = np.radians(current[["lat", "lon"]].to_numpy())
+    km = reference.haversine_km(where[:, 0], where[:, 1], home[:, 0], home[:, 1])
+    first = tiny_frames["consumers"].set_index("consumer_id").loc[current["consumer_id"]]
+    first = np.radians(first[["lat", "lon"]].to_numpy())
+    km_first = reference.haversine_km(where[:, 0], where[:, 1], first[:, 0], first[:, 1])
+    moved = (current["home_from"] > pd.Timestamp("2019-01-01")).to_numpy()
+    assert moved.sum() > 100
+    # Shopping happens in the home city and its neighbours: near the home of the day, and,
+    # after a move to another city, far from the first home.
+    assert np.median(km[moved]) < 50
+    assert np.median(km_first[moved]) > np.median(km[moved])
