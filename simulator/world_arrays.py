@@ -150,6 +150,8 @@ SCALARS = (
     "income_median",
     "full_payment_share",
     "balance_awareness",
+    "retry_probability",
+    "retry_delay_seconds_mean",
 )
 S = {name: i for i, name in enumerate(SCALARS)}
 
@@ -282,6 +284,8 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
         "income_median": spec.population.income_median,
         "full_payment_share": spec.cards.full_payment_share,
         "balance_awareness": spec.cards.balance_awareness,
+        "retry_probability": e.retry_probability,
+        "retry_delay_seconds_mean": e.retry_delay_seconds_mean,
     }
     for name, value in values.items():
         sc[S[name]] = value

@@ -134,6 +134,10 @@ class Errors:
     bad_expiration: float = field(metadata=PROBABILITY)
     bad_card_number: float = field(metadata=PROBABILITY)
     bad_zipcode: float = field(metadata=PROBABILITY)
+    # A declined purchase is tried again, once, this often, this many seconds later on
+    # average (plus half a minute): after Insufficient Balance mostly with another card.
+    retry_probability: float = field(metadata=PROBABILITY)
+    retry_delay_seconds_mean: float = field(metadata=NON_NEGATIVE)
 
 
 @dataclass(frozen=True)

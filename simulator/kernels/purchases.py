@@ -66,7 +66,9 @@ N_COMBOS = 2 * N_STATES * N_MONTHS * N_WEEKDAYS * N_DAY_KINDS
     S_INCOME_MEDIAN,
     S_FULL_PAYMENT,
     S_AWARENESS,
-) = range(21)
+    S_RETRY,
+    S_RETRY_DELAY,
+) = range(23)
 
 
 @kernel(allocates=False)
@@ -520,7 +522,7 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
         due = (bill_days >> dom) & 1
         if count == 0 and due == 0:
             continue
-        if n + 2 * count + n_types > capacity:  # the day's purchases, refunds and bills
+        if n + 3 * count + n_types > capacity:  # purchases, retries, refunds and bills
             return -1
         if due:
             bills = (bill_day, adoption, p_amount)
@@ -576,6 +578,21 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
             emit(buf, n, day * 86400 + seconds, cid, card_id[c], merchant, mcc, k, cents,
                  channel, error, 0, state, city)  # fmt: skip
             n += 1
+            if error != 0 and rng.uniform(st) < s[S_RETRY]:
+                # Tried again minutes later: after Insufficient Balance with a card drawn
+                # again (those with the money weigh more), else the same card.
+                if error == 1:
+                    c = _pick_card(st, w, card_kind, card_open, card_limit, funds, card_weights,
+                                   ca, cb, day, amount, price)  # fmt: skip
+                if c >= 0:
+                    seconds += 30 + int(rng.exponential(st, s[S_RETRY_DELAY]))
+                    if channel == CHIP and card_chip_from[c] > day:
+                        channel = SWIPE  # the card drawn again has no chip
+                    error = _charge(st, w, card_kind, card_limit, funds, c, c - ca, channel,
+                                    amount, price)  # fmt: skip
+                    emit(buf, n, day * 86400 + seconds, cid, card_id[c], merchant, mcc, k, cents,
+                         channel, error, 0, state, city)  # fmt: skip
+                    n += 1
             refund_p = w.refund_rate[k] * (s[S_REFUND_ONLINE] if online else 1.0)
             if error == 0 and rng.uniform(st) < refund_p:
                 rday = day + 1 + rng.integer(st, int(s[S_REFUND_DELAY]))

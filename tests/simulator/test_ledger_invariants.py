@@ -191,3 +191,19 @@ def test_purchases_at_home_are_near_the_home_of_the_day(tiny_frames):
     # after a move to another city, far from the first home.
     assert np.median(km[moved]) < 50
     assert np.median(km_first[moved]) > np.median(km[moved])
+
+
+def test_declined_purchases_are_tried_again_minutes_later(tiny_frames):
+    txns = tiny_frames["transactions"]
+    keys = ["consumer_id", "merchant_id", "amount", "card_id"]
+    declined = txns[(txns["errors"] == "Bad PIN") & ~txns["is_fraud"]].reset_index()
+    later = txns[~txns["is_fraud"]].reset_index()
+    pairs = declined.merge(later, on=keys, suffixes=("", "_again"))
+    wait = pairs["timestamp_again"] - pairs["timestamp"]
+    pairs = pairs[(wait >= pd.Timedelta(seconds=30)) & (wait < pd.Timedelta(minutes=30))]
+    retried = declined["index"].isin(pairs["index"]).mean()
+    # A wrong PIN is tried again on the same card with the world's retry_probability (0.55).
+    n = len(declined)
+    assert n > 200
+    assert abs(retried - 0.55) < 4 * np.sqrt(0.25 / n)
+    assert (pairs["index_again"] > pairs["index"]).all()  # the retry follows in the ledger
