@@ -19,7 +19,6 @@ from cardworld.worlds import reference
 from cardworld.worlds.load import correlation_matrix
 from cardworld.worlds.schema import TRIP_KINDS, World
 
-EPOCH = dt.date(1970, 1, 1)
 STATES = ("home", "getaway", "vacation", "business")
 CHANNELS = ("swipe", "chip", "online")
 ERRORS = (
@@ -49,7 +48,7 @@ BRANDS = ("visa", "mastercard", "amex", "discover")
 
 
 def day_number(date: dt.date) -> int:
-    return (date - EPOCH).days
+    return (date - reference.EPOCH).days
 
 
 class WorldArrays(NamedTuple):
@@ -114,8 +113,9 @@ class WorldArrays(NamedTuple):
     chip_card_share: np.ndarray
     chip_terminal_share: np.ndarray
     spend_multiplier: np.ndarray
+    bill_card_use: np.ndarray  # (years,) share of monthly bills paid by card: see purchases
     price_level: np.ndarray
-    holiday: np.ndarray  # (days,) int8 from start_day: reference.ORDINARY, HOLIDAY or CLOSED
+    day_kind: np.ndarray  # (days,) int8 from start_day: reference.ORDINARY, HOLIDAY or CLOSED
     shock_day: np.ndarray  # (days,) int64 from start_day: the day's shock (1, 2, ...), or 0
     shock_factor: np.ndarray  # (shocks + 1, T): each type's rate factor; row 0 all ones
     shock_trips: np.ndarray  # (shocks + 1, 3): getaway, vacation, business trip rate factors
@@ -254,7 +254,7 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
     drift = drift.set_index("year").reindex(years).ffill()
 
     start, end = spec.simulation.start, spec.simulation.end
-    holiday = reference.day_kinds(
+    day_kind = reference.day_kinds(
         start, end, spec.calendar.closed_holidays, spec.calendar.shopping_days
     )
     calendar = _calendar(day_number(start), day_number(end), first_year, len(years))
@@ -354,8 +354,10 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
         chip_card_share=drift["chip_card_share"].to_numpy(np.float64),
         chip_terminal_share=drift["chip_terminal_share"].to_numpy(np.float64),
         spend_multiplier=drift["spend_multiplier"].to_numpy(np.float64),
+        # Monthly bills go on cards as card use grows (at most 1), and stay there.
+        bill_card_use=np.minimum(1.0, np.maximum.accumulate(drift["spend_multiplier"].to_numpy())),
         price_level=drift["price_level"].to_numpy(np.float64),
-        holiday=holiday,
+        day_kind=day_kind,
         shock_day=shock_day,
         shock_factor=shock_factor,
         shock_trips=shock_trips,

@@ -187,6 +187,12 @@ def _check_spec(spec: WorldSpec, file: Path) -> None:
         if missing:
             raise WorldError(f"{file}: 'cards.{key}' lacks card kinds {sorted(missing)}")
     known = reference.known_holiday_names()
+    both = set(spec.calendar.closed_holidays) & set(spec.calendar.shopping_days)
+    if both:
+        raise WorldError(
+            f"{file}: 'calendar.closed_holidays' and 'calendar.shopping_days' both name "
+            f"{', '.join(sorted(both))}; a day is one or the other"
+        )
     for key in ("closed_holidays", "shopping_days"):
         for name in getattr(spec.calendar, key):
             if name not in known:
@@ -459,6 +465,14 @@ def _check_shocks(spec: WorldSpec, tables: dict[str, pd.DataFrame], path: str) -
     _fail_rows(shocks, shocks["end"] < shocks["start"], path, "end", "on or after start")
     known = set(tables["goods"]["type"]) | set(TRIP_KINDS)
     _fail_rows(shocks, ~shocks["target"].isin(known), path, "target", "a goods type or a trip kind")
+    recurring = set(tables["goods"].loc[tables["goods"]["recurring"], "type"])
+    _fail_rows(
+        shocks,
+        shocks["target"].isin(recurring),
+        path,
+        "target",
+        "a type that is not a monthly bill (bills are due whatever happens)",
+    )
     _fail_rows(shocks, shocks["factor"] < 0, path, "factor", "non-negative")
     _fail_rows(
         shocks, shocks.duplicated(["shock", "target"]), path, "target", "named once per shock"

@@ -31,6 +31,7 @@ N_COLUMNS = 16
 CARD_BLOCKED = 8  # index of "Card Blocked" in world_arrays.ERRORS
 
 SWIPE, CHIP, ONLINE = 0, 1, 2
+ON_FILE = 3  # attempt_error's channel for a charge to a card on file (a bill): ONLINE in the ledger
 FRAUD_RANDOM = 1
 
 # Merchant ids carry their own address: kind in the top bits, then city / chain / MCC / slot.
@@ -38,7 +39,7 @@ KIND_SHIFT = 58
 LOCAL, CHAIN_STORE, CHAIN_ONLINE, INDEPENDENT_ONLINE = 1, 2, 3, 4
 N_STATES, N_MONTHS, N_WEEKDAYS = 4, 12, 7
 TYPE_GUIDE = 64  # entries of each kind of day's guide table over the goods types
-N_DAY_KINDS = 3  # reference.ORDINARY, HOLIDAY, CLOSED
+N_DAY_KINDS = CLOSED + 1  # reference.ORDINARY, HOLIDAY, CLOSED
 # Kinds of day: retired or not, state, month, weekday, kind of day, then the day's shock
 # (WorldArrays.shock_day; a world has its own number of them).
 N_COMBOS = 2 * N_STATES * N_MONTHS * N_WEEKDAYS * N_DAY_KINDS
@@ -211,14 +212,16 @@ def _pick_card(
 
 @kernel(allocates=False)
 def attempt_error(st, w, kind, channel, scale):
-    """The error string index of an attempt (0 = none); fraud attempts fail `scale` times as often."""
+    """The error string index of an attempt (0 = none); fraud attempts fail `scale` times as often.
+    channel: SWIPE, CHIP, ONLINE, or ON_FILE (an online charge to a card on file, which
+    sends no PIN, CVV or ZIP code)."""
     s = w.scalars
     balance = s[S_ERR_BALANCE] * (0.6 if kind == 0 else (1.3 if kind == 1 else 2.0))
     u = rng.uniform(st) / scale
     p = balance
     if u < p:
         return 1
-    if channel != ONLINE:
+    if channel == SWIPE or channel == CHIP:
         p += s[S_ERR_PIN]
         if u < p:
             return 2
@@ -229,9 +232,11 @@ def attempt_error(st, w, kind, channel, scale):
         p += s[S_ERR_CVV]
         if u < p:
             return 4
+    if channel == ONLINE or channel == ON_FILE:
         p += s[S_ERR_EXPIRATION]
         if u < p:
             return 5
+    if channel == ONLINE:
         p += s[S_ERR_ZIP]
         if u < p:
             return 7
@@ -453,9 +458,8 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
     combo_ready[:] = False
 
     # Monthly bills (recurring types): one the consumer has is due on its own day of the
-    # month, and goes on a card in the years when the year's card use (spend_multiplier, at
-    # most 1) exceeds its adoption draw: once there, it stays. Their rates leave the day's
-    # random purchases.
+    # month, and goes on a card from the year card use (WorldArrays.bill_card_use) exceeds
+    # its adoption draw. Their rates leave the day's random purchases.
     rng.reseed(bst, w.seed, cid, rng.BILLS)
     bill_days = 0  # bit d set when a bill is due on day d of the month
     for k in range(n_types):
@@ -492,7 +496,7 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
         d = day - w.start_day
         wd, month, dom, y = w.calendar[d, 0], w.calendar[d, 1], w.calendar[d, 2], w.calendar[d, 3]
         _settle(funds, pays, card_kind, card_limit, card_id, ca, cb, dom, w.price_level[y])
-        day_kind, shock = w.holiday[d], w.shock_day[d]
+        day_kind, shock = w.day_kind[d], w.shock_day[d]
         combo = (((retired * N_STATES + state) * N_MONTHS + month) * N_WEEKDAYS + wd) * N_DAY_KINDS
         combo = (combo + day_kind) * n_shocks + shock
         if not combo_ready[combo]:
@@ -584,8 +588,9 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
                 if error == 1:
                     c = _pick_card(st, w, card_kind, card_open, card_limit, funds, card_weights,
                                    ca, cb, day, amount, price)  # fmt: skip
-                if c >= 0:
-                    seconds += 30 + int(rng.exponential(st, s[S_RETRY_DELAY]))
+                delay = 30 + int(rng.exponential(st, s[S_RETRY_DELAY]))
+                if c >= 0 and seconds + delay < 86400:  # not after midnight: the day has settled
+                    seconds += delay
                     if channel == CHIP and card_chip_from[c] > day:
                         channel = SWIPE  # the card drawn again has no chip
                     error = _charge(st, w, card_kind, card_limit, funds, c, c - ca, channel,
@@ -678,7 +683,7 @@ def _pay_bills(w, cid, day, dom, y, state, epoch, bills, cards, i, funds, weight
     ca, cb = card_offsets[i], card_offsets[i + 1]
     price = w.price_level[y]
     for k in range(bill_day.shape[0]):
-        if bill_day[k] != dom or adoption[k] >= min(1.0, w.spend_multiplier[y]):
+        if bill_day[k] != dom or adoption[k] >= w.bill_card_use[y]:
             continue
         rng.reseed(amounts, w.seed, cid, rng.BILLS, 1 + y * 4096 + k)
         amount = p_amount[k] * math.exp(w.amount_sigma[k] * rng.normal(amounts)) * price
@@ -696,7 +701,7 @@ def _pay_bills(w, cid, day, dom, y, state, epoch, bills, cards, i, funds, weight
         target = rng.uniform(st) * w.hour_cum[k, 23]
         hour = rng.guided_search(w.hour_cum[k], 0, 24, w.hour_guide[k], target)
         seconds = hour * 3600 + rng.integer(st, 3600)
-        error = _charge(st, w, card_kind, card_limit, funds, c, c - ca, ONLINE, amount, price)
+        error = _charge(st, w, card_kind, card_limit, funds, c, c - ca, ON_FILE, amount, price)
         emit(buf, n, day * 86400 + seconds, cid, card_id[c], merchant, mcc, k, cents, ONLINE,
              error, 0, state, -1)  # fmt: skip
         n += 1

@@ -128,6 +128,10 @@ def write_world(tmp_path, body: str, tables: dict[str, str] | None = None):
             "'calendar.closed_holidays' names no day the calendar knows: 'Xmas'; known: Black Friday",
         ),
         (
+            'extends = "tiny"\nname = "x"\ndescription = ""\n[calendar]\nshopping_days = ["Christmas Day"]\n',
+            "'calendar.closed_holidays' and 'calendar.shopping_days' both name Christmas Day",
+        ),
+        (
             'extends = "tiny"\nname = "x"\ndescription = ""\n[calendar]\nshopping_days = "Black Friday"\n',
             "'calendar.shopping_days' must be a list, found 'Black Friday'",
         ),
@@ -389,6 +393,10 @@ SHOCKS_HEADER = "shock,start,end,target,factor\n"
         ("s,2020-13-01,2020-05-31,groceries,1\n", "column 'start' data row 1 must be a date"),
         ("s,2020-03-16,2020-03-01,groceries,1\n", "column 'end' data row 1 must be on or after"),
         ("s,2020-03-16,2020-05-31,caviar,1\n", "column 'target' data row 1 must be a goods type"),
+        (
+            "s,2020-03-16,2020-05-31,utilities,0.5\n",
+            "column 'target' data row 1 must be a type that is not a monthly bill",
+        ),
         (
             "s,2020-03-16,2020-05-31,groceries,1\ns,2020-03-16,2020-05-31,groceries,2\n",
             "column 'target' data row 2 must be named once per shock",
