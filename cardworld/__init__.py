@@ -5,9 +5,19 @@ The public API. Heavy parts (the simulator's numba kernels, torch) load on first
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import PackageNotFoundError, version
 
 from cardworld.errors import CardworldError, ConfigError, DataError, LedgerError, WorldError
+
+# In a source checkout the subpackages (simulator/, worlds/, synthesizer/) lie beside this
+# folder, where pyproject's package-dir maps them from; Python run in the checkout's root
+# imports this folder rather than the installed package, so it looks for them there too.
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if not os.path.isdir(os.path.join(os.path.dirname(__file__), "simulator")) and os.path.isfile(
+    os.path.join(_CHECKOUT, "simulator", "__init__.py")
+):
+    __path__.append(_CHECKOUT)
 
 try:
     __version__ = version("cardworld")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -43,3 +45,22 @@ def test_public_api():
         "CardworldError",
     ):
         assert hasattr(cardworld, name)
+
+
+def test_python_run_in_the_checkout_root_finds_the_subpackages():
+    """`python -c "import cardworld; ..."` in the repository's root (as the demo's next
+    steps suggest after `pip install . && cardworld demo` there) imports the root's
+    cardworld/ folder, whose subpackages lie beside it."""
+    code = (
+        # As without an editable install, whose finder would map the subpackages anyway.
+        "import sys; sys.meta_path[:] = [f for f in sys.meta_path "
+        "if 'editable' not in repr(f).lower()]; "
+        "import cardworld.simulator.ledger as l, cardworld.worlds.load as w, "
+        "cardworld.synthesizer as s; print(l.__file__); print(w.__file__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    files = [Path(line) for line in done.stdout.split()]
+    assert files == [ROOT / "simulator" / "ledger.py", ROOT / "worlds" / "load.py"]
