@@ -252,6 +252,7 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
     first_year = int(drift["year"].iloc[0])
     years = np.arange(first_year, int(drift["year"].iloc[-1]) + 1)
     drift = drift.set_index("year").reindex(years).ffill()
+    spend = drift["spend_multiplier"].to_numpy(np.float64)
 
     start, end = spec.simulation.start, spec.simulation.end
     day_kind = reference.day_kinds(
@@ -353,9 +354,9 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
         online_multiplier=drift["online_multiplier"].to_numpy(np.float64),
         chip_card_share=drift["chip_card_share"].to_numpy(np.float64),
         chip_terminal_share=drift["chip_terminal_share"].to_numpy(np.float64),
-        spend_multiplier=drift["spend_multiplier"].to_numpy(np.float64),
+        spend_multiplier=spend,
         # Monthly bills go on cards as card use grows (at most 1), and stay there.
-        bill_card_use=np.minimum(1.0, np.maximum.accumulate(drift["spend_multiplier"].to_numpy())),
+        bill_card_use=np.minimum(1.0, np.maximum.accumulate(spend)),
         price_level=drift["price_level"].to_numpy(np.float64),
         day_kind=day_kind,
         shock_day=shock_day,

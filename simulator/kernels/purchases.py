@@ -465,11 +465,11 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
     for k in range(n_types):
         bill_day[k] = 0
         if w.recurring[k]:
-            due = 1 + rng.integer(bst, 28)
+            day_of_month = 1 + rng.integer(bst, 28)
             adoption[k] = rng.uniform(bst)
             if p_rate[k] > 0.0:
-                bill_day[k] = due
-                bill_days |= 1 << due
+                bill_day[k] = day_of_month
+                bill_days |= 1 << day_of_month
             p_rate[k] = 0.0
 
     # Money on each card: the balance owed on a credit card, the funds on a debit or

@@ -26,10 +26,25 @@ from cardworld.worlds.load import load_world, world_file
 YEAR = 365.2425
 
 
+def _us_goods() -> pd.DataFrame:
+    """The shipped us world's goods table."""
+    return pd.read_csv(world_file("us").parent / "tables" / "goods.csv", comment="#")
+
+
+def _simulate_with_goods(base, goods: pd.DataFrame) -> pd.DataFrame:
+    """The transactions of the tiny world with `goods` as its goods table, simulated in base."""
+    goods.to_csv(base / "goods.csv", index=False)
+    (base / "world.toml").write_text(
+        'extends = "tiny"\nname = "goods"\ndescription = ""\n[tables]\ngoods = "goods.csv"\n'
+    )
+    simulate(base / "world.toml", base / "ledger", workers=1)
+    return cardworld.read_transactions(base / "ledger")
+
+
 @pytest.fixture(scope="module")
 def controlled(tmp_path_factory):
     base = tmp_path_factory.mktemp("controlled")
-    goods = pd.read_csv(world_file("us").parent / "tables" / "goods.csv", comment="#")
+    goods = _us_goods()
     for column in ("income_elasticity", "amount_income_elasticity"):
         goods[column] = 0.0
     for column in (
@@ -199,17 +214,12 @@ def _purchases_per_day(txns: pd.DataFrame) -> pd.Series:
 def test_holidays_and_closed_days_scale_purchases(tmp_path):
     """Every type at closed_factor 0 buys nothing on the world's closed holidays; at
     holiday_factor 4, four times an ordinary day's count on its shopping days."""
-    goods = pd.read_csv(world_file("us").parent / "tables" / "goods.csv", comment="#")
+    goods = _us_goods()
     goods["closed_factor"] = 0.0
     goods["holiday_factor"] = 4.0
     goods["recurring"] = False  # monthly bills are due whatever the day
     goods["season_profile"] = "flat"
-    goods.to_csv(tmp_path / "goods.csv", index=False)
-    (tmp_path / "world.toml").write_text(
-        'extends = "tiny"\nname = "holidays"\ndescription = ""\n[tables]\ngoods = "goods.csv"\n'
-    )
-    simulate(tmp_path / "world.toml", tmp_path / "ledger", workers=1)
-    days = _purchases_per_day(cardworld.read_transactions(tmp_path / "ledger"))
+    days = _purchases_per_day(_simulate_with_goods(tmp_path, goods))
     # The us calendar: Thanksgiving Day and Christmas Day close shops.
     closed = pd.to_datetime(["2019-11-28", "2019-12-25"])
     assert days[closed].tolist() == [0, 0]
@@ -223,15 +233,10 @@ def test_holidays_and_closed_days_scale_purchases(tmp_path):
 
 @pytest.mark.parametrize(("share", "unit"), [(1.0, 5.0), (0.5, 1.0)])
 def test_round_sums_come_in_the_worlds_share_and_unit(tmp_path, share, unit):
-    goods = pd.read_csv(world_file("us").parent / "tables" / "goods.csv", comment="#")
+    goods = _us_goods()
     goods["round_share"] = share
     goods["round_unit"] = unit
-    goods.to_csv(tmp_path / "goods.csv", index=False)
-    (tmp_path / "world.toml").write_text(
-        'extends = "tiny"\nname = "round"\ndescription = ""\n[tables]\ngoods = "goods.csv"\n'
-    )
-    simulate(tmp_path / "world.toml", tmp_path / "ledger", workers=1)
-    txns = cardworld.read_transactions(tmp_path / "ledger")
+    txns = _simulate_with_goods(tmp_path, goods)
     purchases = txns[(txns["amount"] > 0) & ~txns["is_fraud"]]
     cents = np.round(purchases["amount"].to_numpy(np.float64) * 100).astype(np.int64)
     round_sum = cents % int(unit * 100) == 0
@@ -247,7 +252,7 @@ def test_round_sums_come_in_the_worlds_share_and_unit(tmp_path, share, unit):
 
 def test_monthly_bills_are_due_on_one_day_to_one_provider_for_one_amount(tiny_frames):
     txns = tiny_frames["transactions"]
-    goods = pd.read_csv(world_file("us").parent / "tables" / "goods.csv", comment="#")
+    goods = _us_goods()
     recurring = set(goods.loc[goods["recurring"], "type"])
     assert recurring >= {"utilities", "telecom", "insurance"}
     bills = txns[txns["category"].isin(recurring) & ~txns["is_fraud"]]
@@ -267,7 +272,7 @@ def test_monthly_bills_are_due_on_one_day_to_one_provider_for_one_amount(tiny_fr
 def _world_with_a_june_halt(base, goods_factor: float, trip_factor: float):
     """The tiny world with a shock over June 2019: every goods type's rate (but monthly
     bills') and every trip kind's times the given factors."""
-    goods = pd.read_csv(world_file("us").parent / "tables" / "goods.csv", comment="#")
+    goods = _us_goods()
     types = goods.loc[~goods["recurring"], "type"]  # monthly bills take no shocks
     targets = [*types, "getaway", "vacation", "business"]
     factors = [goods_factor] * len(types) + [trip_factor] * 3
@@ -284,7 +289,7 @@ def _world_with_a_june_halt(base, goods_factor: float, trip_factor: float):
 def test_a_shock_scales_purchases_in_its_period_and_bills_go_on(tmp_path):
     simulate(_world_with_a_june_halt(tmp_path, 0.0, 1.0), tmp_path / "ledger", workers=1)
     txns = cardworld.read_transactions(tmp_path / "ledger")
-    goods = pd.read_csv(world_file("us").parent / "tables" / "goods.csv", comment="#")
+    goods = _us_goods()
     bill = txns["category"].isin(goods.loc[goods["recurring"], "type"])
     month = txns["timestamp"].dt.month
     purchases = (txns["amount"] > 0) & ~txns["is_fraud"]
