@@ -335,11 +335,13 @@ def test_min_and_max_keep_the_sign_of_a_zero_amount():
     assert np.signbit(got[2:, 2:]).all()
 
 
-def test_rolling_topk_windows_wider_than_the_scratch_grow_it():
-    # User 1's two-day windows hold up to 2,500 rows, more than the scratch starts with
-    # (FRONT_ROWS); users 0 and 2 come before and after it in the same run.
+def test_rolling_topk_lists_beyond_the_scratch_grow_it():
+    # User 1's 2,500 rising amounts change its running top k at every row: more lists than
+    # the scratch starts with (LIST_ROWS); users 0 and 2 come before and after it in the run.
     rng = np.random.default_rng(12)
     sizes = (50, 2500, 60)
+    amounts = rng.normal(50.0, 20.0, sum(sizes)).round(2)
+    amounts[50:2550] = np.sort(amounts[50:2550])
     frame = pd.DataFrame(
         {
             "user": np.repeat(np.arange(3), sizes),
@@ -347,7 +349,7 @@ def test_rolling_topk_windows_wider_than_the_scratch_grow_it():
             + pd.to_timedelta(
                 np.concatenate([np.sort(rng.integers(0, 3 * DAY_US, m)) for m in sizes]), unit="us"
             ),
-            "amount": rng.normal(50.0, 20.0, sum(sizes)).round(2),
+            "amount": amounts,
             "mcc": rng.choice(MCCS, sum(sizes)),
             "category": rng.choice(CATEGORIES, sum(sizes)),
         }
@@ -356,6 +358,37 @@ def test_rolling_topk_windows_wider_than_the_scratch_grow_it():
         (
             Target("top3", "topk_mean", "2d", k=3),
             Target("top2_next", "topk_mean", "2d", k=2, direction="future", mcc=5411),
+            Target("top5_36h", "topk_mean", "36h", k=5, include_current=False),
+        ),
+        dtype="float64",
+    )
+    _assert_matches_naive(frame, targets)
+
+
+def test_rolling_windows_before_1970_and_across_block_edges():
+    # Rolling min, max and top-k cut time into blocks of the window's length from the
+    # epoch: times before it, and windows of lengths that do not divide a day.
+    rng = np.random.default_rng(5)
+    offsets = np.sort(rng.integers(-3 * DAY_US, 2 * DAY_US, 300))
+    frame = pd.DataFrame(
+        {
+            "user": np.zeros(300, np.int64),
+            "timestamp": pd.Timestamp("1970-01-01") + pd.to_timedelta(offsets, unit="us"),
+            "amount": rng.choice([-3.0, 1.0, 7.5, 20.0, 55.0], 300) + rng.integers(0, 4, 300),
+        }
+    )
+    targets = TargetSet(
+        tuple(
+            Target(
+                f"{aggregate}_{window}_{direction}",
+                aggregate,
+                window,
+                direction=direction,
+                **({"k": 3} if aggregate == "topk_mean" else {}),
+            )
+            for aggregate in ("min", "max", "topk_mean")
+            for window in ("7h", "36h")
+            for direction in ("past", "future")
         ),
         dtype="float64",
     )
