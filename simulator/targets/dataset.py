@@ -389,12 +389,12 @@ def pad_collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> dict[str,
     NaN-padded, mask (B, T) true on real rows, lengths (B,)."""
     lengths = torch.tensor([len(features) for features, _ in batch], dtype=torch.int64)
     longest = int(lengths.max()) if len(batch) else 0
-    features = torch.empty(
-        (len(batch), longest, batch[0][0].shape[1] if batch else 0), dtype=torch.float32
+    features = _batch_tensor(
+        (len(batch), longest, batch[0][0].shape[1] if batch else 0), torch.float32
     )
-    targets = torch.empty(
+    targets = _batch_tensor(
         (len(batch), longest, batch[0][1].shape[1] if batch else 0),
-        dtype=batch[0][1].dtype if batch else torch.float32,
+        batch[0][1].dtype if batch else torch.float32,
     )
     # NOTE: only the padding is filled: filling whole tensors first doubled the bytes written.
     for b, (feature_rows, target_rows) in enumerate(batch):
@@ -404,6 +404,18 @@ def pad_collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> dict[str,
         targets[b, len(target_rows) :] = float("nan")
     mask = torch.arange(longest)[None, :] < lengths[:, None]
     return {"features": features, "targets": targets, "mask": mask, "lengths": lengths}
+
+
+def _batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised tensor; in a DataLoader worker, in shared memory, as torch's own
+    default_collate makes it, so that sending it to the main process copies nothing.
+
+    NOTE: a tensor in ordinary memory is copied into shared memory when the worker sends it.
+    """
+    if get_worker_info() is None:
+        return torch.empty(shape, dtype=dtype)
+    storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(int(np.prod(shape)))
+    return torch.empty(0, dtype=dtype).new(storage).view(shape)
 
 
 def _input_names(target_set: TargetSet, features: Sequence[str], columns: Columns) -> list[str]:

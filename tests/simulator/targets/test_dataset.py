@@ -108,6 +108,21 @@ def test_map_dataset_pickles_and_feeds_a_two_worker_dataloader():
     assert seen == len(dataset)
 
 
+def test_pad_collate_in_a_worker_fills_shared_memory(monkeypatch):
+    # A DataLoader worker sends tensors in shared memory without copying them there first.
+    from cardworld.simulator.targets import dataset as module
+
+    dataset = TargetDataset.from_table(_frame(seed=3), TARGETS, features=FEATURES)
+    items = [dataset[u] for u in range(3)]
+    here = pad_collate(items)
+    monkeypatch.setattr(module, "get_worker_info", lambda: types.SimpleNamespace(id=0))
+    there = pad_collate(items)
+    assert not here["targets"].is_shared() and not here["features"].is_shared()
+    assert there["targets"].is_shared() and there["features"].is_shared()
+    for name in ("features", "targets", "mask", "lengths"):
+        torch.testing.assert_close(there[name], here[name], equal_nan=True, rtol=0, atol=0)
+
+
 def test_iterable_dataset_splits_users_across_two_workers(tmp_path):
     frame = _frame(users=30, seed=2)
     (tmp_path / "ledger" / "transactions").mkdir(parents=True)
