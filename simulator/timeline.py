@@ -133,6 +133,7 @@ def _life(env, world, places, consumers, i, first_day, segs):
         duration = max(1, int(round(draws.exponential(trip.duration_days_mean - 0.5) + 0.5)))
         p = trip.foreign_probability
         foreign_odds = p / max(1e-12, 1 - p) * income_ratio**trip.foreign_income_elasticity
+        foreign_odds *= places.shock_abroad[places.shock(start)]
         city = _destination(
             draws, places, home, foreign_odds, spec.travel.destination_distance_km_min
         )
@@ -166,14 +167,18 @@ class _Places(NamedTuple):
     start_day: int
     shock_day: list[int]  # WorldArrays.shock_day
     shock_trips: list[list[float]]  # WorldArrays.shock_trips
+    shock_abroad: list[float]  # WorldArrays.shock_abroad
     trip_peak: list[float]  # each trip kind's highest factor, at least 1
     trip_shocks: bool  # whether any shock changes trips
 
+    def shock(self, day: int) -> int:
+        """The shock on `day` (1, 2, ...), or 0 for none."""
+        index = day - self.start_day
+        return self.shock_day[index] if 0 <= index < len(self.shock_day) else 0
+
     def trip_factor(self, day: int, kind: int) -> float:
         """The rate factor of trip kind `kind` (an index into TRIP_KINDS) on `day`."""
-        index = day - self.start_day
-        shock = self.shock_day[index] if 0 <= index < len(self.shock_day) else 0
-        return self.shock_trips[shock][kind]
+        return self.shock_trips[self.shock(day)][kind]
 
     @classmethod
     def of(cls, arrays: WorldArrays) -> _Places:
@@ -188,6 +193,7 @@ class _Places(NamedTuple):
             int(arrays.start_day),
             arrays.shock_day.tolist(),
             arrays.shock_trips.tolist(),
+            arrays.shock_abroad.tolist(),
             np.maximum(arrays.shock_trips.max(axis=0), 1.0).tolist(),
             bool((arrays.shock_trips != 1.0).any()),
         )

@@ -17,7 +17,7 @@ from cardworld.simulator import rng
 from cardworld.simulator.home_cities import home_city_weights
 from cardworld.worlds import reference
 from cardworld.worlds.load import correlation_matrix
-from cardworld.worlds.schema import TRIP_KINDS, World
+from cardworld.worlds.schema import ABROAD, TRIP_KINDS, World
 
 STATES = ("home", "getaway", "vacation", "business")
 CHANNELS = ("swipe", "chip", "online")
@@ -119,6 +119,7 @@ class WorldArrays(NamedTuple):
     shock_day: np.ndarray  # (days,) int64 from start_day: the day's shock (1, 2, ...), or 0
     shock_factor: np.ndarray  # (shocks + 1, T): each type's rate factor; row 0 all ones
     shock_trips: np.ndarray  # (shocks + 1, 3): getaway, vacation, business trip rate factors
+    shock_abroad: np.ndarray  # (shocks + 1,): factor on the odds a trip goes abroad; row 0 one
     calendar: np.ndarray  # (days, 4) int64 from start_day: weekday (Monday 0), month (0-11),
     # day of month, and the year's index into the drift arrays
     # scalars packed for kernels, indexed by S
@@ -167,14 +168,15 @@ class WorldLabels(NamedTuple):
 
 def _shocks(
     shocks: pd.DataFrame, type_names: list[str], start: dt.date, end: dt.date
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(shock of each day from start to end, 0 for none; each shock's type factors, row 0
-    ones; each shock's trip factors, row 0 ones) from the world's shocks table (loaded and
-    checked: one period per shock, no overlaps)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(shock of each day from start to end, 0 for none; each shock's type factors, trip
+    factors and factor on the odds of going abroad, row 0 ones) from the world's shocks
+    table (loaded and checked: one period per shock, no overlaps)."""
     names = list(dict.fromkeys(shocks["shock"]))
     day = np.zeros((end - start).days + 1, np.int64)
     factor = np.ones((len(names) + 1, len(type_names)))
     trips = np.ones((len(names) + 1, len(TRIP_KINDS)))
+    abroad = np.ones(len(names) + 1)
     column = {t: j for j, t in enumerate(type_names)}
     for row in shocks.itertuples(index=False):
         s = names.index(row.shock) + 1
@@ -184,9 +186,11 @@ def _shocks(
             day[first : last + 1] = s
         if row.target in TRIP_KINDS:
             trips[s, TRIP_KINDS.index(row.target)] = row.factor
+        elif row.target == ABROAD:
+            abroad[s] = row.factor
         else:
             factor[s, column[row.target]] = row.factor
-    return day, factor, trips
+    return day, factor, trips, abroad
 
 
 def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
@@ -259,7 +263,9 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
         start, end, spec.calendar.closed_holidays, spec.calendar.shopping_days
     )
     calendar = _calendar(day_number(start), day_number(end), first_year, len(years))
-    shock_day, shock_factor, shock_trips = _shocks(tables["shocks"], type_names, start, end)
+    shock_day, shock_factor, shock_trips, shock_abroad = _shocks(
+        tables["shocks"], type_names, start, end
+    )
 
     sc = np.zeros(len(SCALARS))
     m, e, r, f = spec.merchants, spec.errors, spec.refunds, spec.fraud
@@ -362,6 +368,7 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
         shock_day=shock_day,
         shock_factor=shock_factor,
         shock_trips=shock_trips,
+        shock_abroad=shock_abroad,
         calendar=calendar,
         scalars=sc,
         card_usage=np.array([spec.cards.usage_weight.get(k, 0.0) for k in CARD_KINDS]),

@@ -22,6 +22,7 @@ import pandas as pd
 from cardworld.errors import WorldError
 from cardworld.worlds import reference
 from cardworld.worlds.schema import (
+    ABROAD,
     OPTIONAL_TABLES,
     TABLE_COLUMNS,
     TRIP_KINDS,
@@ -455,7 +456,7 @@ def _check_fraud(
 
 def _check_shocks(spec: WorldSpec, tables: dict[str, pd.DataFrame], path: str) -> None:
     """Each shock is one period (start to end, inclusive, as dates) that overlaps no other,
-    naming each goods type or trip kind once, with a non-negative factor. Dates become
+    naming each goods type, trip kind or 'abroad' once, with a non-negative factor. Dates become
     datetime.date in place."""
     shocks = tables["shocks"]
     for column in ("start", "end"):
@@ -463,8 +464,14 @@ def _check_shocks(spec: WorldSpec, tables: dict[str, pd.DataFrame], path: str) -
         _fail_rows(shocks, dates.isna(), path, column, "a date (YYYY-MM-DD)")
         shocks[column] = dates.dt.date
     _fail_rows(shocks, shocks["end"] < shocks["start"], path, "end", "on or after start")
-    known = set(tables["goods"]["type"]) | set(TRIP_KINDS)
-    _fail_rows(shocks, ~shocks["target"].isin(known), path, "target", "a goods type or a trip kind")
+    known = set(tables["goods"]["type"]) | set(TRIP_KINDS) | {ABROAD}
+    _fail_rows(
+        shocks,
+        ~shocks["target"].isin(known),
+        path,
+        "target",
+        f"a goods type, a trip kind ({', '.join(TRIP_KINDS)}) or {ABROAD!r}",
+    )
     recurring = set(tables["goods"].loc[tables["goods"]["recurring"], "type"])
     _fail_rows(
         shocks,

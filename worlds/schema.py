@@ -113,6 +113,9 @@ class Trip:
 
 
 TRIP_KINDS = ("getaway", "vacation", "business")  # the fields of Travel that are trips
+# A shock target beside goods types and trip kinds: scales the odds that a trip goes abroad
+# (the trips that no longer do stay in the country).
+ABROAD = "abroad"
 
 
 @dataclass(frozen=True)
@@ -254,8 +257,8 @@ class Tables:
     # Optional: the US cities of reference.cities() that are not places of their own
     # (boroughs, neighbourhoods, duplicates). A world without it excludes none.
     place_exclusions: str = ""
-    # Optional: shocks, periods when some goods types' rates, or trips, change by a factor
-    # (a pandemic, say). A world without it has none.
+    # Optional: shocks, periods when some goods types' rates, trips, or the odds that a trip
+    # goes abroad change by a factor (a pandemic, say). A world without it has none.
     shocks: str = ""
 
 

@@ -269,13 +269,15 @@ def test_monthly_bills_are_due_on_one_day_to_one_provider_for_one_amount(tiny_fr
     assert len(per_bill) > 500
 
 
-def _world_with_a_june_halt(base, goods_factor: float, trip_factor: float):
+def _world_with_a_june_halt(
+    base, goods_factor: float, trip_factor: float, abroad_factor: float = 1.0
+):
     """The tiny world with a shock over June 2019: every goods type's rate (but monthly
-    bills') and every trip kind's times the given factors."""
+    bills'), every trip kind's and the odds of going abroad times the given factors."""
     goods = _us_goods()
     types = goods.loc[~goods["recurring"], "type"]  # monthly bills take no shocks
-    targets = [*types, "getaway", "vacation", "business"]
-    factors = [goods_factor] * len(types) + [trip_factor] * 3
+    targets = [*types, "getaway", "vacation", "business", "abroad"]
+    factors = [goods_factor] * len(types) + [trip_factor] * 3 + [abroad_factor]
     shocks = pd.DataFrame(
         {"shock": "halt", "start": "2019-06-01", "end": "2019-06-30", "target": targets}
     ).assign(factor=factors)
@@ -299,7 +301,8 @@ def test_a_shock_scales_purchases_in_its_period_and_bills_go_on(tmp_path):
     assert (month[purchases & bill] == 6).sum() > 300  # monthly bills are due whatever happens
 
 
-def _trip_starts(world_path) -> pd.Series:
+def _trips(world_path) -> pd.DataFrame:
+    """Each trip's start and whether it goes abroad."""
     world = load_world(world_path)
     arrays, _, _ = _built(world)
     ids = np.arange(world.spec.simulation.consumers, dtype=np.int64)
@@ -307,7 +310,16 @@ def _trip_starts(world_path) -> pd.Series:
     first_day = np.full(len(ids), arrays.start_day, dtype=np.int64)
     segments = build_timeline(world, arrays, consumers, first_day)
     away = segments.state != HOME
-    return pd.to_datetime(segments.start[away], unit="D").month.value_counts()
+    return pd.DataFrame(
+        {
+            "month": pd.to_datetime(segments.start[away], unit="D").month,
+            "abroad": segments.city[away] >= arrays.n_us_cities,
+        }
+    )
+
+
+def _trip_starts(world_path) -> pd.Series:
+    return _trips(world_path)["month"].value_counts()
 
 
 def test_a_shock_scales_trips_in_its_period(tmp_path):
@@ -320,6 +332,21 @@ def test_a_shock_scales_trips_in_its_period(tmp_path):
     # Other months keep about as many trips (~60 a month; the draws differ, as a shocked
     # world thins its trips with one more draw each).
     assert abs(halted[9] - as_ever[9]) < 0.25 * as_ever[9]
+
+
+def test_a_shock_on_going_abroad_keeps_its_trips_at_home(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    home_only = _trips(_world_with_a_june_halt(tmp_path / "a", 1.0, 1.0, abroad_factor=0.0))
+    as_ever = _trips(_world_with_a_june_halt(tmp_path / "b", 1.0, 1.0))
+    june, other = home_only["month"] == 6, home_only["month"] != 6
+    assert not home_only["abroad"][june].any()
+    assert as_ever["abroad"][as_ever["month"] == 6].sum() >= 3  # ~300 consumers, ~8% abroad
+    # The trips themselves go on, at home (the draws differ a little: a trip at home may
+    # take more draws to find its city than one abroad).
+    assert abs(june.sum() - (as_ever["month"] == 6).sum()) <= 0.1 * june.sum()
+    abroad_before = as_ever["abroad"][as_ever["month"] != 6].sum()
+    assert abs(home_only["abroad"][other].sum() - abroad_before) <= 0.25 * abroad_before
 
 
 def test_christmas_day_is_quiet_in_the_shipped_world(tiny_frames):

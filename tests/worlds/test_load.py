@@ -421,3 +421,18 @@ def test_invalid_shocks_name_file_column_and_row(tmp_path, rows, message):
         load_world(path)
     assert "shocks.csv" in str(err.value)
     assert message in str(err.value)
+
+
+def test_a_shock_may_name_goods_trip_kinds_and_going_abroad(tmp_path):
+    path = write_world(
+        tmp_path,
+        'extends = "tiny"\nname = "x"\ndescription = ""\n[tables]\nshocks = "shocks.csv"\n',
+        {
+            "shocks.csv": SHOCKS_HEADER
+            + "s,2020-03-16,2020-05-31,groceries,0.8\n"
+            + "s,2020-03-16,2020-05-31,vacation,0.4\n"
+            + "s,2020-03-16,2020-05-31,abroad,0.3\n"
+        },
+    )
+    shocks = load_world(path).tables["shocks"]
+    assert list(shocks["target"]) == ["groceries", "vacation", "abroad"]
