@@ -5,7 +5,9 @@ of the group: days since 1970, numeric codec), a per-event delta in days from th
 event (numeric codec, exact for integers), and the time of day as hour, minute and second
 tokens down to the resolution the data have. The hour token is what lets the model learn
 hour-of-day by category; the day delta is what gives gaps between events. Times round-trip
-exactly at second resolution.
+exactly at second resolution. Where the data's times rise within every group, sampled rows
+are put back in time order by the table codec (an event sampled earlier in its day than
+the one before it changes places with it).
 
 A static datetime column (a birth date) is one number: seconds since 1970, numeric codec.
 A column of Python dates (as Arrow's date columns read) is sampled as dates again.
@@ -130,30 +132,11 @@ def decode(
     depth = _RESOLUTIONS.index(stats["resolution"])
     for name, _, unit in _CALENDAR[:depth]:
         sod += np.asarray(codes[name], dtype=np.int64) * unit
-    if stats.get("monotone"):
-        day = _roll_forward(day, sod, first)
     secs = day * 86400 + sod
     t = pd.Series(pd.to_datetime(secs, unit="s"))
     if stats["tz"]:
         t = t.dt.tz_localize(stats["tz"], ambiguous="NaT", nonexistent="shift_forward")
     return t
-
-
-def _roll_forward(day: np.ndarray, sod: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """Days such that times never step back within a group: an event whose time of day is
-    earlier than its predecessor's on the same day moves to the next day. Keeping the sampled
-    hour (rather than clamping the time) keeps hour of day by category intact."""
-    day = day.copy()
-    shift = 0
-    for i in range(1, day.size):
-        if first[i]:
-            shift = 0
-            continue
-        day[i] += shift
-        if (day[i], sod[i]) < (day[i - 1], sod[i - 1]):
-            shift += day[i - 1] - day[i] + 1
-            day[i] = day[i - 1] + 1
-    return day
 
 
 def analyze_static(

@@ -273,7 +273,19 @@ class TableCodec:
                 values = categorical.decode(codes[col], st)
             # A static value is decoded once per group (a draw inside its bin), then repeated.
             out[col] = values.iloc[group].reset_index(drop=True) if col in self.static else values
-        return pd.DataFrame(out)
+        df = pd.DataFrame(out)
+        time = self.time_column
+        if time is not None and self.stats[time].get("monotone"):
+            # NOTE: the model samples each event's day gap and time of day; two events on one
+            # day may come out of time order. Swapping them keeps every event's day, hour
+            # and category. Moving the later one to the next day instead (as before) pushed
+            # the rest of the group's time line on by a day each time: with one fitted model
+            # and 3 seeds each, the gaps' KS distance to the real ones fell from 0.17-0.19 to
+            # 0.02-0.03 (NeMo-shaped table; an independent real sample: 0.02) and from 0.22
+            # to 0.03-0.04 (tiny ledger), the quality score rose 8.25-8.42 -> 8.46-8.62 and
+            # 7.78-7.82 -> 7.99-8.03.
+            df = df.sort_values(["__group", time], kind="mergesort").reset_index(drop=True)
+        return df
 
     def _blocked(self) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}

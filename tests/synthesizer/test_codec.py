@@ -166,3 +166,33 @@ def test_python_dates_are_static_datetimes_sampled_as_dates():
     back = datetime_codec.decode_static(datetime_codec.encode_static(births, stats), stats, RNG)
     assert all(type(v) is dt.date for v in back)
     assert min(back) >= min(births) and max(back) <= max(births)
+
+
+def test_events_sampled_out_of_time_order_within_a_day_change_places():
+    # Sampled events come back in time order: two events of one day whose times came out
+    # reversed swap places, each keeping its own time and category, and no day moves.
+    df = pd.DataFrame(
+        {
+            "acct_id": ["a"] * 4 + ["b"] * 2,
+            "txn_index": [1, 2, 3, 4, 1, 2],
+            "timestamp": pd.to_datetime(
+                [
+                    "2025-01-01 10:00",
+                    "2025-01-01 15:00",
+                    "2025-01-03 09:00",
+                    "2025-01-03 20:00",
+                    "2025-01-02 08:00",
+                    "2025-01-05 08:30",
+                ]
+            ),
+            "merchant_cat": ["grocery", "dining", "fuel", "travel", "grocery", "fuel"],
+        }
+    )
+    schema = infer_schema(df, group_by="acct_id", order_by="txn_index")
+    codec = TableCodec.analyze(df, schema, rare_threshold=1)
+    enc = codec.encode(sort_table(df, schema))
+    # As a model might sample group a: the day's second event first (both at day gap 0).
+    enc.events[[0, 1]] = enc.events[[1, 0]]
+    back = codec.decode(enc, RNG)
+    assert back["timestamp"].tolist() == df["timestamp"].tolist()
+    assert back["merchant_cat"].tolist() == df["merchant_cat"].tolist()
