@@ -323,6 +323,13 @@ def _check_tables(spec: WorldSpec, tables: dict[str, pd.DataFrame], file: Path) 
         "at least 0.01 (a cent) where round_share is above 0",
     )
     _fail_rows(goods, goods["type"].duplicated(), paths["goods"], "type", "unique")
+    _fail_rows(
+        goods,
+        goods["type"].isin([*TRIP_KINDS, ABROAD]),
+        paths["goods"],
+        "type",
+        f"a name other than the shock targets {', '.join(TRIP_KINDS)} and {ABROAD}",
+    )
     for column, table in (
         ("hour_profile", "hours"),
         ("weekday_profile", "weekdays"),

@@ -521,14 +521,16 @@ def _split(bounds, start, i, future, include):
 
     Returns the first row lo, the last row hi - 1, and whether the suffix of lo's block
     from lo and the prefix of (hi - 1)'s block up to hi - 1 lie in the window. An empty
-    window uses neither, and its two rows are only rows that can be read.
+    window uses neither (its two rows are then only rows within bounds).
     bounds: (>= n,) int32 rolling bounds. start: (>= n,) int32 from `_fill_blocks`.
     """
     lo, hi = _window(bounds, i, future, include)
     last = max(hi - 1, 0)
     first = start[last]
     # lo < first: the window spans both blocks. lo == first: it is the prefix. lo > first:
-    # it is a suffix, which then ends at the block's end (the window's length is the block's).
+    # it is a suffix ending at its block's end: a future window holds the rest of row i's
+    # block (the next block starts within its length), and a past window without row i
+    # that lies in one block ends where row i's block begins.
     return min(lo, last), last, hi > lo and lo != first, hi > lo and lo <= first
 
 
@@ -811,15 +813,15 @@ def _targets_range(
     for u in range(first, stop):
         longest = max(longest, offsets[u + 1] - offsets[u])
     plan = (params, fills, windows, filters, mcc_bits, cat_bits)
-    scratch = _scratch(longest, params, windows, filters, mcc_bits, min(2 * longest, LIST_ROWS))
+    scratch = _scratch(longest, params, windows, filters, mcc_bits, min(2 * longest + 1, LIST_ROWS))
     for u in range(first, stop):
         s = offsets[u]
         e = offsets[u + 1]
         user = (ts[s:e], amount[s:e], mcc[s:e], category[s:e])
         need = _user_targets(*user, *plan, out[s - row0 : e - row0], scratch)
-        if need > 0:  # more rolling top-k lists than the scratch holds: grow it, redo the user
+        while need > 0:  # more rolling top-k lists than the scratch holds: grow it, redo the user
             scratch = _scratch(longest, params, windows, filters, mcc_bits, need)
-            _user_targets(*user, *plan, out[s - row0 : e - row0], scratch)
+            need = _user_targets(*user, *plan, out[s - row0 : e - row0], scratch)
 
 
 @kernel

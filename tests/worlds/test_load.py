@@ -201,6 +201,12 @@ def _goods_with(column: str, value: str) -> str:
         ),
         (
             "goods.csv",
+            _goods_with("type", "abroad"),  # a shock could not tell it from trips abroad
+            "column 'type' data row 1 must be a name other than the shock targets getaway, "
+            "vacation, business and abroad, found 'abroad'",
+        ),
+        (
+            "goods.csv",
             _goods_with("amount_median", "cheap"),
             "column 'amount_median' data row 1 must be a finite number, found 'cheap'",
         ),

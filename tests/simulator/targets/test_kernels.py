@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cardworld.simulator.targets import kernels as K
 from cardworld.simulator.targets.compute import compute_table
 from cardworld.simulator.targets.spec import AGGREGATES, Target, TargetSet
 
@@ -336,12 +337,12 @@ def test_min_and_max_keep_the_sign_of_a_zero_amount():
 
 
 def test_rolling_topk_lists_beyond_the_scratch_grow_it():
-    # User 1's 2,500 rising amounts change its running top k at every row: more lists than
-    # the scratch starts with (LIST_ROWS); users 0 and 2 come before and after it in the run.
+    # User 1's rising amounts change its running top k at every row: more lists than the
+    # scratch starts with (LIST_ROWS); users 0 and 2 come before and after it in the run.
     rng = np.random.default_rng(12)
-    sizes = (50, 2500, 60)
+    sizes = (50, K.LIST_ROWS + 500, 60)
     amounts = rng.normal(50.0, 20.0, sum(sizes)).round(2)
-    amounts[50:2550] = np.sort(amounts[50:2550])
+    amounts[50 : 50 + sizes[1]] = np.sort(amounts[50 : 50 + sizes[1]])
     frame = pd.DataFrame(
         {
             "user": np.repeat(np.arange(3), sizes),
@@ -380,15 +381,17 @@ def test_rolling_windows_before_1970_and_across_block_edges():
     targets = TargetSet(
         tuple(
             Target(
-                f"{aggregate}_{window}_{direction}",
+                f"{aggregate}_{window}_{direction}_{include}",
                 aggregate,
                 window,
                 direction=direction,
+                include_current=include,
                 **({"k": 3} if aggregate == "topk_mean" else {}),
             )
             for aggregate in ("min", "max", "topk_mean")
             for window in ("7h", "36h")
             for direction in ("past", "future")
+            for include in (True, False)
         ),
         dtype="float64",
     )
