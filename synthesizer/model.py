@@ -3,7 +3,12 @@
 Positions are factorized: a token at position p gets the embedding of its field (which column
 and sub-field the layout puts at p) plus the embedding of its event slot (which event of the
 window). A field's embedding is shared by every event, so what the model learns about
-``amount`` at the first event carries to the fortieth. Attention is
+``amount`` at the first event carries to the fortieth. Rotary embeddings turn queries and
+keys by their positions, so attention can look a fixed distance back in every event alike:
+the hour of an event finds its category a few tokens before it. NOTE: one fitted model of a
+NeMo-shaped table (4k rows; 2 fits, 3 samples each): hour-by-category TVD 0.38-0.46 ->
+0.14-0.20 (an independent real sample: 0.13), quality score 8.46-8.70 -> 8.61-8.97, privacy
+score alike (8.3-10 either way); the tiny ledger's figures did not move. Attention is
 ``F.scaled_dot_product_attention`` (fused kernels on GPU); sampling uses a key/value cache.
 """
 
@@ -18,6 +23,23 @@ from torch.nn import functional as F
 
 # Per layer, preallocated keys and values: (B, n_head, block_size, head_dim) each.
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
+# Cosines and sines of the rotary angles at the positions of a call: (T, head_dim / 2) each.
+Rotary = tuple[torch.Tensor, torch.Tensor] | None
+
+
+def rotary_angles(block_size: int, head_dim: int, base: float = 10_000.0) -> torch.Tensor:
+    """(block_size, head_dim / 2) angles: position p turns pair i by p / base^(2i / head_dim)."""
+    inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+    return torch.outer(torch.arange(block_size, dtype=torch.float32), inv_freq)
+
+
+def rotate(x: torch.Tensor, rotary: Rotary) -> torch.Tensor:
+    """Queries or keys (B, nh, T, hs) turned by their positions' angles (halves as pairs)."""
+    if rotary is None:
+        return x
+    cos, sin = rotary
+    a, b = x.chunk(2, dim=-1)
+    return torch.cat((a * cos - b * sin, b * cos + a * sin), dim=-1)
 
 
 @dataclass
@@ -30,6 +52,8 @@ class ModelConfig:
     n_embd: int = 128
     dropout: float = 0.0
     bias: bool = False
+    # Rotary position embeddings on queries and keys (models saved before them have none).
+    rotary: bool = False
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -49,12 +73,14 @@ class CausalSelfAttention(nn.Module):
         x: torch.Tensor,
         start: int = 0,
         cache: tuple[torch.Tensor, torch.Tensor] | None = None,
+        rotary: Rotary = None,
     ) -> torch.Tensor:
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(C, dim=2)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        q, k = rotate(q, rotary), rotate(k, rotary)
         if cache is not None:
             # NOTE: written in place, so a sampling step copies one position, not the window.
             cache[0][:, :, start : start + T] = k
@@ -94,8 +120,9 @@ class Block(nn.Module):
         x: torch.Tensor,
         start: int = 0,
         cache: tuple[torch.Tensor, torch.Tensor] | None = None,
+        rotary: Rotary = None,
     ) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), start, cache)
+        x = x + self.attn(self.ln_1(x), start, cache, rotary)
         x = x + self.mlp(self.ln_2(x))
         return x
 
@@ -111,6 +138,9 @@ class SequenceModel(nn.Module):
         n_slots = int(slot_of_pos.max()) + 1
         self.register_buffer("field_of_pos", field_of_pos.long(), persistent=False)
         self.register_buffer("slot_of_pos", slot_of_pos.long(), persistent=False)
+        angles = rotary_angles(config.block_size, config.n_embd // config.n_head)
+        self.register_buffer("rotary_cos", angles.cos(), persistent=False)
+        self.register_buffer("rotary_sin", angles.sin(), persistent=False)
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.wfe = nn.Embedding(config.n_fields, config.n_embd)
         self.wse = nn.Embedding(n_slots, config.n_embd)
@@ -156,7 +186,10 @@ class SequenceModel(nn.Module):
         pos = torch.arange(start, start + T, device=idx.device)  # (T,)
         x = self.wte(idx) + self.wfe(self.field_of_pos[pos]) + self.wse(self.slot_of_pos[pos])
         x = self.drop(x)  # (B, T, C)
+        rotary = None
+        if self.config.rotary:
+            rotary = (self.rotary_cos[pos].to(x.dtype), self.rotary_sin[pos].to(x.dtype))
         for i, block in enumerate(self.h):
-            x = block(x, start, cache[i] if cache is not None else None)
+            x = block(x, start, cache[i] if cache is not None else None, rotary)
         x = self.ln_f(x)
         return self.lm_head(x)  # (B, T, vocab)

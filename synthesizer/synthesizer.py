@@ -188,6 +188,7 @@ class Synthesizer:
             n_head=cfg.n_head,
             n_embd=cfg.n_embd,
             dropout=cfg.dropout,
+            rotary=True,
         )
         model = _build_model(model_config, codec)
         callback = _rich_progress() if progress is True else (progress or None)
