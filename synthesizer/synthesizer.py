@@ -188,7 +188,8 @@ class Synthesizer:
             n_head=cfg.n_head,
             n_embd=cfg.n_embd,
             dropout=cfg.dropout,
-            rotary=True,
+            # Rotary embeddings turn pairs of a head's features: none for an odd head size.
+            rotary=(cfg.n_embd // cfg.n_head) % 2 == 0,
         )
         model = _build_model(model_config, codec)
         callback = _rich_progress() if progress is True else (progress or None)
@@ -294,7 +295,9 @@ class Synthesizer:
             for r in requests
         ]
         model.cpu()
-        out = pii.fill(codec.decode(concat(parts), np.random.default_rng(seed)), schema, seed)
+        given = None if history is None else np.diff(enc.starts)  # the history's own events
+        decoded = codec.decode(concat(parts), np.random.default_rng(seed), given)
+        out = pii.fill(decoded, schema, seed)
         if keep_keys is not None:
             # A continued history keeps its own key and PII: they are the caller's data.
             group = out.groupby(schema.group_by, sort=False).ngroup().to_numpy()

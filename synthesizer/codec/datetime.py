@@ -5,9 +5,9 @@ of the group: days since 1970, numeric codec), a per-event delta in days from th
 event (numeric codec, exact for integers), and the time of day as hour, minute and second
 tokens down to the resolution the data have. The hour token is what lets the model learn
 hour-of-day by category; the day delta is what gives gaps between events. Times round-trip
-exactly at second resolution. Where the data's times rise within every group, sampled rows
-are put back in time order by the table codec (an event sampled earlier in its day than
-the one before it changes places with it).
+exactly at second resolution. Where the data's times rise within every group, the table
+codec puts sampled rows in time order (an event sampled earlier in its day than the one
+before it moves before it; a continued history's own rows stay as given).
 
 A static datetime column (a birth date) is one number: seconds since 1970, numeric codec.
 A column of Python dates (as Arrow's date columns read) is sampled as dates again.
@@ -62,7 +62,7 @@ def analyze(
         "mode": "event",
         "tz": tz,
         "resolution": resolution,
-        # Sorted within every group: decoding keeps sampled times sorted too.
+        # Sorted within every group: the table codec keeps sampled rows in time order too.
         "monotone": bool(np.all(np.diff(seconds)[~first[1:]] >= 0)),
         "start": numeric.analyze(
             pd.Series(day[first]),
@@ -116,6 +116,14 @@ def decode(
     codes: dict[str, np.ndarray], first: np.ndarray, stats: dict, rng: np.random.Generator
 ) -> pd.Series:
     """Rows of all groups in order; ``first`` marks each group's first row."""
+    return to_times(decode_seconds(codes, first, stats, rng), stats)
+
+
+def decode_seconds(
+    codes: dict[str, np.ndarray], first: np.ndarray, stats: dict, rng: np.random.Generator
+) -> np.ndarray:
+    """The sampled times as wall-clock seconds since 1970 (before any time zone), in the
+    rows' order, which may step back within a day (see TableCodec.decode)."""
     start = numeric.decode(
         {k[6:]: v for k, v in codes.items() if k.startswith("start_")}, stats["start"], rng
     ).to_numpy(dtype=np.int64)
@@ -132,7 +140,11 @@ def decode(
     depth = _RESOLUTIONS.index(stats["resolution"])
     for name, _, unit in _CALENDAR[:depth]:
         sod += np.asarray(codes[name], dtype=np.int64) * unit
-    secs = day * 86400 + sod
+    return day * 86400 + sod
+
+
+def to_times(secs: np.ndarray, stats: dict) -> pd.Series:
+    """Wall-clock seconds as the column's datetimes (in its time zone, if it had one)."""
     t = pd.Series(pd.to_datetime(secs, unit="s"))
     if stats["tz"]:
         t = t.dt.tz_localize(stats["tz"], ambiguous="NaT", nonexistent="shift_forward")

@@ -196,3 +196,51 @@ def test_events_sampled_out_of_time_order_within_a_day_change_places():
     back = codec.decode(enc, RNG)
     assert back["timestamp"].tolist() == df["timestamp"].tolist()
     assert back["merchant_cat"].tolist() == df["merchant_cat"].tolist()
+
+
+def _one_day(times: list[str], cats: list[str], tz: str | None = None) -> pd.DataFrame:
+    stamps = pd.to_datetime(times)
+    if tz:
+        stamps = stamps.tz_localize(tz, ambiguous=[t.endswith("01:30") for t in times])
+    return pd.DataFrame(
+        {
+            "acct_id": ["a"] * len(times),
+            "txn_index": range(1, len(times) + 1),
+            "timestamp": stamps,
+            "merchant_cat": cats,
+        }
+    )
+
+
+def test_a_continued_history_keeps_its_rows_and_its_events_come_after_them():
+    # Group a's first two rows were given (a history); the model then sampled two events
+    # of the same day at earlier times. The history keeps its rows; the sampled events come
+    # after it, at its last time rather than before it.
+    fitted = _one_day(["2025-01-01 06:00", "2025-01-01 10:00", "2025-01-01 15:00"], list("XYZ"))
+    schema = infer_schema(fitted, group_by="acct_id", order_by="txn_index")
+    codec = TableCodec.analyze(fitted, schema, rare_threshold=1)
+    stream = _one_day(
+        ["2025-01-01 10:00", "2025-01-01 15:00", "2025-01-01 06:00", "2025-01-01 10:00"],
+        list("YZXY"),
+    )
+    enc = codec.encode(stream)
+    continued = codec.decode(enc, RNG, given=np.array([2]))
+    assert continued["merchant_cat"].tolist() == list("YZXY")
+    times = continued["timestamp"].dt.strftime("%H:%M").tolist()
+    assert times == ["10:00", "15:00", "15:00", "15:00"]
+    fresh = codec.decode(enc, RNG)  # all four sampled: time order
+    assert fresh["merchant_cat"].tolist() == list("XYYZ")
+
+
+def test_a_time_that_does_not_exist_in_its_zone_keeps_its_place():
+    # 01:30 on 2020-11-01 happens twice in New York: sampled, it is NaT, and stays in place.
+    df = _one_day(
+        ["2020-10-31 23:00", "2020-11-01 01:30", "2020-11-01 03:00", "2020-11-01 08:00"],
+        list("WXYZ"),
+        tz="America/New_York",
+    )
+    schema = infer_schema(df, group_by="acct_id", order_by="txn_index")
+    codec = TableCodec.analyze(df, schema, rare_threshold=1)
+    back = codec.decode(codec.encode(df), RNG)
+    assert back["merchant_cat"].tolist() == list("WXYZ")
+    assert back["timestamp"].isna().tolist() == [False, True, False, False]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
+from cardworld.synthesizer import Synthesizer
 from cardworld.synthesizer.model import ModelConfig, SequenceModel, rotate
 
 
@@ -46,7 +49,18 @@ def test_rotary_angles_turn_queries_and_keys_by_relative_position():
     assert not torch.isclose(score(7, 3), score(7, 5))
 
 
-def test_models_saved_before_rotary_embeddings_load_without_them():
-    saved = _model(False).config.to_json()
-    del saved["rotary"]
-    assert ModelConfig(**saved).rotary is False
+def test_models_saved_before_rotary_embeddings_load_without_them(fitted, tmp_path):
+    fitted.save(tmp_path / "model")
+    manifest = tmp_path / "model" / "synthesizer.json"
+    saved = json.loads(manifest.read_text())
+    assert saved["model"].pop("rotary") is True  # new models have them
+    manifest.write_text(json.dumps(saved))
+    old = Synthesizer.load(tmp_path / "model")
+    assert old.model.config.rotary is False
+    assert len(old.sample(3, seed=0)) > 0
+
+
+def test_rotary_embeddings_change_what_the_model_computes():
+    tokens = torch.randint(0, 50, (2, 20), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert not torch.allclose(_model(True)(tokens), _model(False)(tokens))
