@@ -112,12 +112,17 @@ def _state_weights() -> np.ndarray:
     return w / w.sum()
 
 
-def ledger_table(n_consumers: int = 60, max_txns: int = 80) -> pd.DataFrame:
-    """The NeMo-shaped flat export of a tiny-world ledger (first ``max_txns`` per consumer)."""
+def ledger_table(
+    n_consumers: int = 60, max_txns: int = 80, seed: int | None = None
+) -> pd.DataFrame:
+    """The NeMo-shaped flat export of a tiny-world ledger (first ``max_txns`` per consumer);
+    `seed` overrides the world's, for an independent sample of other consumers."""
     import cardworld
 
     with tempfile.TemporaryDirectory() as tmp:
-        cardworld.simulate("tiny", Path(tmp) / "ledger", consumers=n_consumers, workers=1)
+        cardworld.simulate(
+            "tiny", Path(tmp) / "ledger", consumers=n_consumers, seed=seed, workers=1
+        )
         root = Path(tmp) / "ledger"
         tx = pd.read_parquet(root / "transactions")
         consumers = pd.read_parquet(root / "consumers.parquet")
@@ -412,6 +417,10 @@ def main() -> None:
     references = {
         "nemo_4k": lambda: nemo_table(50, 80, seed=100),
         "nemo_67k": lambda: nemo_table(760, 88, seed=101),
+        # Another seed's consumers, their keys renamed so none is taken for a training one.
+        "tiny_ledger": lambda: ledger_table(seed=101).assign(
+            acct_id=lambda d: "REF-" + d["acct_id"]
+        ),
     }
     if not args.no_ledger:
         workloads["tiny_ledger"] = ledger_table
