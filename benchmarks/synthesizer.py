@@ -129,8 +129,8 @@ def ledger_table(
         merchants = pd.read_parquet(root / "merchants.parquet")
     tx = tx.sort_values(["consumer_id", "timestamp"], kind="mergesort")
     tx = tx.groupby("consumer_id").head(max_txns)
-    name_col = "name" if "name" in consumers.columns else consumers.columns[1]
-    df = tx.merge(consumers[["consumer_id", name_col, "state"]], on="consumer_id", how="left")
+    consumers["cardholder"] = consumers["first_name"] + " " + consumers["last_name"]
+    df = tx.merge(consumers[["consumer_id", "cardholder", "state"]], on="consumer_id", how="left")
     if "name" in merchants.columns:
         df = df.merge(
             merchants[["merchant_id", "name"]].rename(columns={"name": "merchant"}),
@@ -143,7 +143,7 @@ def ledger_table(
     return pd.DataFrame(
         {
             "acct_id": "ACCT-" + df["consumer_id"].astype(str).str.zfill(8),
-            "cardholder": df[name_col],
+            "cardholder": df["cardholder"],
             "state": df["state"],
             "txn_index": df["txn_index"],
             "timestamp": pd.to_datetime(df["timestamp"]).dt.tz_localize(None)
