@@ -64,3 +64,11 @@ def test_rotary_embeddings_change_what_the_model_computes():
     tokens = torch.randint(0, 50, (2, 20), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         assert not torch.allclose(_model(True)(tokens), _model(False)(tokens))
+
+
+def test_an_odd_head_size_fits_without_rotary_embeddings(table, tiny):
+    # Rotary embeddings turn pairs of a head's features: a head of 9 has none to turn.
+    synth = Synthesizer(**{**tiny, "n_embd": 36, "n_head": 4, "max_epochs": 1})
+    synth.fit(table, group_by="acct_id", order_by="txn_index")
+    assert synth.model.config.rotary is False
+    assert len(synth.sample(2, seed=0)) > 0
