@@ -562,12 +562,8 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
             else:
                 city = _near_home(st, w, seg_home[seg]) if state == 0 else seg_city[seg]
                 merchant = pick_store(st, w, city, mcc)
-            amount = p_amount[k] * math.exp(w.amount_sigma[k] * rng.normal(st)) * w.price_level[y]
-            cents = max(1, int(round(amount * 100.0)))
-            if w.round_share[k] > 0.0 and rng.uniform(st) < w.round_share[k]:
-                cents = round_sum(w, k, cents)
-                amount = cents / 100.0
             price = w.price_level[y]
+            amount, cents = _ticket(st, w, k, p_amount[k], price)
             c = _pick_card(st, w, card_kind, card_open, card_limit, funds, card_weights, ca, cb,
                            day, amount, price)  # fmt: skip
             if c < 0:
@@ -686,11 +682,7 @@ def _pay_bills(w, cid, day, dom, y, state, epoch, bills, cards, i, funds, weight
         if bill_day[k] != dom or adoption[k] >= w.bill_card_use[y]:
             continue
         rng.reseed(amounts, w.seed, cid, rng.BILLS, 1 + y * 4096 + k)
-        amount = p_amount[k] * math.exp(w.amount_sigma[k] * rng.normal(amounts)) * price
-        cents = max(1, int(round(amount * 100.0)))
-        if w.round_share[k] > 0.0 and rng.uniform(amounts) < w.round_share[k]:
-            cents = round_sum(w, k, cents)
-            amount = cents / 100.0
+        amount, cents = _ticket(amounts, w, k, p_amount[k], price)
         rng.reseed(provider, w.seed, cid, rng.BILLS, (1 + epoch) * 2**40 + k)
         mcc = pick_mcc(provider, w, k)
         merchant = pick_online(provider, w, mcc, w.scalars[S_INDEP_ONLINE])
@@ -722,10 +714,17 @@ def _charge(st, w, card_kind, card_limit, funds, c, j, channel, amount, price):
 
 
 @kernel(allocates=False)
-def round_sum(w, k, cents):
-    """`cents` rounded to the nearest whole multiple of type k's round unit (at least one)."""
-    unit = w.round_cents[k]
-    return max(unit, (cents + unit // 2) // unit * unit)
+def _ticket(st, w, k, typical, price):
+    """(amount, cents) of a type-k ticket around the consumer's `typical` one at the year's
+    `price` level: lognormal, and with type k's round_share a round sum (the nearest whole
+    multiple of its round unit, at least one)."""
+    amount = typical * math.exp(w.amount_sigma[k] * rng.normal(st)) * price
+    cents = max(1, int(round(amount * 100.0)))
+    if w.round_share[k] > 0.0 and rng.uniform(st) < w.round_share[k]:
+        unit = w.round_cents[k]
+        cents = max(unit, (cents + unit // 2) // unit * unit)
+        amount = cents / 100.0
+    return amount, cents
 
 
 @kernel(allocates=False)
