@@ -126,14 +126,16 @@ def _life(env, world, places, consumers, i, first_day, segs):
         k = 0 if pick < rates[0] else (1 if pick < rates[0] + rates[1] else 2)
         trip: Trip = trips[k]
         start = _trip_start(day, trip.weekend_start)
-        if places.trip_shocks and draws.uniform() * places.trip_peak[k] >= places.trip_factor(
-            start, k
+        shock = places.shock(start)
+        if (
+            places.trip_shocks
+            and draws.uniform() * places.trip_peak[k] >= places.shock_trips[shock][k]
         ):
             continue  # a shock called the trip off (trips are drawn at the peak rate, thinned)
         duration = max(1, int(round(draws.exponential(trip.duration_days_mean - 0.5) + 0.5)))
         p = trip.foreign_probability
         foreign_odds = p / max(1e-12, 1 - p) * income_ratio**trip.foreign_income_elasticity
-        foreign_odds *= places.shock_abroad[places.shock(start)]
+        foreign_odds *= places.shock_abroad[shock]
         city = _destination(
             draws, places, home, foreign_odds, spec.travel.destination_distance_km_min
         )
@@ -175,10 +177,6 @@ class _Places(NamedTuple):
         """The shock on `day` (1, 2, ...), or 0 for none."""
         index = day - self.start_day
         return self.shock_day[index] if 0 <= index < len(self.shock_day) else 0
-
-    def trip_factor(self, day: int, kind: int) -> float:
-        """The rate factor of trip kind `kind` (an index into TRIP_KINDS) on `day`."""
-        return self.shock_trips[self.shock(day)][kind]
 
     @classmethod
     def of(cls, arrays: WorldArrays) -> _Places:

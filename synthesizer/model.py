@@ -26,7 +26,8 @@ from torch.nn import functional as F
 
 # Per layer, preallocated keys and values: (B, n_head, block_size, head_dim) each.
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
-# Cosines and sines of the rotary angles at the positions of a call: (T, head_dim / 2) each.
+# Cosines and sines of the rotary angles at the positions of a call: (T, head_dim / 2) each;
+# None for a model without rotary embeddings.
 Rotary = tuple[torch.Tensor, torch.Tensor] | None
 
 
@@ -36,10 +37,8 @@ def rotary_angles(block_size: int, head_dim: int, base: float = 10_000.0) -> tor
     return torch.outer(torch.arange(block_size, dtype=torch.float32), inv_freq)
 
 
-def rotate(x: torch.Tensor, rotary: Rotary) -> torch.Tensor:
+def rotate(x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """Queries or keys (B, nh, T, hs) turned by their positions' angles (halves as pairs)."""
-    if rotary is None:
-        return x
     cos, sin = rotary  # float32: under autocast the turned halves come back in x's dtype
     a, b = x.chunk(2, dim=-1)
     return torch.cat((a * cos - b * sin, b * cos + a * sin), dim=-1).type_as(x)
