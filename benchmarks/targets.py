@@ -12,10 +12,13 @@ mask per window, NumPy aggregates: the published pipeline's baseline design; its
 checked against the kernels'), and the memory-bandwidth floor (the time to merely write a
 fresh output array of the same size on the same threads). Then the steady rate of a torch
 DataLoader (2 workers) over TargetDataset on a table in memory, and over TargetIterableDataset
-streaming the same rows from a ledger of 8 part files on disk. Prints a table and writes
+streaming the same rows from a ledger of 8 part files on disk. On a machine with a CUDA GPU,
+also whether the DataLoader keeps a GPU fed: the steady users/s of a training step (a 4-layer
+causal transformer over the users' rows predicting the 20 targets, bf16) on one batch already
+on the GPU, against the same steps fed by the DataLoader. Prints a table and writes
 benchmarks/results/targets.json.
 
-    python benchmarks/targets.py [--users 2000] [--txns 4096] [--repeats 5]
+    python benchmarks/targets.py [--users 2000] [--txns 4096] [--repeats 5] [--loaders-only]
     NUMBA_NUM_THREADS=2 taskset -c 0,1 python benchmarks/targets.py   # pin to 2 cores
 """
 
@@ -239,7 +242,13 @@ def machine() -> dict:
     }
 
 
-def run(users: int, txns: int, repeats: int, reference_users: dict[int, int]) -> dict:
+def run(
+    users: int,
+    txns: int,
+    repeats: int,
+    reference_users: dict[int, int],
+    loaders_only: bool = False,
+) -> dict:
     ledger = make_ledger(users, txns)
     columns = Columns()
     results = {
@@ -247,7 +256,7 @@ def run(users: int, txns: int, repeats: int, reference_users: dict[int, int]) ->
         "machine": machine(),
         "cases": [],
     }
-    for label, chosen in CASES:
+    for label, chosen in () if loaders_only else CASES:
         targets = TargetSet(chosen, dtype="float32")
         arrays = prepare(ledger, columns, *needed_columns(targets))
         plan = make_plan(targets, arrays.categories)
@@ -296,7 +305,7 @@ def run(users: int, txns: int, repeats: int, reference_users: dict[int, int]) ->
         }
         results["cases"].append(case)
     try:
-        import torch  # noqa: F401
+        import torch
     except ImportError:
         return results
     workers = max(
@@ -319,6 +328,11 @@ def run(users: int, txns: int, repeats: int, reference_users: dict[int, int]) ->
         "users_per_s": rates["in memory"],
         "streamed_users_per_s": rates["streamed"],
     }
+    if torch.cuda.is_available():
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2
+        results["gpu_feed"] = [
+            gpu_feed(sample, loader_workers) for loader_workers in sorted({2, min(8, cores - 1)})
+        ]
     return results
 
 
@@ -367,6 +381,129 @@ def dataloader_users_per_s(dataset, workers: int) -> float:
     return seen / (time.perf_counter() - begin)
 
 
+def gpu_feed(table: pa.Table, workers: int, batches: int = 60) -> dict:
+    """Whether a DataLoader with `workers` workers keeps a GPU training step fed.
+
+    The step's steady users/s on one batch already on the GPU (what the GPU can eat), then on
+    `batches` batches from the DataLoader (pinned memory, copies overlapped with the step),
+    after the first `workers` x prefetch batches, which the workers may have made while the
+    GPU warmed up. Fed fraction: the second over the first.
+    """
+    import torch
+    from torch.utils.data import DataLoader, RandomSampler
+
+    from cardworld.simulator.targets.dataset import pad_collate
+
+    torch.manual_seed(0)
+    device = torch.device("cuda")
+    model = causal_model(features=2, targets=len(TWENTY)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+
+    def step(batch: dict) -> None:
+        features = batch["features"].to(device, non_blocking=True)
+        targets = batch["targets"].to(device, non_blocking=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            predicted = model(features)
+        known = torch.isfinite(targets)
+        scaled = torch.where(known, torch.sign(targets) * torch.log1p(targets.abs()), 0.0)
+        loss = ((predicted.float() - scaled) ** 2 * known).sum() / known.sum().clamp(min=1)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    batch_users, prefetch = 32, 4
+    dataset = in_memory_dataset(table)
+    resident = {
+        name: tensor.to(device)
+        for name, tensor in pad_collate([dataset[i] for i in range(batch_users)]).items()
+    }
+    for _ in range(3):
+        step(resident)
+    torch.cuda.synchronize()
+    begin = time.perf_counter()
+    for _ in range(batches):
+        step(resident)
+    torch.cuda.synchronize()
+    gpu_s = (time.perf_counter() - begin) / batches
+
+    skipped = workers * prefetch
+    sampler = RandomSampler(
+        dataset, replacement=True, num_samples=(skipped + batches) * batch_users
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_users,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=pad_collate,
+        prefetch_factor=prefetch,
+        pin_memory=True,
+    )
+    stream = iter(loader)
+    for _ in range(skipped):
+        step(next(stream))
+    torch.cuda.synchronize()
+    begin = time.perf_counter()
+    fed = 0
+    for batch in stream:
+        step(batch)
+        fed += 1
+    torch.cuda.synchronize()
+    fed_s = (time.perf_counter() - begin) / fed
+    return {
+        "workers": workers,
+        "batch_users": batch_users,
+        "rows_per_user": int(resident["lengths"].max()),
+        "model": model.describe(),
+        "gpu": torch.cuda.get_device_name(0),
+        "gpu_step_users_per_s": batch_users / gpu_s,
+        "fed_users_per_s": batch_users / fed_s,
+        "fed_fraction": gpu_s / fed_s,
+    }
+
+
+def causal_model(features: int, targets: int, width: int = 256, layers: int = 4, heads: int = 4):
+    """A small causal transformer over a user's rows, one output per row per target: the kind
+    of model these targets train. Built here so that torch is imported only on the GPU path."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+            self.qkv, self.proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
+            self.mlp = nn.Sequential(
+                nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width)
+            )
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            b, t, _ = x.shape
+            q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, heads, -1).unbind(2)
+            mixed = F.scaled_dot_product_attention(
+                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
+            )
+            x = x + self.proj(mixed.transpose(1, 2).reshape(b, t, width))
+            return x + self.mlp(self.norm2(x))
+
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Linear(features, width)
+            self.blocks = nn.Sequential(*(Block() for _ in range(layers)))
+            self.head = nn.Linear(width, targets)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.blocks(self.embed(x)))
+
+        def describe(self) -> str:
+            count = sum(p.numel() for p in self.parameters())
+            return f"causal transformer, {layers} layers x {width} wide, {heads} heads, {count:,} parameters, bf16 autocast"
+
+    return Model()
+
+
 def print_table(results: dict) -> None:
     m = results["machine"]
     w = results["workload"]
@@ -390,6 +527,13 @@ def print_table(results: dict) -> None:
             f"{d['users_per_s']:,.0f} users/s from a table in memory, "
             f"{d['streamed_users_per_s']:,.0f} users/s streamed from a ledger's part files"
         )
+    for g in results.get("gpu_feed", ()):
+        print(
+            f"GPU feed ({g['gpu']}, {g['model']}; batches of {g['batch_users']} users x "
+            f"{g['rows_per_user']} rows): the step eats {g['gpu_step_users_per_s']:,.0f} users/s "
+            f"from a resident batch; fed by {g['workers']} DataLoader workers "
+            f"{g['fed_users_per_s']:,.0f} users/s ({100 * g['fed_fraction']:.0f}% fed)"
+        )
 
 
 def main() -> None:
@@ -399,6 +543,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--reference-users-1", type=int, default=8)
     parser.add_argument("--reference-users-20", type=int, default=2)
+    parser.add_argument(
+        "--loaders-only", action="store_true", help="only the DataLoader (and GPU feed) figures"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     results = run(
@@ -406,6 +553,7 @@ def main() -> None:
         args.txns,
         args.repeats,
         {1: args.reference_users_1, 20: args.reference_users_20},
+        loaders_only=args.loaders_only,
     )
     print_table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
