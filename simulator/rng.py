@@ -184,18 +184,23 @@ def gamma(st: np.ndarray, shape: float) -> float:
 
 @kernel
 def bisect_right(cumulative: np.ndarray, lo: int, hi: int, target: float) -> int:
-    """The first index i in [lo, hi) with cumulative[i] > target (hi - 1 if none).
+    """The first index i in [lo, hi) with cumulative[i] > target (hi - 1 if none), for
+    non-decreasing cumulative[lo:hi].
 
-    NOTE: a plain binary search; numba's np.searchsorted costs several times more per call.
+    NOTE: a binary search whose steps depend only on hi - lo: each halving picks its half
+    with a select, not a branch. A plain bisection's branches follow the random target
+    and mispredict about every other step, at several steps a draw.
     """
-    last = hi - 1
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if cumulative[mid] > target:
-            hi = mid
-        else:
-            lo = mid + 1
-    return min(lo, last)
+    base = lo
+    n = hi - lo
+    if n <= 0:
+        return hi - 1
+    # The answer (hi when none is greater) lies in [base, base + n] throughout.
+    while n > 1:
+        half = n >> 1
+        base = base + half if cumulative[base + half - 1] <= target else base
+        n -= half
+    return min(base + (1 if cumulative[base] <= target else 0), hi - 1)
 
 
 @kernel(allocates=False)
@@ -203,10 +208,12 @@ def fill_guide(cumulative: np.ndarray, lo: int, hi: int, guide: np.ndarray) -> N
     """A guide table for `guided_search` over cumulative[lo:hi] (non-decreasing, total > 0):
     guide[g] is the first index i with cumulative[i] > g / G of the total (G = len(guide))."""
     size = guide.shape[0]
-    total = cumulative[hi - 1]
+    step = cumulative[hi - 1] / size
     i = lo
+    # NOTE: a threshold's rounding moves an entry by at most one place, which
+    # `guided_search` corrects, so a product serves where a division per entry cost more.
     for g in range(size):
-        threshold = g * total / size
+        threshold = g * step
         while i < hi - 1 and cumulative[i] <= threshold:
             i += 1
         guide[g] = i
@@ -225,7 +232,25 @@ def guided_search(
     """
     size = guide.shape[0]
     g = min(max(int(target / cumulative[hi - 1] * size), 0), size - 1)
-    i = guide[g]
+    return _scan(cumulative, lo, hi, guide[g], target)
+
+
+@kernel(allocates=False)
+def guided_choice(st: np.ndarray, cumulative: np.ndarray, lo: int, hi: int, guide: np.ndarray):
+    """An index drawn with the weights cumulative[lo:hi] (total > 0) and their guide table:
+    `guided_search` of a uniform draw times the total.
+
+    NOTE: the guide entry comes from the draw itself, sparing the division by the total
+    on a draw's chain of dependent steps (the scan corrects the entry either way).
+    """
+    size = guide.shape[0]
+    u = uniform(st)
+    return _scan(cumulative, lo, hi, guide[min(int(u * size), size - 1)], u * cumulative[hi - 1])
+
+
+@kernel(allocates=False)
+def _scan(cumulative: np.ndarray, lo: int, hi: int, i: int, target: float) -> int:
+    """`bisect_right`'s answer, stepping from index i (exact wherever i starts)."""
     while i > lo and cumulative[i - 1] > target:
         i -= 1
     while i < hi - 1 and cumulative[i] <= target:

@@ -533,10 +533,8 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
             n = _pay_bills(w, cid, day, dom, y, state, seg_epoch[seg], bills, cards, i, funds,
                            card_weights, streams, buf, n)  # fmt: skip
         for _ in range(count):
-            target = rng.uniform(st) * combo_total[combo]
-            k = rng.guided_search(combo_cum[combo], 0, n_types, combo_guide[combo], target)
-            target = rng.uniform(st) * w.hour_cum[k, 23]
-            hour = rng.guided_search(w.hour_cum[k], 0, 24, w.hour_guide[k], target)
+            k = rng.guided_choice(st, combo_cum[combo], 0, n_types, combo_guide[combo])
+            hour = rng.guided_choice(st, w.hour_cum[k], 0, 24, w.hour_guide[k])
             seconds = hour * 3600 + rng.integer(st, 3600)
             mcc = pick_mcc(st, w, k)
             online = (not w.mcc_card_present[mcc]) or rng.uniform(st) < min(
@@ -690,8 +688,7 @@ def _pay_bills(w, cid, day, dom, y, state, epoch, bills, cards, i, funds, weight
                        day, amount, price)  # fmt: skip
         if c < 0:
             continue
-        target = rng.uniform(st) * w.hour_cum[k, 23]
-        hour = rng.guided_search(w.hour_cum[k], 0, 24, w.hour_guide[k], target)
+        hour = rng.guided_choice(st, w.hour_cum[k], 0, 24, w.hour_guide[k])
         seconds = hour * 3600 + rng.integer(st, 3600)
         error = _charge(st, w, card_kind, card_limit, funds, c, c - ca, ON_FILE, amount, price)
         emit(buf, n, day * 86400 + seconds, cid, card_id[c], merchant, mcc, k, cents, ONLINE,

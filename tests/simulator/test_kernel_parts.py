@@ -181,6 +181,39 @@ def test_guided_search_finds_what_bisection_finds(weights, size, uniforms):
         assert rng.guided_search(cumulative, 0, len(cumulative), scrambled, target) == expected
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from([0.0, 0.001, 0.5, 1.0, 3.0]), min_size=1, max_size=70),
+    st.data(),
+)
+def test_bisect_right_is_numpys_searchsorted_within_a_segment(weights, data):
+    cumulative = np.cumsum(np.array(weights))
+    lo = data.draw(st.integers(0, len(cumulative) - 1))
+    hi = data.draw(st.integers(lo + 1, len(cumulative)))
+    candidates = [*cumulative[lo:hi], -1.0, 0.0, cumulative[hi - 1] + 1.0, 0.7, 2.5]
+    for target in candidates + [data.draw(st.floats(-1.0, 300.0)) for _ in range(5)]:
+        expected = lo + int(np.searchsorted(cumulative[lo:hi], target, side="right"))
+        assert rng.bisect_right(cumulative, lo, hi, target) == min(expected, hi - 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from([0.0, 0.001, 0.5, 1.0, 3.0, 1e-9]), min_size=1, max_size=120),
+    st.integers(1, 70),
+    st.integers(0, 2**32),
+)
+def test_guided_choice_is_bisection_of_the_same_draw(weights, size, key):
+    weights[-1] = max(weights[-1], 0.25)  # a positive total
+    cumulative = np.cumsum(np.array(weights))
+    guide = np.empty(size, dtype=np.int64)
+    rng.fill_guide(cumulative, 0, len(cumulative), guide)
+    drawn, reference = rng.stream(1, key, rng.PURCHASES), rng.stream(1, key, rng.PURCHASES)
+    for _ in range(30):
+        target = rng.uniform(reference) * cumulative[-1]
+        expected = rng.bisect_right(cumulative, 0, len(cumulative), target)
+        assert rng.guided_choice(drawn, cumulative, 0, len(cumulative), guide) == expected
+
+
 def test_timeline_draws_are_the_stream_draws_of_rng():
     # The timeline reads its stream 64 draws at a time in Python; the numbers must be what
     # the kernels' rng functions draw from the same stream, across chunk boundaries.
