@@ -245,7 +245,9 @@ def check_output_file(out: Path, ledger_dir, *, overwrite: bool, error: type) ->
     the ledger, or exists (unless `overwrite`): nothing already written is replaced unasked."""
     if out.is_dir():
         raise error(f"{out}: is a directory; --out must be a file path")
-    if out.resolve().is_relative_to(Path(ledger_dir).resolve()):
+    fs, root = storage(ledger_dir)
+    inside = isinstance(fs, LocalFileSystem) and out.resolve().is_relative_to(Path(root).resolve())
+    if inside:
         raise error(f"{out}: lies inside the ledger {ledger_dir}; write it elsewhere")
     if out.exists() and not overwrite:
         raise error(f"{out}: already exists; choose another --out or pass --overwrite")
@@ -398,7 +400,7 @@ def transactions(url: str | os.PathLike, columns: list[str] | None = None) -> ds
         check_columns(_label(fs, path), found, TRANSACTION_SCHEMA, names)
         schema = schema or found
     return ds.dataset(
-        paths, schema=schema or TRANSACTION_SCHEMA, format=READ_FORMAT, filesystem=_arrow_fs(fs)
+        paths, schema=schema or TRANSACTION_SCHEMA, format=READ_FORMAT, filesystem=arrow_fs(fs)
     )
 
 
@@ -554,6 +556,6 @@ def _label(fs: fsspec.AbstractFileSystem, path: str) -> str:
     return path if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(path)
 
 
-def _arrow_fs(fs: fsspec.AbstractFileSystem):
+def arrow_fs(fs: fsspec.AbstractFileSystem):
     """pyarrow's own filesystem for local files (faster than going through fsspec)."""
     return None if isinstance(fs, LocalFileSystem) else fs

@@ -395,22 +395,41 @@ class Synthesizer:
             raise ConfigError(
                 f"{path} is not a synthesizer directory; expected {MANIFEST} and {WEIGHTS} in it"
             )
-        manifest = json.loads((path / MANIFEST).read_text(), object_hook=_json_object)
-        if manifest.get("format") != FORMAT:
+        try:
+            manifest = json.loads((path / MANIFEST).read_text(), object_hook=_json_object)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(
-                f"{path / MANIFEST} has format {manifest.get('format')!r}; expected {FORMAT}"
-            )
-        config = manifest["config"]
-        if device is not None:
-            config["device"] = device
-        self = cls(SynthesizerConfig.from_json(config))
-        self.codec = TableCodec.from_json(manifest["codec"])
-        self.model = _build_model(ModelConfig(**manifest["model"]), self.codec)
-        load_model(self.model, str(path / WEIGHTS))
-        self.pii = PiiReplacer(manifest["pii"])
-        self.max_events = int(manifest["max_events"])
-        quantiles = manifest.get("length_quantiles")
-        self.length_quantiles = None if quantiles is None else np.array(quantiles)
+                f"{path / MANIFEST} is damaged ({exc}); expected the JSON that fit wrote"
+            ) from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            found = manifest.get("format") if isinstance(manifest, dict) else None
+            raise ConfigError(f"{path / MANIFEST} has format {found!r}; expected {FORMAT}")
+        # NOTE: a manifest that parses may still lack a key or hold a wrong value (edited
+        # by hand, or from another version): one error naming the file, not a traceback.
+        try:
+            config = manifest["config"]
+            if device is not None:
+                config["device"] = device
+            self = cls(SynthesizerConfig.from_json(config))
+            self.codec = TableCodec.from_json(manifest["codec"])
+            self.model = _build_model(ModelConfig(**manifest["model"]), self.codec)
+            self.pii = PiiReplacer(manifest["pii"])
+            self.max_events = int(manifest["max_events"])
+            quantiles = manifest.get("length_quantiles")
+            self.length_quantiles = None if quantiles is None else np.array(quantiles)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            what = f"no {exc.args[0]!r} key" if isinstance(exc, KeyError) else str(exc)
+            raise ConfigError(
+                f"{path / MANIFEST} is damaged ({what}); expected the manifest that fit wrote"
+            ) from None
+        try:
+            load_model(self.model, str(path / WEIGHTS))
+        except Exception as exc:  # safetensors raises its own error types
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(
+                f"{path / WEIGHTS} is damaged ({reason:.160}); expected the weights that fit "
+                "wrote for this manifest"
+            ) from None
         self.fit_info = manifest.get("fit", {})
         return self
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +29,11 @@ class Table:
 
 
 def read_table(path: str | Path) -> Table:
-    """A CSV/Parquet file, or a ledger directory (transactions/ grouped by consumers.parquet)."""
-    path = Path(path)
-    if path.is_dir():
-        tx = path / "transactions"
-        if not tx.exists():
+    """A CSV/Parquet file, or a ledger directory (transactions/ grouped by consumers.parquet);
+    a local path or an fsspec URL."""
+    fs, root = ledger.storage(path)
+    if fs.isdir(root):
+        if not fs.isdir(posixpath.join(root, "transactions")):
             raise DataError(
                 f"{path} is a directory without transactions/; expected a cardworld ledger "
                 "directory or a CSV/Parquet file"
@@ -45,39 +46,51 @@ def read_table(path: str | Path) -> Table:
             keep = ["consumer_id"] + [c for c in subjects.columns if c not in events.columns]
             subjects = subjects[keep]
         return Table(events, subjects, "consumer_id", "timestamp")
-    if not path.exists():
+    if not fs.exists(root):
         raise DataError(f"input {path} does not exist; expected a CSV/Parquet file or a ledger")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        try:
-            events = parse_dates(pd.read_csv(path))
-        except pd.errors.EmptyDataError:
-            raise DataError(
-                f"input {path} is empty; expected a CSV file with a header row"
-            ) from None
-    elif suffix in (".parquet", ".pq"):
-        events = pd.read_parquet(path)
-    else:
+    suffix = Path(root).suffix.lower()
+    if suffix not in SUFFIXES:
         raise DataError(
             f"input {path} has suffix {suffix!r}; expected one of {SUFFIXES} or a ledger"
         )
+    try:
+        with fs.open(root, "rb") as handle:
+            if suffix == ".csv":
+                events = parse_dates(pd.read_csv(handle))
+            else:
+                events = pd.read_parquet(handle)
+    except DataError as exc:
+        raise DataError(f"input {path}: {exc}") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"input {path} is empty; expected a CSV file with a header row") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
+        # A malformed CSV (an unclosed quote, a cut-off last line) or a damaged Parquet file.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        what = "CSV with a header row" if suffix == ".csv" else "Parquet file"
+        raise DataError(f"input {path} cannot be read ({reason:.200}); expected a {what}") from None
     if events.empty:
         raise DataError(f"input {path} has no rows (columns {list(events.columns)}); expected rows")
     return Table(events)
 
 
-def _ledger_tables(path: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """A ledger directory's transactions (the manifest's part files, each checked and its
-    pages' checksums verified; every column of the first file) and consumers, if any."""
-    _, files = ledger.transaction_files(path)
-    names = pq.read_schema(files[0]).names if files else list(ledger.TRANSACTION_SCHEMA.names)
-    events = ledger.read_transactions(path, names).to_pandas()
-    consumers = path / "consumers.parquet"
-    if not consumers.exists():
+def _ledger_tables(url: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """A ledger's transactions (the manifest's part files, each checked and its pages'
+    checksums verified; every column of the first file) and consumers, if any."""
+    fs, files = ledger.transaction_files(url)
+    if files:
+        with fs.open(files[0], "rb") as handle:
+            names = pq.read_schema(handle).names
+    else:
+        names = list(ledger.TRANSACTION_SCHEMA.names)
+    events = ledger.read_transactions(url, names).to_pandas()
+    _, root = ledger.storage(url)
+    consumers = posixpath.join(root, "consumers.parquet")
+    if not fs.exists(consumers):
         return events, None
-    if (path / ledger.MANIFEST).exists():
-        return events, ledger.read_table(path, "consumers").to_pandas()
-    return events, pd.read_parquet(consumers)  # a ledger made by hand, without a manifest
+    if fs.exists(posixpath.join(root, ledger.MANIFEST)):
+        return events, ledger.read_table(url, "consumers").to_pandas()
+    with fs.open(consumers, "rb") as handle:  # a ledger made by hand, without a manifest
+        return events, pd.read_parquet(handle)
 
 
 def check_output_suffix(path: Path) -> None:
@@ -111,7 +124,13 @@ def parse_dates(df: pd.DataFrame) -> pd.DataFrame:
     for c in df.columns:
         if df[c].dtype == object or pd.api.types.is_string_dtype(df[c]):
             if looks_like_datetime(df[c].astype(object)):
-                df[c] = pd.to_datetime(df[c], format="mixed")
+                try:
+                    df[c] = pd.to_datetime(df[c], format="mixed")
+                except (ValueError, OverflowError) as exc:  # pandas' DateParseError is one
+                    reason = str(exc).splitlines()[0]
+                    raise DataError(
+                        f"column {c!r}: looks like datetimes, but {reason:.160}"
+                    ) from None
         if isinstance(df[c].dtype, pd.DatetimeTZDtype):
             df[c] = df[c].dt.tz_localize(None)
     return df

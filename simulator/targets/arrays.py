@@ -9,6 +9,7 @@ count as simultaneous and keep their input order. Times must lie in years 1 to 9
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,12 +181,15 @@ def _transactions(
     """A ledger's transactions/ dataset (the part files its manifest lists, if it has one),
     which must have the named columns and whose first part file (that of the dataset's
     schema) must pass `check`. Pages are checksummed as they are read."""
-    path = Path(ledger_dir) / "transactions"
-    if not path.exists():
-        raise LedgerError(f"{ledger_dir}: no transactions/ dataset; expected a ledger directory")
-    _, files = ledger.transaction_files(ledger_dir)
+    fs, files = ledger.transaction_files(ledger_dir)
+    if not files:
+        raise LedgerError(f"{ledger_dir}: no transactions/ part files; expected a ledger")
+    path = posixpath.dirname(files[0])
     try:
-        dataset = ds.dataset(files, format=ledger.READ_FORMAT)
+        dataset = ds.dataset(files, format=ledger.READ_FORMAT, filesystem=ledger.arrow_fs(fs))
+    except FileNotFoundError as exc:  # a listed part file is gone: name it
+        missing = next((f for f in files if not fs.exists(f)), files[0])
+        raise ledger.unreadable(missing, ledger_dir, exc) from None
     except (pa.ArrowException, OSError) as exc:  # the first file, whose schema it reads
         raise ledger.unreadable(files[0], ledger_dir, exc) from None
     dataset = _typed_nulls(dataset, names)

@@ -142,7 +142,7 @@ class _LedgerParts:
 
     def __init__(
         self,
-        ledger_dir: Path,
+        ledger_dir: str | Path,
         target_set: TargetSet,
         features: Sequence[str],
         columns: Columns,
@@ -157,7 +157,7 @@ class _LedgerParts:
 
     @classmethod
     def scan(
-        cls, ledger_dir: Path, targets: TargetsLike, features: Sequence[str], columns: Columns
+        cls, ledger_dir: str | Path, targets: TargetsLike, features: Sequence[str], columns: Columns
     ) -> _LedgerParts | None:
         """Check every file's columns and read its user, category and string feature
         columns once; None when the files cannot be taken one at a time (then the ledger
@@ -245,7 +245,7 @@ class TargetDataset(Dataset):
         columns: Columns = Columns(),
     ) -> TargetDataset:
         """From a ledger directory's transactions/ dataset (read once, held in memory)."""
-        return cls(_UserTargets.build(Path(ledger_dir), targets, features, columns))
+        return cls(_UserTargets.build(ledger_dir, targets, features, columns))
 
     @property
     def user_ids(self) -> np.ndarray:
@@ -321,7 +321,6 @@ class TargetIterableDataset(IterableDataset):
         `shuffle` shuffles the files' order and the chunks within each. Items are the same
         as from the whole ledger in memory.
         """
-        ledger_dir = Path(ledger_dir)
         parts = _LedgerParts.scan(ledger_dir, targets, features, columns)
         if parts is None:
             return cls(_UserTargets.build(ledger_dir, targets, features, columns), **options)

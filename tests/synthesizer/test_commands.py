@@ -94,6 +94,26 @@ def test_errors_are_cardworld_errors(table: pd.DataFrame, tmp_path) -> None:
     )
 
 
+def test_a_malformed_csv_is_one_error_naming_the_file(table: pd.DataFrame, tmp_path) -> None:
+    broken = tmp_path / "broken.csv"
+    broken.write_text('acct_id,amount\n1,2\n"unterminated\n')
+    cut = tmp_path / "cut.csv"
+    text = table.to_csv(index=False)
+    cut.write_text(text[: text.rindex(":") + 1])  # the last line cut off in its time
+    real = tmp_path / "real.csv"
+    table.to_csv(real, index=False)
+    app = typer.Typer()
+    app.command()(evaluate)
+    for bad, reason in ((broken, "cannot be read"), (cut, "column 'timestamp': looks like")):
+        r = runner.invoke(app, [str(real), str(bad), "--out", str(tmp_path / "report")])
+        assert isinstance(r.exception, DataError), r.output
+        assert str(r.exception).startswith(f"input {bad}") and reason in str(r.exception)
+        fit = ["fit", str(bad), "--group-by", "acct_id", "--out", str(tmp_path / "m")]
+        r = runner.invoke(synth_app, fit)
+        assert isinstance(r.exception, DataError) and str(bad) in str(r.exception)
+    assert not (tmp_path / "report").exists() and not (tmp_path / "m").exists()
+
+
 def test_fit_reads_a_ledger_directory(table: pd.DataFrame, tmp_path) -> None:
     # A ledger: transactions/ grouped by consumer_id, ordered by timestamp, plus consumers.
     ledger = tmp_path / "ledger"

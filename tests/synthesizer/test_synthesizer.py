@@ -6,6 +6,7 @@ import datetime
 import decimal
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -289,3 +290,34 @@ def test_progress_shows_a_validation_loss_only_once_measured(
     second = [info["val_loss"] for info in seen if info["epoch"] == 2]
     assert first and all(math.isnan(v) for v in first)
     assert second and all(np.isfinite(v) for v in second)
+
+
+def _truncate_weights(model: Path) -> None:
+    (model / "model.safetensors").write_bytes(b"\x00" * 100)
+
+
+def _cut_manifest(model: Path) -> None:
+    (model / "synthesizer.json").write_text('{"format":')
+
+
+def _drop_codec(model: Path) -> None:
+    manifest = json.loads((model / "synthesizer.json").read_text())
+    del manifest["codec"]
+    (model / "synthesizer.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (_truncate_weights, r"model.safetensors is damaged \("),
+        (_cut_manifest, r"synthesizer.json is damaged \("),
+        (_drop_codec, r"synthesizer.json is damaged \(no 'codec' key\)"),
+    ],
+)
+def test_a_damaged_model_directory_is_one_error_naming_the_file(
+    fitted: Synthesizer, tmp_path, damage, message
+) -> None:
+    fitted.save(tmp_path / "model")
+    damage(tmp_path / "model")
+    with pytest.raises(ConfigError, match=message):
+        Synthesizer.load(tmp_path / "model")

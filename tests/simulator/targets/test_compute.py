@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -214,7 +215,7 @@ def test_cli_bad_config_is_a_config_error(tmp_path):
 
 
 def test_missing_ledger_and_missing_column(tmp_path):
-    with pytest.raises(LedgerError, match="no transactions/ dataset"):
+    with pytest.raises(LedgerError, match="not a cardworld ledger"):
         compute_ledger(tmp_path, TARGETS)
     table = _ledger_table(np.random.default_rng(4)).drop_columns(["mcc"])
     _write_ledger(tmp_path / "ledger", table)
@@ -732,3 +733,16 @@ def test_write_targets_keeps_what_is_there(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert kept.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_ledger_given_as_a_url_and_a_part_file_gone_from_it(tiny_ledger, tmp_path):
+    url = tiny_ledger.resolve().as_uri()  # file:///...: what --out and the other commands take
+    by_url = compute_ledger(url, TARGETS)
+    assert by_url.equals(compute_ledger(tiny_ledger, TARGETS))
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_ledger, damaged)
+    gone = sorted((damaged / "transactions").iterdir())[1]  # not the first: that is read first
+    gone.unlink()
+    with pytest.raises(LedgerError, match=f"{re.escape(str(gone))}: missing, though the manifest"):
+        write_targets(damaged, TARGETS, tmp_path / "o.parquet")
+    assert not (tmp_path / "o.parquet").exists()
