@@ -20,8 +20,11 @@ import ctypes
 import gc
 import json
 import multiprocessing
+import os
 import platform
 import posixpath
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -359,7 +362,9 @@ def _execute(
     _built(world)
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(workers, context, initializer=_keep_freed_memory) as executor:
+    with ProcessPoolExecutor(
+        workers, context, initializer=_worker_start, initargs=(os.getpid(),)
+    ) as executor:
         futures = [
             executor.submit(_run_blocks, world, url, task, keep_buffers=True) for task in tasks
         ]
@@ -372,9 +377,36 @@ def _execute(
             raise
 
 
+def _worker_start(parent: int) -> None:
+    """A worker process's start: it ends with its parent, and keeps freed memory."""
+    _end_with_parent(parent)
+    _keep_freed_memory()
+
+
+def _end_with_parent(parent: int) -> None:
+    """Have Linux end this process when the process that started it dies (elsewhere,
+    nothing to do).
+
+    NOTE: a run killed with SIGTERM or SIGKILL ends at once, without shutting its process
+    pool down, and its workers went on simulating (and holding their memory) until their
+    tasks were done. Ctrl-C reaches the workers itself (the terminal signals the whole
+    process group).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return
+    pr_set_pdeathsig = 1
+    prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the request: end now
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _keep_freed_memory() -> None:
-    """A worker process's start: have glibc's malloc keep the memory a block frees for the
-    next block instead of handing it back to the system (elsewhere, nothing to do).
+    """Have glibc's malloc keep the memory a block frees for the next block instead of
+    handing it back to the system (elsewhere, nothing to do).
 
     NOTE: by default glibc returns a freed region of more than a few megabytes (a block's
     NumPy arrays under 32 MB, numba's allocations, Python objects; pyarrow's buffers come

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -96,6 +97,44 @@ def test_resume_after_kill_gives_identical_bytes(tmp_path, many_files, ledger_by
     assert summary.blocks_resumed >= done_before
     assert ledger_bytes(out) == ledger_bytes(reference)
     assert cardworld.verify(out) == []
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a process that ended meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; Linux only")
+def test_workers_end_when_the_run_is_killed(tmp_path, many_files):
+    world, _ = many_files
+    cmd = [CLI, "simulate", "--world", str(world), "--out", str(tmp_path / "l"), "--workers", "2"]
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(workers := _children(process.pid)) < 2:
+        time.sleep(0.05)
+    assert len(workers) >= 2 and process.poll() is None
+    process.kill()  # the main process alone: no pool shutdown runs
+    process.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.1)
+    assert not any(_alive(w) for w in workers)
 
 
 def test_resume_refuses_a_partial_run_of_another_world(tmp_path, many_files):
