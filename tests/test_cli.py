@@ -94,6 +94,10 @@ def test_errors_name_the_flags_and_paths_the_user_gave(tmp_path, tiny_ledger):
             ["calibrate", "--world", "tiny", "--start", "1850-01-01", "--end", "1850-02-01"],
             "error: --start 1850-01-01: the tiny world covers 1985-2026 (drift.csv)",
         ),
+        (
+            ["calibrate", "--world", "tiny", "--param", "errors.bad_pin"],
+            "error: --param errors.bad_pin: parameters are tuned only with --fit",
+        ),
         (["demo", "--out", "afile"], "error: --out afile: is a file, not a directory"),
         (
             ["demo", "--out", "dd"],

@@ -80,6 +80,10 @@ def calibrate(
         "seed": seed,
         "workers": workers,
     }
+    if param and not fit:
+        raise ConfigError(
+            f"--param {param[0]}: parameters are tuned only with --fit; add --fit, or drop --param"
+        )
     if fit:
         if ledger is not None:
             raise ConfigError(

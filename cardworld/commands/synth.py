@@ -33,9 +33,15 @@ def fit(
         list[str] | None,
         typer.Option("--role", help="COLUMN=ROLE or COLUMN=KIND override, repeatable"),
     ] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, help="most training epochs")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="most training epochs (default 100)")
+    ] = None,
     max_minutes: Annotated[
-        float | None, typer.Option(min=0.01, help="training time budget, minutes")
+        float | None,
+        typer.Option(
+            min=0.01,
+            help="training time budget, minutes (the training steps; reading the table and building its windows come on top)",
+        ),
     ] = None,
     layers: Annotated[int | None, typer.Option(min=1, help="transformer layers")] = None,
     width: Annotated[int | None, typer.Option(min=1, help="embedding width")] = None,
