@@ -16,6 +16,7 @@ import json
 import os
 import posixpath
 import shutil
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -334,6 +335,8 @@ def write_manifest(
 def read_manifest(url: str | os.PathLike) -> dict:
     fs, root = storage(url)
     path = posixpath.join(root, MANIFEST)
+    if not fs.exists(root):
+        raise LedgerError(f"{url}: does not exist; expected a cardworld ledger directory")
     if not fs.isfile(path):
         raise LedgerError(f"{url}: not a cardworld ledger (no {MANIFEST})")
     try:
@@ -545,8 +548,9 @@ def unreadable(label: str, url, exc: Exception) -> LedgerError:
         )
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     reason = reason.replace("Could not open Parquet input source '<Buffer>': ", "")
+    reason = textwrap.shorten(reason, 200, placeholder=" ...")  # whole words, not half a one
     return LedgerError(
-        f"{label}: cannot be read as Parquet ({reason:.160}); the file is damaged: "
+        f"{label}: cannot be read as Parquet ({reason}); the file is damaged: "
         f"`cardworld verify {url}` checks the ledger against its manifest"
     )
 

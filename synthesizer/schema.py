@@ -186,7 +186,7 @@ def infer_schema(
             )
         if value not in ROLES and value not in KINDS:
             raise ConfigError(
-                f"roles override for {name!r} is {value!r}; expected one of {ROLES + KINDS}"
+                f"roles override for {name!r} is {value!r}; expected one of {', '.join(ROLES + KINDS)}"
             )
     groups = df.groupby(group_by, sort=False)
     n_groups = groups.ngroups

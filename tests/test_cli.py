@@ -56,7 +56,7 @@ def test_simulate_writes_a_valid_ledger_and_prints_a_summary(tmp_path):
             "--start must be a date",
         ),
         (["simulate", "--world", "tiny", "--out", "x", "--consumers", "0"], "--consumers"),
-        (["verify", "nowhere"], "not a cardworld ledger"),
+        (["verify", "nowhere"], "nowhere: does not exist; expected a cardworld ledger"),
         (
             ["simulate", "--world", "tiny", "--out", "foo://x/led", "--consumers", "5"],
             "error: --out foo://x/led: fsspec cannot open foo:// here (Protocol not known: foo)",
@@ -347,7 +347,7 @@ def test_a_scheduler_without_dask_installed_is_a_config_error(tmp_path, monkeypa
 def test_report_checks_its_out_before_writing_and_keeps_a_report_unless_told(tmp_path, tiny_ledger):
     out = tmp_path / "new" / "report"
     bad = cardworld_cli("report", str(tmp_path / "nowhere"), "--out", str(out))
-    assert bad.returncode == 2 and "not a cardworld ledger" in bad.stderr
+    assert bad.returncode == 2 and "nowhere: does not exist; expected a cardworld" in bad.stderr
     assert not (tmp_path / "new").exists()
     kept = tmp_path / "kept"
     kept.mkdir()
