@@ -10,6 +10,7 @@ conditioned on static attributes (forced prefix tokens) or continue a given hist
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,8 +40,10 @@ def generate(
     max_events: int,
     generator: torch.Generator,
     temperature: float = 1.0,
+    on_event: Callable[[], None] | None = None,
 ) -> Encoded:
-    """Sample one batch of groups; returns their prefixes and events (history included)."""
+    """Sample one batch of groups; returns their prefixes and events (history included).
+    `on_event` is called after each event step (one event for every group still going)."""
     device = allowed.device
     model.eval()
     block = model.config.block_size
@@ -123,6 +126,8 @@ def generate(
         alive_at.append(~done)
         window_events = torch.cat([window_events, event[:, None]], dim=1)
         total = total + (~done).long()
+        if on_event is not None:
+            on_event()
 
     prefix_np = prefix.cpu().numpy()
     rows = torch.stack(new_rows, dim=1).cpu().numpy() if new_rows else np.zeros((B, 0, W), int)

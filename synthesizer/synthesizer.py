@@ -246,10 +246,12 @@ class Synthesizer:
         temperature: float = 1.0,
         batch_size: int = 512,
         as_tables: bool = False,
+        progress: bool | Callable[[dict], None] = False,
     ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
         """Sample groups: ``n_groups`` fresh ones, one per row of ``static`` (those attributes
         fixed), or a continuation of every group of ``history``. Same seed, same device: same
-        rows."""
+        rows. ``progress``: True for a progress bar, or a callable given {"step", "total"}
+        after each event step of a batch (total: the steps the batches can take at most)."""
         codec, model, pii = self._fitted()
         schema = codec.schema
         if temperature <= 0:
@@ -282,18 +284,35 @@ class Synthesizer:
                 )
                 for i in range(0, len(forced), batch_size)
             ]
-        parts = [
-            generate(
-                model,
-                codec,
-                r,
-                allowed=allowed,
-                max_events=max_events,
-                generator=generator,
-                temperature=temperature,
-            )
-            for r in requests
-        ]
+        # A batch takes as many event steps as its longest group: known when lengths are
+        # drawn, else at most max_events.
+        total = sum(max_events if r.lengths is None else int(max(r.lengths)) for r in requests)
+        callback = _rich_sample_progress() if progress is True else (progress or None)
+        steps = 0
+
+        def on_event() -> None:
+            nonlocal steps
+            steps += 1
+            if callback is not None:
+                callback({"step": steps, "total": max(total, steps)})
+
+        try:
+            parts = [
+                generate(
+                    model,
+                    codec,
+                    r,
+                    allowed=allowed,
+                    max_events=max_events,
+                    generator=generator,
+                    temperature=temperature,
+                    on_event=on_event,
+                )
+                for r in requests
+            ]
+        finally:
+            if hasattr(callback, "close"):
+                callback.close()
         model.cpu()
         given = None if history is None else np.diff(enc.starts)  # the history's own events
         decoded = codec.decode(concat(parts), np.random.default_rng(seed), given)
@@ -536,6 +555,42 @@ def _rich_progress() -> Callable[[dict], None]:
                 val="-" if math.isnan(info["val_loss"]) else f"{info['val_loss']:.3f}",
                 eta=info["eta_s"],
             )
+
+        def close(self) -> None:
+            if task is not None:
+                bar.stop()
+
+    return Callback()
+
+
+def _rich_sample_progress() -> Callable[[dict], None]:
+    """A progress bar of sampling's event steps (`sample`'s progress=True)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        TextColumn("sample"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("event steps"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    task = None
+
+    class Callback:
+        def __call__(self, info: dict) -> None:
+            nonlocal task
+            if task is None:
+                bar.start()
+                task = bar.add_task("sample", total=info["total"])
+            bar.update(task, completed=info["step"], total=info["total"])
 
         def close(self) -> None:
             if task is not None:

@@ -129,7 +129,7 @@ def sample(
         )
     if out.exists() and not overwrite:
         raise ConfigError(f"--out {out}: already exists; choose another --out or pass --overwrite")
-    df = synth.sample(groups, seed=seed, temperature=temperature)
+    df = synth.sample(groups, seed=seed, temperature=temperature, progress=True)
     write_table(df, out)
     typer.echo(f"sampled {groups} groups, {len(df)} rows to {out}")
 

@@ -79,6 +79,20 @@ def test_pii_never_emitted_even_when_faker_would(tmp_path, tiny, make_table) -> 
     assert "ACCT-00001" not in text
 
 
+def test_sampling_reports_its_event_steps_and_samples_the_same(fitted: Synthesizer) -> None:
+    seen: list[dict] = []
+    with_progress = fitted.sample(12, seed=11, batch_size=5, progress=seen.append)
+    pd.testing.assert_frame_equal(with_progress, fitted.sample(12, seed=11, batch_size=5))
+    steps = [info["step"] for info in seen]
+    assert steps == list(range(1, len(seen) + 1))  # one report per event step
+    # Three batches (5, 5, 2 groups) each take as many steps as their longest group.
+    longest = with_progress.groupby("acct_id", sort=False).size().to_numpy()
+    expected = sum(longest[i : i + 5].max() for i in range(0, 12, 5))
+    assert len(seen) == expected
+    assert all(info["total"] >= info["step"] for info in seen)
+    assert seen[-1]["total"] == expected  # fitted lengths: the total is known from the start
+
+
 def test_save_load_gives_identical_samples(fitted: Synthesizer, tmp_path) -> None:
     a = fitted.sample(12, seed=11)
     fitted.save(tmp_path / "model")
