@@ -93,6 +93,20 @@ def test_sampling_reports_its_event_steps_and_samples_the_same(fitted: Synthesiz
     assert seen[-1]["total"] == expected  # fitted lengths: the total is known from the start
 
 
+def test_validation_reads_a_seeded_sample_of_windows_at_most(
+    fitted: Synthesizer, table: pd.DataFrame, tiny: dict, monkeypatch
+) -> None:
+    all_windows = fitted.fit_info["val_windows"]
+    assert all_windows > 3
+    monkeypatch.setattr(synthesizer_module, "MAX_VAL_WINDOWS", 3)
+    capped = [
+        Synthesizer(**tiny).fit(table, group_by="acct_id", order_by="txn_index") for _ in range(2)
+    ]
+    assert [c.fit_info["val_windows"] for c in capped] == [3, 3]
+    assert capped[0].fit_info["best_val_loss"] == capped[1].fit_info["best_val_loss"]  # seeded
+    assert capped[0].fit_info["best_val_loss"] != fitted.fit_info["best_val_loss"]
+
+
 def test_save_load_gives_identical_samples(fitted: Synthesizer, tmp_path) -> None:
     a = fitted.sample(12, seed=11)
     fitted.save(tmp_path / "model")
