@@ -152,6 +152,11 @@ def test_the_demos_commands_print_whole_when_not_a_terminal(tmp_path, monkeypatc
     )
     assert command in result.output.splitlines()
     assert f"  cardworld verify {ledger_dir}" in result.output.splitlines()
+    # What was made, one line each, the descriptions in one column.
+    lines = result.output.splitlines()
+    made = lines[lines.index(next(x for x in lines if x.startswith("Done."))) + 1 :][:3]
+    assert [line.strip().startswith(str(out)) for line in made] == [True] * 3
+    assert len({line.index("  the ") for line in made}) == 1
 
 
 def test_worlds_lists_the_shipped_worlds():

@@ -158,11 +158,14 @@ def demo(
             page = build_report(ledger_dir, out / "report")
     # Paths are text, not markup; each line prints whole, never wrapped, to copy as it is.
     console.print(f"\n[bold green]Done.[/] In [bold]{escape(str(out))}[/]:")
-    console.print(
-        f"  {escape(str(ledger_dir))}/                  the ledger (Parquet, with manifest.json)"
+    made = (
+        (f"{ledger_dir}/", "the ledger (Parquet, with manifest.json)"),
+        (str(csv), "the same rows in IBM TabFormer's CSV schema"),
+        (str(page), "the report: open it in a browser"),
     )
-    console.print(f"  {escape(str(csv))}   the same rows in IBM TabFormer's CSV schema")
-    console.print(f"  {escape(str(page))}           the report: open it in a browser")
+    width = max(len(path) for path, _ in made)
+    for path, what in made:
+        console.print(f"  {escape(path.ljust(width))}  {what}")
     console.print("Next:")
     commands = (
         f"cardworld verify {ledger_dir}",
