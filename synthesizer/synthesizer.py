@@ -534,6 +534,7 @@ def _device(name: str) -> torch.device:
 
 
 def _rich_progress() -> Callable[[dict], None]:
+    """A progress bar of training's steps (`fit`'s progress=True)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     bar = Progress(
@@ -545,31 +546,18 @@ def _rich_progress() -> Callable[[dict], None]:
         TextColumn("eta {task.fields[eta]:.0f}s"),
         transient=False,
     )
-    task = None
-
-    class Callback:
-        def __call__(self, info: dict) -> None:
-            nonlocal task
-            if task is None:
-                bar.start()
-                task = bar.add_task(
-                    "fit", total=info["total_steps"], epoch=0, loss=0.0, val="-", eta=0.0
-                )
-            bar.update(
-                task,
-                completed=info["step"],
-                epoch=info["epoch"],
-                loss=info["loss"],
-                # nan until a validation pass has run (and always without a validation split)
-                val="-" if math.isnan(info["val_loss"]) else f"{info['val_loss']:.3f}",
-                eta=info["eta_s"],
-            )
-
-        def close(self) -> None:
-            if task is not None:
-                bar.stop()
-
-    return Callback()
+    return _Bar(
+        bar,
+        lambda info: {
+            "total": info["total_steps"],
+            "completed": info["step"],
+            "epoch": info["epoch"],
+            "loss": info["loss"],
+            # nan until a validation pass has run (and always without a validation split)
+            "val": "-" if math.isnan(info["val_loss"]) else f"{info['val_loss']:.3f}",
+            "eta": info["eta_s"],
+        },
+    )
 
 
 def _rich_sample_progress() -> Callable[[dict], None]:
@@ -591,21 +579,28 @@ def _rich_sample_progress() -> Callable[[dict], None]:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    task = None
+    return _Bar(bar, lambda info: {"total": info["total"], "completed": info["step"]})
 
-    class Callback:
-        def __call__(self, info: dict) -> None:
-            nonlocal task
-            if task is None:
-                bar.start()
-                task = bar.add_task("sample", total=info["total"])
-            bar.update(task, completed=info["step"], total=info["total"])
 
-        def close(self) -> None:
-            if task is not None:
-                bar.stop()
+class _Bar:
+    """A rich progress bar driven by reports: started at the first, each shown as the task's
+    fields (`fields` maps a report to total, completed and the columns' own fields), and
+    stopped by close()."""
 
-    return Callback()
+    def __init__(self, bar, fields: Callable[[dict], dict]) -> None:
+        self.bar, self.fields, self.task = bar, fields, None
+
+    def __call__(self, info: dict) -> None:
+        shown = self.fields(info)
+        if self.task is None:
+            self.bar.start()
+            self.task = self.bar.add_task("", **shown)
+        else:
+            self.bar.update(self.task, **shown)
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.bar.stop()
 
 
 # Values a table's cells can hold that JSON cannot, written as {"__type__": T, "value": V}
