@@ -205,13 +205,13 @@ def bisect_right(cumulative: np.ndarray, lo: int, hi: int, target: float) -> int
 
 @kernel(allocates=False)
 def fill_guide(cumulative: np.ndarray, lo: int, hi: int, guide: np.ndarray) -> None:
-    """A guide table for `guided_search` over cumulative[lo:hi] (non-decreasing, total > 0):
+    """A guide table for `guided_pick` over cumulative[lo:hi] (non-decreasing, total > 0):
     guide[g] is the first index i with cumulative[i] > g / G of the total (G = len(guide))."""
     size = guide.shape[0]
     step = cumulative[hi - 1] / size
     i = lo
     # NOTE: a threshold's rounding moves an entry by at most one place, which
-    # `guided_search` corrects, so a product serves where a division per entry cost more.
+    # `guided_pick` corrects, so a product serves where a division per entry cost more.
     for g in range(size):
         threshold = g * step
         while i < hi - 1 and cumulative[i] <= threshold:
@@ -220,37 +220,20 @@ def fill_guide(cumulative: np.ndarray, lo: int, hi: int, guide: np.ndarray) -> N
 
 
 @kernel(allocates=False)
-def guided_search(
-    cumulative: np.ndarray, lo: int, hi: int, guide: np.ndarray, target: float
-) -> int:
-    """What `bisect_right` returns, found from the guide table's entry for `target`.
+def guided_pick(cumulative: np.ndarray, lo: int, hi: int, guide: np.ndarray, u: float) -> int:
+    """What `bisect_right` returns for `u` (in [0, 1)) times the total of cumulative[lo:hi]
+    (total > 0), found from the guide table's entry for `u`: an index drawn with those
+    weights when `u` is a uniform draw.
 
     NOTE: with a guide of about one entry per index, the answer is the entry or a step or
     two on (Chen's indexed search): a short predictable scan in place of a bisection's
     mispredicted branches. The scan corrects the entry in both directions, so the result
-    is exact whatever the rounding of the guide's thresholds.
+    is exact whatever the rounding of the guide's thresholds; taking the entry from `u`
+    itself spares a division by the total on a draw's chain of dependent steps.
     """
     size = guide.shape[0]
-    g = min(max(int(target / cumulative[hi - 1] * size), 0), size - 1)
-    return _scan(cumulative, lo, hi, guide[g], target)
-
-
-@kernel(allocates=False)
-def guided_choice(st: np.ndarray, cumulative: np.ndarray, lo: int, hi: int, guide: np.ndarray):
-    """An index drawn with the weights cumulative[lo:hi] (total > 0) and their guide table:
-    `guided_search` of a uniform draw times the total.
-
-    NOTE: the guide entry comes from the draw itself, sparing the division by the total
-    on a draw's chain of dependent steps (the scan corrects the entry either way).
-    """
-    size = guide.shape[0]
-    u = uniform(st)
-    return _scan(cumulative, lo, hi, guide[min(int(u * size), size - 1)], u * cumulative[hi - 1])
-
-
-@kernel(allocates=False)
-def _scan(cumulative: np.ndarray, lo: int, hi: int, i: int, target: float) -> int:
-    """`bisect_right`'s answer, stepping from index i (exact wherever i starts)."""
+    target = u * cumulative[hi - 1]
+    i = guide[min(int(u * size), size - 1)]
     while i > lo and cumulative[i - 1] > target:
         i -= 1
     while i < hi - 1 and cumulative[i] <= target:

@@ -71,7 +71,7 @@ class WorldArrays(NamedTuple):
     round_share: np.ndarray  # chance a ticket is a round sum
     round_cents: np.ndarray  # (T,) int64: of a multiple of this many cents
     hour_cum: np.ndarray  # (T, 24) cumulative hour-of-day weights
-    hour_guide: np.ndarray  # (T, 32) rng.guided_search tables over hour_cum
+    hour_guide: np.ndarray  # (T, 32) rng.guided_pick tables over hour_cum
     weekday_factor: np.ndarray  # (T, 7) Monday first, mean 1
     season_factor: np.ndarray  # (T, 12) mean 1
     holiday_factor: np.ndarray  # on public holidays and shopping days
@@ -388,7 +388,7 @@ def _segment_cumsum(weights: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 
 def _guides(cumulative: np.ndarray, size: int) -> np.ndarray:
-    """rng.guided_search tables, one per row of a (rows, n) cumulative-weights array."""
+    """rng.guided_pick tables, one per row of a (rows, n) cumulative-weights array."""
     guides = np.empty((cumulative.shape[0], size), dtype=np.int64)
     for row in range(cumulative.shape[0]):
         rng.fill_guide(cumulative[row], 0, cumulative.shape[1], guides[row])

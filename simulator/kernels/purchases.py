@@ -530,12 +530,12 @@ def _consumer_rows(w, i, person, cards, segments, work, buf, n):
                            card_weights, streams, buf, n)  # fmt: skip
         for _ in range(count):
             # NOTE: a bisection of the kind of day's cumulative weights. A guide table per
-            # kind of day (rng.guided_choice), built once per kind of day and consumer, cost
+            # kind of day (rng.guided_pick), built once per kind of day and consumer, cost
             # about what it saved: medians of 330 ns a row with it, 323 without (10 runs of
             # each, alternating), and it was a table of 64 entries per kind of day.
             target = rng.uniform(st) * combo_total[combo]
             k = rng.bisect_right(combo_cum[combo], 0, n_types, target)
-            hour = rng.guided_choice(st, w.hour_cum[k], 0, 24, w.hour_guide[k])
+            hour = rng.guided_pick(w.hour_cum[k], 0, 24, w.hour_guide[k], rng.uniform(st))
             seconds = hour * 3600 + rng.integer(st, 3600)
             mcc = pick_mcc(st, w, k)
             online = (not w.mcc_card_present[mcc]) or rng.uniform(st) < min(
@@ -689,7 +689,7 @@ def _pay_bills(w, cid, day, dom, y, state, epoch, bills, cards, i, funds, weight
                        day, amount, price)  # fmt: skip
         if c < 0:
             continue
-        hour = rng.guided_choice(st, w.hour_cum[k], 0, 24, w.hour_guide[k])
+        hour = rng.guided_pick(w.hour_cum[k], 0, 24, w.hour_guide[k], rng.uniform(st))
         seconds = hour * 3600 + rng.integer(st, 3600)
         error = _charge(st, w, card_kind, card_limit, funds, c, c - ca, ON_FILE, amount, price)
         emit(buf, n, day * 86400 + seconds, cid, card_id[c], merchant, mcc, k, cents, ONLINE,

@@ -167,7 +167,7 @@ def test_street_addresses_and_company_names_have_their_shapes():
     st.integers(1, 70),
     st.lists(st.floats(0.0, 1.0, exclude_max=True), min_size=1, max_size=20),
 )
-def test_guided_search_finds_what_bisection_finds(weights, size, uniforms):
+def test_guided_pick_finds_what_bisection_finds(weights, size, uniforms):
     weights[-1] = max(weights[-1], 0.25)  # a positive total
     cumulative = np.cumsum(np.array(weights))
     guide = np.empty(size, dtype=np.int64)
@@ -177,8 +177,8 @@ def test_guided_search_finds_what_bisection_finds(weights, size, uniforms):
     for u in [*uniforms, 0.0, np.nextafter(1.0, 0.0)]:
         target = u * cumulative[-1]
         expected = rng.bisect_right(cumulative, 0, len(cumulative), target)
-        assert rng.guided_search(cumulative, 0, len(cumulative), guide, target) == expected
-        assert rng.guided_search(cumulative, 0, len(cumulative), scrambled, target) == expected
+        assert rng.guided_pick(cumulative, 0, len(cumulative), guide, u) == expected
+        assert rng.guided_pick(cumulative, 0, len(cumulative), scrambled, u) == expected
 
 
 @settings(max_examples=300, deadline=None)
@@ -202,7 +202,7 @@ def test_bisect_right_is_numpys_searchsorted_within_a_segment(weights, data):
     st.integers(1, 70),
     st.integers(0, 2**32),
 )
-def test_guided_choice_is_bisection_of_the_same_draw(weights, size, key):
+def test_guided_pick_of_a_stream_draw_is_bisection_of_the_same_draw(weights, size, key):
     weights[-1] = max(weights[-1], 0.25)  # a positive total
     cumulative = np.cumsum(np.array(weights))
     guide = np.empty(size, dtype=np.int64)
@@ -211,7 +211,8 @@ def test_guided_choice_is_bisection_of_the_same_draw(weights, size, key):
     for _ in range(30):
         target = rng.uniform(reference) * cumulative[-1]
         expected = rng.bisect_right(cumulative, 0, len(cumulative), target)
-        assert rng.guided_choice(drawn, cumulative, 0, len(cumulative), guide) == expected
+        pick = rng.guided_pick(cumulative, 0, len(cumulative), guide, rng.uniform(drawn))
+        assert pick == expected
 
 
 def test_timeline_draws_are_the_stream_draws_of_rng():
