@@ -16,7 +16,6 @@ import json
 import os
 import posixpath
 import shutil
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from cardworld.errors import LedgerError
+from cardworld.errors import LedgerError, reason
 
 FORMAT = "cardworld-ledger/1"
 MANIFEST = "manifest.json"
@@ -335,9 +334,9 @@ def write_manifest(
 def read_manifest(url: str | os.PathLike) -> dict:
     fs, root = storage(url)
     path = posixpath.join(root, MANIFEST)
-    if not fs.exists(root):
-        raise LedgerError(f"{url}: does not exist; expected a cardworld ledger directory")
     if not fs.isfile(path):
+        if not fs.exists(root):
+            raise LedgerError(f"{url}: does not exist; expected a cardworld ledger directory")
         raise LedgerError(f"{url}: not a cardworld ledger (no {MANIFEST})")
     try:
         manifest = json.loads(fs.cat_file(path))
@@ -546,11 +545,9 @@ def unreadable(label: str, url, exc: Exception) -> LedgerError:
             f"{exc.filename or label}: missing, though the manifest lists it; "
             f"`cardworld verify {url}` lists what else is"
         )
-    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    reason = reason.replace("Could not open Parquet input source '<Buffer>': ", "")
-    reason = textwrap.shorten(reason, 200, placeholder=" ...")  # whole words, not half a one
+    why = reason(exc).replace("Could not open Parquet input source '<Buffer>': ", "")
     return LedgerError(
-        f"{label}: cannot be read as Parquet ({reason}); the file is damaged: "
+        f"{label}: cannot be read as Parquet ({why}); the file is damaged: "
         f"`cardworld verify {url}` checks the ledger against its manifest"
     )
 

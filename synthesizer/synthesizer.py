@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from safetensors.torch import load_model, save_model
 
-from cardworld.errors import ConfigError, DataError
+from cardworld.errors import ConfigError, DataError, reason
 from cardworld.simulator import ledger
 from cardworld.synthesizer import codec as codec_pkg
 from cardworld.synthesizer.codec import TableCodec
@@ -453,9 +453,8 @@ class Synthesizer:
         try:
             load_model(self.model, str(path / WEIGHTS))
         except Exception as exc:  # safetensors raises its own error types
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ConfigError(
-                f"{path / WEIGHTS} is damaged ({reason:.160}); expected the weights that fit "
+                f"{path / WEIGHTS} is damaged ({reason(exc)}); expected the weights that fit "
                 "wrote for this manifest"
             ) from None
         self.fit_info = manifest.get("fit", {})

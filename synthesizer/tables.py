@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from cardworld.errors import DataError
+from cardworld.errors import DataError, reason
 from cardworld.simulator import ledger
 from cardworld.synthesizer.schema import looks_like_datetime
 
@@ -65,9 +65,8 @@ def read_table(path: str | Path) -> Table:
         raise DataError(f"input {path} is empty; expected a CSV file with a header row") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
         # A malformed CSV (an unclosed quote, a cut-off last line) or a damaged Parquet file.
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         what = "CSV with a header row" if suffix == ".csv" else "Parquet file"
-        raise DataError(f"input {path} cannot be read ({reason:.200}); expected a {what}") from None
+        raise DataError(f"input {path} cannot be read ({reason(exc)}); expected a {what}") from None
     if events.empty:
         raise DataError(f"input {path} has no rows (columns {list(events.columns)}); expected rows")
     return Table(events)
@@ -127,9 +126,8 @@ def parse_dates(df: pd.DataFrame) -> pd.DataFrame:
                 try:
                     df[c] = pd.to_datetime(df[c], format="mixed")
                 except (ValueError, OverflowError) as exc:  # pandas' DateParseError is one
-                    reason = str(exc).splitlines()[0]
                     raise DataError(
-                        f"column {c!r}: looks like datetimes, but {reason:.160}"
+                        f"column {c!r}: looks like datetimes, but {reason(exc)}"
                     ) from None
         if isinstance(df[c].dtype, pd.DatetimeTZDtype):
             df[c] = df[c].dt.tz_localize(None)
