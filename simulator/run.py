@@ -392,16 +392,21 @@ def _end_with_parent(parent: int) -> None:
     tasks were done. Ctrl-C reaches the workers itself (the terminal signals the whole
     process group).
     """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
-    except (OSError, AttributeError):
+    prctl = _libc_function("prctl") if sys.platform.startswith("linux") else None
+    if prctl is None:
         return
     pr_set_pdeathsig = 1
     prctl(pr_set_pdeathsig, signal.SIGTERM)
     if os.getppid() != parent:  # the parent died before the request: end now
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _libc_function(name: str):
+    """A function of the C library (libc.so.6), or None where it has none by that name."""
+    try:
+        return getattr(ctypes.CDLL("libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
 
 
 def _keep_freed_memory() -> None:
@@ -415,11 +420,8 @@ def _keep_freed_memory() -> None:
     A worker's memory then stays at its peak, which a block bounds anyway. Only our own
     worker processes do this: a caller's process or a Dask worker is left alone.
     """
-    if platform.libc_ver()[0] != "glibc":
-        return
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
+    mallopt = _libc_function("mallopt") if platform.libc_ver()[0] == "glibc" else None
+    if mallopt is None:
         return
     m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's mallopt parameters
     mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest: allocate below it from the heap
