@@ -82,7 +82,8 @@ LIST_ROWS = 2048
 # (B_START + unit), the first row after it (B_END + unit), then two rows per window,
 # used by rolling windows: B_ROLLING + w holds each row's window edge, and
 # B_ROLLING + n_windows + w the first row of its block (`_fill_blocks`) for min, max and
-# top-k targets.
+# top-k targets; then a spare row (B_ROLLING + 2 n_windows) for the edges of a rolling
+# window the plan lacks, which `_fill_rolling` writes beside those of its twin.
 B_START = 0
 B_END = 3
 B_ROLLING = 6
@@ -91,7 +92,7 @@ B_ROLLING = 6
 class Scratch(NamedTuple):
     """One thread's working arrays, at least as long as its longest user (see `_scratch`)."""
 
-    bounds: np.ndarray  # (B_ROLLING + 2 n_windows, .) int32: window bounds
+    bounds: np.ndarray  # (B_ROLLING + 2 n_windows + 1, .) int32: window bounds
     words: np.ndarray  # (n_words, .) int64: filter bits of every row
     masks: np.ndarray  # (n_filters, .) uint8: 0/1 of every row, per filter
     prefix: np.ndarray  # (n_filters, . + 1) float64: sums of matching amounts before a row
@@ -190,71 +191,80 @@ def _fill_calendar(ts, ends, bounds):
 
 
 @kernel(allocates=False)
-def _fill_rolling(ts, future, length, out):
-    """Where each row's rolling window starts (past) or stops (future), current row included.
+def _fill_rolling(ts, length, past, future):
+    """Where each row's rolling windows of `length` start (past) and stop (future), the
+    current row included.
 
-    ts: (n,) int64 microseconds, sorted. length: > 0 microseconds. out: (>= n,) int32. A
-    past window is rows [out[i], i]: rows later than ts[i] - length. A future window is
-    rows [i, out[i]): rows earlier than ts[i] + length.
+    ts: (n,) int64 microseconds, sorted. length: > 0 microseconds. past, future: (>= n,)
+    int32. A past window is rows [past[i], i]: rows later than ts[i] - length. A future
+    window is rows [i, future[i]): rows earlier than ts[i] + length.
 
-    NOTE: a branch-free merge of the rows with the window edges, each step a chain of
-    dependent loads and compares. The four quarters of the rows run as four merges side by
-    side, so their chains overlap: 12 µs for 4,096 rows against 15.5 µs for two merges and
-    20 µs for one (writing the past and future loops out apart saved another 1.5 µs). A
-    `while` loop moving the edge mispredicts about once a row; counting how many of the
-    next four rows the edge passes measured no faster.
+    NOTE: one branch-free merge of the rows with their window edges gives both. The merge
+    moves the past edge j past row j at the first row i with ts[j] + length <= ts[i]: that
+    row is where row j's future window stops, so each step writes future[j] = i and the last
+    write for row j is the right one: 13-15 µs for both edges of 4,096 rows, against 17-21 µs
+    for the past edges and then the future ones from them. Each step is a chain of dependent
+    loads and compares: the four quarters of the rows run as four merges side by side, so
+    their chains overlap: 12 µs for 4,096 rows against 15.5 µs for two merges and 20 µs for
+    one. A `while` loop moving the edge mispredicts about once a row; counting how many of
+    the next four (or eight) rows the edge passes measured no faster.
     """
     n = ts.shape[0]
     q1, q2, q3 = n // 4, n // 2, 3 * n // 4
-    i0, j0 = 0, _edge(ts, future, length, 0)
-    i1, j1 = q1, _edge(ts, future, length, q1)
-    i2, j2 = q2, _edge(ts, future, length, q2)
-    i3, j3 = q3, _edge(ts, future, length, q3)
+    i0, j0 = 0, 0
+    i1, j1 = q1, _past_edge(ts, length, q1)
+    i2, j2 = q2, _past_edge(ts, length, q2)
+    i3, j3 = q3, _past_edge(ts, length, q3)
+    s1, s2, s3 = j1, j2, j3
     while i0 < q1 and i1 < q2 and i2 < q3 and i3 < n:
-        step0 = 1 if _moves(ts, future, length, i0, j0) else 0
-        step1 = 1 if _moves(ts, future, length, i1, j1) else 0
-        step2 = 1 if _moves(ts, future, length, i2, j2) else 0
-        step3 = 1 if _moves(ts, future, length, i3, j3) else 0
-        out[i0] = j0
-        out[i1] = j1
-        out[i2] = j2
-        out[i3] = j3
+        step0 = 1 if ts[j0] + length <= ts[i0] else 0
+        step1 = 1 if ts[j1] + length <= ts[i1] else 0
+        step2 = 1 if ts[j2] + length <= ts[i2] else 0
+        step3 = 1 if ts[j3] + length <= ts[i3] else 0
+        past[i0] = j0
+        past[i1] = j1
+        past[i2] = j2
+        past[i3] = j3
+        future[j0] = i0
+        future[j1] = i1
+        future[j2] = i2
+        future[j3] = i3
         j0, i0 = j0 + step0, i0 + 1 - step0
         j1, i1 = j1 + step1, i1 + 1 - step1
         j2, i2 = j2 + step2, i2 + 1 - step2
         j3, i3 = j3 + step3, i3 + 1 - step3
     # Lanes finish at different steps: each runs its rest alone.
-    _merge(ts, future, length, out, i0, j0, q1)
-    _merge(ts, future, length, out, i1, j1, q2)
-    _merge(ts, future, length, out, i2, j2, q3)
-    _merge(ts, future, length, out, i3, j3, n)
+    _merge(ts, length, past, future, i0, j0, q1, s1)
+    _merge(ts, length, past, future, i1, j1, q2, s2)
+    _merge(ts, length, past, future, i2, j2, q3, s3)
+    _merge(ts, length, past, future, i3, j3, n, n)
+    # A lane's edge can end on the row where the next lane's began, and write it after the
+    # next lane's last write: those rows are worked out again.
+    for j in (s1, s2, s3):
+        if j < n:
+            future[j] = _future_edge(ts, length, j)
 
 
 @kernel(allocates=False)
-def _merge(ts, future, length, out, i, j, stop):
-    """`_fill_rolling`'s merge for rows [i, stop), from edge j."""
+def _merge(ts, length, past, future, i, j, stop, j_stop):
+    """`_fill_rolling`'s merge for rows [i, stop), from edge j. Rows [j, j_stop), which the
+    edge does not pass before `stop`, have their future windows stop there."""
     while i < stop:
-        step = 1 if _moves(ts, future, length, i, j) else 0
-        out[i] = j
+        step = 1 if ts[j] + length <= ts[i] else 0
+        past[i] = j
+        future[j] = i
         j, i = j + step, i + 1 - step
+    for r in range(j, j_stop):
+        future[r] = stop
 
 
 @kernel(allocates=False)
-def _moves(ts, future, length, i, j):
-    """Whether the merge moves row i's edge past row j: row j has left row i's past window,
-    or lies in its future window."""
-    if future:
-        return j < ts.shape[0] and ts[j] < ts[i] + length
-    return ts[j] + length <= ts[i]
-
-
-@kernel(allocates=False)
-def _edge(ts, future, length, i):
-    """Row i's rolling window edge as `_fill_rolling` defines it, by bisection."""
-    lo, hi = 0, ts.shape[0]
+def _past_edge(ts, length, i):
+    """Where row i's past rolling window starts (`_fill_rolling`), by bisection."""
+    lo, hi = 0, i
     while lo < hi:
         mid = (lo + hi) // 2
-        if _moves(ts, future, length, i, mid):
+        if ts[mid] + length <= ts[i]:
             lo = mid + 1
         else:
             hi = mid
@@ -262,20 +272,16 @@ def _edge(ts, future, length, i):
 
 
 @kernel(allocates=False)
-def _invert_rolling(past, n, out):
-    """Future bounds of a rolling window from the past bounds of the same length, branch-free.
-
-    past: (>= n,) int32 past bounds. out: (>= n,) int32. Row j lies in the future window of
-    row i exactly when i lies in the past window of row j, so out[i] = #{j : past[j] <= i}.
-    """
-    for i in range(n):
-        out[i] = 0
-    for j in range(n):
-        out[past[j]] = j + 1  # past is non-decreasing: the last j per value wins
-    run = 0
-    for i in range(n):
-        run = max(run, out[i])
-        out[i] = run
+def _future_edge(ts, length, i):
+    """Where row i's future rolling window stops (`_fill_rolling`), by bisection."""
+    lo, hi = i, ts.shape[0]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ts[mid] < ts[i] + length:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 @kernel(allocates=False)
@@ -719,16 +725,22 @@ def _ranks_rolling(params, w):
 
 
 @kernel(allocates=False)
-def _past_twin(windows, w):
-    """Row of the past rolling window as long as rolling window w, or -1."""
-    for v in range(windows.shape[0]):
-        same = (
-            windows[v, W_UNIT] == UNIT_ROLLING
-            and windows[v, W_LENGTH_US] == windows[w, W_LENGTH_US]
-        )
-        if same and windows[v, W_FUTURE] == 0:
-            return v
-    return -1
+def _rolling_rows(windows, w):
+    """Rows of `bounds` for the past and the future rolling windows as long as rolling
+    window w (the spare row for one the plan lacks), and whether w is the first
+    window of its length (the one that fills them)."""
+    n_windows = windows.shape[0]
+    past = future = B_ROLLING + 2 * n_windows
+    first = True
+    for v in range(n_windows):
+        same = windows[v, W_UNIT] == UNIT_ROLLING
+        if same and windows[v, W_LENGTH_US] == windows[w, W_LENGTH_US]:
+            first &= v >= w
+            if windows[v, W_FUTURE] != 0:
+                future = B_ROLLING + v
+            else:
+                past = B_ROLLING + v
+    return past, future, first
 
 
 @kernel(allocates=False)
@@ -755,17 +767,13 @@ def _user_targets(
         if unit != UNIT_ROLLING:
             calendar = True
             ends |= windows[w, W_FUTURE] != 0
-        elif windows[w, W_FUTURE] == 0:
-            _fill_rolling(ts, False, windows[w, W_LENGTH_US], bounds[B_ROLLING + w])
+        else:
+            past, future, first = _rolling_rows(windows, w)
+            if first:
+                _fill_rolling(ts, windows[w, W_LENGTH_US], bounds[past], bounds[future])
     if calendar:
         _fill_calendar(ts, ends, bounds)
     for w in range(windows.shape[0]):
-        if windows[w, W_UNIT] == UNIT_ROLLING and windows[w, W_FUTURE] != 0:
-            twin = _past_twin(windows, w)
-            if twin >= 0:
-                _invert_rolling(bounds[B_ROLLING + twin], n, bounds[B_ROLLING + w])
-            else:
-                _fill_rolling(ts, True, windows[w, W_LENGTH_US], bounds[B_ROLLING + w])
         if windows[w, W_UNIT] == UNIT_ROLLING and _ranks_rolling(params, w):
             _fill_blocks(ts, windows[w, W_LENGTH_US], bounds[B_ROLLING + windows.shape[0] + w])
     _fill_filters(
@@ -873,7 +881,7 @@ def _scratch(longest, params, windows, filters, mcc_bits, list_rows):
             rolling_topk |= windows[params[t, P_WINDOW], W_UNIT] == UNIT_ROLLING
     n_filters = filters.shape[0]
     return Scratch(
-        bounds=np.empty((B_ROLLING + 2 * windows.shape[0], longest), dtype=np.int32),
+        bounds=np.empty((B_ROLLING + 2 * windows.shape[0] + 1, longest), dtype=np.int32),
         words=np.empty((mcc_bits.shape[0], longest), dtype=np.int64),
         masks=np.empty((n_filters, longest), dtype=np.uint8),
         prefix=np.empty((n_filters, longest + 1), dtype=np.float64),

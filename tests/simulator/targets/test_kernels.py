@@ -396,3 +396,20 @@ def test_rolling_windows_before_1970_and_across_block_edges():
         dtype="float64",
     )
     _assert_matches_naive(frame, targets)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    times=st.lists(st.integers(0, 60), min_size=1, max_size=48),
+    length=st.integers(1, 40),
+)
+def test_rolling_edges_match_a_sorted_search(times, length):
+    # One merge fills the past and the future edges of every row, in four lanes side by side:
+    # many equal times put lane boundaries on runs of ties.
+    ts = np.sort(np.array(times, dtype=np.int64))
+    n = ts.size
+    past = np.full(n, -1, np.int32)
+    future = np.full(n, -1, np.int32)
+    K._fill_rolling(ts, length, past, future)
+    np.testing.assert_array_equal(past, np.searchsorted(ts, ts - length, side="right"))
+    np.testing.assert_array_equal(future, np.searchsorted(ts, ts + length, side="left"))
