@@ -305,6 +305,7 @@ def summary(f: dict) -> dict:
     return {
         "quality_score": f["quality_score"],
         "privacy_score": p["privacy_score"],
+        "discriminator_auc": f["discriminator"]["auc"],
         "exact_row_overlap": p["exact_row_overlap"],
         "identifier_overlap": p["identifier_overlap"],
         "dcr_median_synthetic": p["dcr_synthetic"]["median"],
@@ -343,6 +344,7 @@ def print_table(results: dict) -> None:
     ev = [
         ("quality", "quality_score"),
         ("privacy", "privacy_score"),
+        ("disc AUC", "discriminator_auc"),
         ("overlap", "exact_row_overlap"),
         ("trans TVD", "category_transitions_tvd"),
         ("hourxcat TVD", "hour_by_category_tvd"),

@@ -388,7 +388,11 @@ def _run_report_command(command: str, tmp_path, out, monkeypatch, write, overwri
     else:
         table = tmp_path / "table.csv"
         table.write_text("acct_id,amount\n1,2\n1,3\n2,4\n")
-        figures = {"quality_score": 5, "privacy": {"privacy_score": 5, "exact_row_overlap": 0}}
+        figures = {
+            "quality_score": 5,
+            "privacy": {"privacy_score": 5, "exact_row_overlap": 0},
+            "discriminator": {"auc": 0.5},
+        }
         monkeypatch.setattr(
             "cardworld.synthesizer.evaluate.evaluate_tables",
             lambda *args, out, **kwargs: write(Path(out)) or figures,

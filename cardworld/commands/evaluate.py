@@ -40,7 +40,10 @@ def evaluate(
             out=folder,
         )
     p = figures["privacy"]
+    auc = figures["discriminator"]["auc"]
     typer.echo(
         f"quality {figures['quality_score']}/10, privacy {p['privacy_score']}/10, "
-        f"exact row overlap {p['exact_row_overlap']:.2%}; report in {out / 'index.html'}"
+        f"exact row overlap {p['exact_row_overlap']:.2%}"
+        + ("" if auc is None else f", discriminator AUC {auc}")
+        + f"; report in {out / 'index.html'}"
     )

@@ -3,7 +3,8 @@
 Quality compares distributions: every column on its own (total variation distance for
 categories, Kolmogorov-Smirnov for numbers and times), the category mix, amounts overall and
 by category, events per group, gaps between events, hour of day by category, and category
-transitions. Privacy counts synthetic rows that copy a training row exactly and compares each
+transitions; and whether a classifier can tell the tables' rows apart (`detection.py`, its
+AUC kept apart from the quality score). Privacy counts synthetic rows that copy a training row exactly and compares each
 synthetic row's distance to its closest training record (Gower distance) with the same
 distance for real holdout rows that were never trained on.
 """
@@ -18,6 +19,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from cardworld.errors import DataError
+from cardworld.synthesizer.evaluate.detection import discriminator
 from cardworld.synthesizer.schema import Schema, infer_schema
 from cardworld.synthesizer.tables import parse_dates
 
@@ -164,6 +166,7 @@ def compute(
             figures["hour_by_category"] = {"tvd": _tvd(hx_r.stack(), hx_s.stack())}
             plots["hour_by_category"] = (hx_r, hx_s)
 
+    figures["discriminator"] = discriminator(real, synth, roles)
     figures["privacy"], plots["dcr"] = privacy_figures(real, synth, holdout, roles)
     figures["quality_score"] = quality_score(figures)
     figures["roles"] = {

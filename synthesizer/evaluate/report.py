@@ -151,6 +151,11 @@ def _page(figures: dict, images: list[tuple[str, str]]) -> str:
         ("Exact row overlap with training", f"{p['exact_row_overlap']:.2%}"),
         ("Median distance to closest record, synthetic", p["dcr_synthetic"]["median"]),
     ]
+    d = figures.get("discriminator", {})
+    if d.get("auc") is not None:
+        top = ", ".join(list(d["top_features"])[:3])
+        rows.append(("Discriminator AUC (0.5: cannot tell the tables apart)", d["auc"]))
+        rows.append(("What it leaned on most", top))
     if p.get("rare_value_copies"):
         column, share = max(p["rare_value_copies"].items(), key=lambda item: item[1])
         label = f"Groups given a rare training value ({column}, the most)"

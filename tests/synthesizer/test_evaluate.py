@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from cardworld.synthesizer.evaluate import evaluate_tables
-from cardworld.synthesizer.evaluate.metrics import privacy_score
+from cardworld.synthesizer.evaluate.detection import _whole_groups, discriminator
+from cardworld.synthesizer.evaluate.metrics import _sorted, find_roles, prepare, privacy_score
 
 
 def _shuffled(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
@@ -82,3 +83,44 @@ def test_copied_rare_static_values_are_counted_against_chance(table: pd.DataFram
     figures = {"exact_row_overlap": 0.0, "identifier_overlap": {}}
     copies = {"rare_value_copies": {"birth": 0.6}, "rare_value_copies_holdout": {"birth": 0.1}}
     assert privacy_score(figures) == 10.0 and privacy_score({**figures, **copies}) == 5.0
+
+
+def test_discriminator_tells_changed_tables_apart_and_names_the_change(make_table) -> None:
+    # Another sample of the same generator (other accounts) cannot be told apart; amounts
+    # scaled by 1.3, or a day added to each gap, can, and the AUC names the changed feature.
+    real, fresh = make_table(200, seed=0), make_table(200, seed=1)
+    roles = find_roles(real, "acct_id", "txn_index")
+    real, fresh = _sorted(prepare(real), roles), _sorted(prepare(fresh), roles)
+    same = discriminator(real, fresh, roles)
+    assert 0.4 < same["auc"] < 0.6
+    assert same["rows"] == {"real": len(real), "synthetic": len(fresh)} and same["folds"] == 5
+
+    richer = discriminator(real, fresh.assign(txn_amount=fresh["txn_amount"] * 1.3), roles)
+    assert richer["auc"] > 0.9 and next(iter(richer["top_features"])) == "txn_amount"
+
+    later = fresh["timestamp"] + pd.to_timedelta(fresh.groupby("acct_id").cumcount(), unit="D")
+    slower = discriminator(real, fresh.assign(timestamp=later), roles)
+    assert slower["auc"] > 0.8 and next(iter(slower["top_features"])) == "hours since previous"
+
+    assert discriminator(real, fresh, roles) == same  # seeded and single-threaded
+    zoned = [
+        t.assign(timestamp=t["timestamp"].dt.tz_localize("America/Chicago")) for t in (real, fresh)
+    ]
+    assert discriminator(*zoned, roles) == same  # features read the wall clock
+
+
+def test_discriminator_reads_whole_groups_and_needs_two_of_them(table: pd.DataFrame) -> None:
+    roles = find_roles(table, "acct_id", "txn_index")
+    table = _sorted(prepare(table), roles)
+    sizes = table.groupby("acct_id").size()
+    kept = _whole_groups(table, "acct_id", 100, np.random.default_rng(0))
+    kept_sizes = kept.groupby("acct_id").size()
+    assert (kept_sizes == sizes[kept_sizes.index]).all()  # every group it reads, whole
+    assert len(kept) <= 100 < len(kept) + sizes.max()  # stopped at a group that did not fit
+    assert discriminator(table, table, roles, max_rows=100)["rows"]["real"] == len(kept)
+
+    one = table[table["acct_id"] == table["acct_id"].iloc[0]]
+    assert discriminator(table, one, roles) == {
+        "auc": None,
+        "reason": f"needs two groups in each table, has {(sizes.size, 1)}",
+    }
