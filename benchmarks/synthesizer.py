@@ -306,6 +306,7 @@ def summary(f: dict) -> dict:
         "quality_score": f["quality_score"],
         "privacy_score": p["privacy_score"],
         "discriminator_auc": f["discriminator"]["auc"],
+        "discriminator_top_features": f["discriminator"].get("top_features"),
         "exact_row_overlap": p["exact_row_overlap"],
         "identifier_overlap": p["identifier_overlap"],
         "dcr_median_synthetic": p["dcr_synthetic"]["median"],

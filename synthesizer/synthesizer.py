@@ -31,6 +31,7 @@ from cardworld.simulator import ledger
 from cardworld.synthesizer import codec as codec_pkg
 from cardworld.synthesizer.codec import TableCodec
 from cardworld.synthesizer.codec import datetime as datetime_codec
+from cardworld.synthesizer.codec.categorical import RARE_VALUES
 from cardworld.synthesizer.codec.table import sort_table
 from cardworld.synthesizer.model import ModelConfig, SequenceModel
 from cardworld.synthesizer.privacy import PiiReplacer
@@ -64,6 +65,10 @@ class SynthesizerConfig:
     n_sub: int = 64
     rare_threshold: int = 5
     max_categories: int = 1000
+    # What sampling writes where the model chose the rare-category token of a text column:
+    # "placeholder" (new values <rare 1>, <rare 2>, ...) or "drop" (another category
+    # instead); see codec/categorical.py.
+    rare_values: str = "placeholder"
     seed: int = 0
     device: str = "auto"
     # How many events a fresh group gets: "fitted" draws it from the training groups'
@@ -98,6 +103,10 @@ class SynthesizerConfig:
             raise ConfigError(f"dropout is {self.dropout}; expected 0 <= value < 1")
         if self.rare_threshold < 1:
             raise ConfigError(f"rare_threshold is {self.rare_threshold}; expected >= 1")
+        if self.rare_values not in RARE_VALUES:
+            raise ConfigError(
+                f"rare_values is {self.rare_values!r}; expected one of {', '.join(RARE_VALUES)}"
+            )
         if self.group_lengths not in ("fitted", "model"):
             raise ConfigError(
                 f"group_lengths is {self.group_lengths!r}; expected 'fitted' or 'model'"
@@ -162,6 +171,7 @@ class Synthesizer:
             n_sub=cfg.n_sub,
             rare_threshold=cfg.rare_threshold,
             max_categories=cfg.max_categories,
+            rare_values=cfg.rare_values,
         )
         enc = codec.encode(df)
         lengths = np.diff(enc.starts)

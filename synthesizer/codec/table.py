@@ -118,6 +118,7 @@ class TableCodec:
         n_sub: int = 64,
         rare_threshold: int = 5,
         max_categories: int = 1000,
+        rare_values: str = "placeholder",
     ) -> TableCodec:
         """Stats of every learned column of ``df`` (rows sorted by group, then order)."""
         first = first_rows(df[schema.group_by])
@@ -153,7 +154,10 @@ class TableCodec:
             else:
                 # A static value counts its groups (one row each here), an event value its rows.
                 stats[spec.name] = categorical.analyze(
-                    s, rare_threshold=rare_threshold, max_categories=max_categories
+                    s,
+                    rare_threshold=rare_threshold,
+                    max_categories=max_categories,
+                    rare_values=rare_values,
                 )
         longest = int(np.diff(np.append(np.flatnonzero(first), len(df))).max())
         return cls(schema, stats, bucket_width=-(-longest // N_BUCKETS))

@@ -28,12 +28,30 @@ def test_categorical_round_trip(values: list) -> None:
 
 def test_categorical_rare_values_are_grouped_and_blocked() -> None:
     s = pd.Series(["a"] * 10 + ["b"] * 10 + ["secret"])
-    stats = categorical.analyze(s, rare_threshold=5)
+    stats = categorical.analyze(s, rare_threshold=5, rare_values="drop")
     assert "secret" not in stats["categories"]
     codes = categorical.encode(s, stats)["cat"]
     rare = len(stats["categories"]) + 1
     assert codes[-1] == rare
     assert rare in categorical.blocked(stats)["cat"]
+
+
+def test_categorical_rare_values_sample_as_new_placeholders() -> None:
+    # The rare token may be sampled in a text column; each sampled one decodes to a new
+    # value, never a training value. Numbers, and columns without kept categories, drop it.
+    s = pd.Series(["a"] * 10 + ["b"] * 10 + ["secret", "other"])
+    stats = categorical.analyze(s, rare_threshold=5)
+    rare = len(stats["categories"]) + 1
+    assert rare not in categorical.blocked(stats)["cat"]
+    codes = np.array([0, rare, 1, rare, rare])
+    back = categorical.decode({"cat": codes}, stats)
+    assert back.tolist() == ["a", "<rare 1>", "b", "<rare 2>", "<rare 3>"]
+    numbers = categorical.analyze(pd.Series([5411] * 10 + [7995]), rare_threshold=5)
+    assert not numbers["rare_placeholders"] and 2 in categorical.blocked(numbers)["cat"]
+    names = categorical.analyze(pd.Series(["Elm St", "Oak Ave"]), rare_threshold=2)
+    assert not names["rare_placeholders"]
+    common = categorical.analyze(pd.Series(["a"] * 10), rare_threshold=5)
+    assert not common["rare_placeholders"]  # nothing rare to stand in for
 
 
 @settings(max_examples=60, deadline=None)
