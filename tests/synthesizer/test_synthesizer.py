@@ -215,6 +215,31 @@ def test_the_model_can_decide_group_lengths(table: pd.DataFrame, tiny: dict) -> 
         Synthesizer(**{**tiny, "group_lengths": "random"})
 
 
+def test_rare_text_values_come_out_as_new_placeholders_or_are_dropped(
+    table: pd.DataFrame, tiny: dict
+) -> None:
+    # Half the rows name a shop no one else visits (rare), half one of two chains.
+    rng = np.random.default_rng(0)
+    chains = rng.choice(["Big Mart", "Gas & Go"], len(table))
+    local = [f"Local shop {i}" for i in range(len(table))]
+    shops = table.assign(shop=np.where(rng.random(len(table)) < 0.5, local, chains))
+    kept = {"Big Mart", "Gas & Go"}
+    for rare_values in ("placeholder", "drop"):
+        synth = Synthesizer(**{**tiny, "max_epochs": 6, "rare_values": rare_values}).fit(
+            shops, group_by="acct_id", order_by="txn_index"
+        )
+        out = synth.sample(40, seed=0)["shop"]
+        new = out[~out.isin(kept)]
+        assert not new.isin(local).any()  # never a training shop's name
+        if rare_values == "drop":
+            assert new.empty
+        else:
+            assert 0.25 < len(new) / len(out) < 0.75  # the tail keeps about its half
+            assert new.is_unique and new.str.fullmatch(r"<rare \d+>").all()
+    with pytest.raises(ConfigError, match="rare_values"):
+        Synthesizer(**{**tiny, "rare_values": "keep"})
+
+
 # Cells a ledger or a Parquet file can hold that JSON cannot; as categories they are saved
 # tagged and read back as the same type (a ledger's consumers have datetime.date birth dates).
 ODD_CELLS = {
