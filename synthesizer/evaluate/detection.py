@@ -7,7 +7,9 @@ events in the group, hours since the group's previous event). Groups, never rows
 into folds, so no group is both trained and tested on; a gradient-boosted classifier fit on
 the other folds scores each fold's rows. The AUC over all rows says how well it tells the
 tables apart: 0.5 when it cannot, 1.0 when it always can. The features it leaned on most
-say what gives the synthetic rows away.
+say what gives the synthetic rows away. Far below 0.5 is a warning of another kind: the
+synthetic rows copy real ones, so a real row's copy, trained on as synthetic in another
+fold, makes the real row look synthetic (a row-for-row copy of a table scores about 0.03).
 """
 
 from __future__ import annotations

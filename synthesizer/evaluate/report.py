@@ -154,7 +154,8 @@ def _page(figures: dict, images: list[tuple[str, str]]) -> str:
     d = figures.get("discriminator", {})
     if d.get("auc") is not None:
         top = ", ".join(list(d["top_features"])[:3])
-        rows.append(("Discriminator AUC (0.5: cannot tell the tables apart)", d["auc"]))
+        label = "Discriminator AUC (0.5: cannot tell the tables apart; far below: copies)"
+        rows.append((label, d["auc"]))
         rows.append(("What it leaned on most", top))
     if p.get("rare_value_copies"):
         column, share = max(p["rare_value_copies"].items(), key=lambda item: item[1])

@@ -102,6 +102,11 @@ def test_discriminator_tells_changed_tables_apart_and_names_the_change(make_tabl
     slower = discriminator(real, fresh.assign(timestamp=later), roles)
     assert slower["auc"] > 0.8 and next(iter(slower["top_features"])) == "hours since previous"
 
+    # A row-for-row copy under other keys: each real row's copy, trained on as synthetic
+    # in another fold, makes it look synthetic: far below 0.5 flags copying.
+    copied = real.assign(acct_id="COPY-" + real["acct_id"])
+    assert discriminator(real, copied, roles)["auc"] < 0.2
+
     assert discriminator(real, fresh, roles) == same  # seeded and single-threaded
     zoned = [
         t.assign(timestamp=t["timestamp"].dt.tz_localize("America/Chicago")) for t in (real, fresh)
