@@ -60,7 +60,9 @@ def test_holdout_and_report_files(table: pd.DataFrame, sampled: pd.DataFrame, tm
         "dcr.png",
     } <= names
     assert json.loads((tmp_path / "figures.json").read_text())["rows"]["synthetic"] == len(sampled)
-    assert "hour_by_category.png" in (tmp_path / "index.html").read_text()
+    page = (tmp_path / "index.html").read_text()
+    assert "hour_by_category.png" in page
+    assert f"<td>{figures['discriminator']['auc']}</td>" in page
 
 
 def test_copied_rare_static_values_are_counted_against_chance(table: pd.DataFrame) -> None:
