@@ -345,6 +345,7 @@ def _check_tables(spec: WorldSpec, tables: dict[str, pd.DataFrame], file: Path) 
         )
     for table in ("hours", "weekdays", "seasons"):
         df = tables[table]
+        _fail_rows(df, df["profile"].duplicated(), paths[table], "profile", "unique")
         numbers = df.drop(columns="profile")
         for column in numbers.columns:
             _fail_rows(df, numbers[column] < 0, paths[table], column, "non-negative")
@@ -364,6 +365,13 @@ def _check_tables(spec: WorldSpec, tables: dict[str, pd.DataFrame], file: Path) 
         "a type of the goods table",
     )
     _fail_rows(goods_mcc, goods_mcc["weight"] <= 0, paths["goods_mcc"], "weight", "positive")
+    _fail_rows(
+        goods_mcc,
+        goods_mcc.duplicated(["type", "mcc"]),
+        paths["goods_mcc"],
+        "mcc",
+        "listed once per type",
+    )
     unmapped = sorted(set(goods["type"]) - set(goods_mcc["type"]))
     if unmapped:
         raise WorldError(f"{paths['goods_mcc']}: goods type(s) {unmapped} have no MCC")
@@ -395,6 +403,9 @@ def _check_tables(spec: WorldSpec, tables: dict[str, pd.DataFrame], file: Path) 
     )
     _fail_rows(chains, chains["weight"] <= 0, paths["chains"], "weight", "positive")
     _fail_rows(
+        chains, chains.duplicated(["chain", "mcc"]), paths["chains"], "mcc", "listed once per chain"
+    )
+    _fail_rows(
         chains,
         chains["locations_per_100k"] < 0,
         paths["chains"],
@@ -417,6 +428,7 @@ def _check_tables(spec: WorldSpec, tables: dict[str, pd.DataFrame], file: Path) 
         )
 
     drift = tables["drift"]
+    _fail_rows(drift, drift["year"].duplicated(), paths["drift"], "year", "unique")
     for column in ("chip_card_share", "chip_terminal_share"):
         _fail_rows(
             drift, ~drift[column].between(0, 1), paths["drift"], column, "a probability in [0, 1]"

@@ -234,6 +234,38 @@ def test_invalid_tables_name_file_column_and_row(tmp_path, table, text, message)
     assert str(tmp_path / table) in str(err.value)
 
 
+def _with_first_row_twice(table: str) -> str:
+    lines = (US_TABLES / f"{table}.csv").read_text().splitlines()
+    header = next(i for i, line in enumerate(lines) if line and not line.startswith("#"))
+    lines.insert(header + 2, lines[header + 1])
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("drift", "column 'year' data row 2 must be unique, found 1985"),
+        ("hours", "column 'profile' data row 2 must be unique, found 'daytime'"),
+        ("weekdays", "column 'profile' data row 2 must be unique, found 'flat'"),
+        ("seasons", "column 'profile' data row 2 must be unique, found 'flat'"),
+        ("goods_mcc", "column 'mcc' data row 2 must be listed once per type, found 5411"),
+        ("chains", "column 'mcc' data row 2 must be listed once per chain, found 5311"),
+    ],
+)
+def test_a_row_given_twice_names_file_column_and_row(tmp_path, table, message):
+    # Each table's key: one value would silently win, or weigh twice, or (drift) fail deep
+    # inside pandas.
+    path = write_world(
+        tmp_path,
+        f'extends = "tiny"\nname = "x"\ndescription = ""\n[tables]\n{table} = "{table}.csv"\n',
+        {f"{table}.csv": _with_first_row_twice(table)},
+    )
+    with pytest.raises(WorldError) as err:
+        load_world(path)
+    assert message in str(err.value)
+    assert str(tmp_path / f"{table}.csv") in str(err.value)
+
+
 def test_unknown_mcc_is_rejected(tmp_path):
     mccs = (US_TABLES / "mccs.csv").read_text() + "1234,1,true\n"
     path = write_world(
