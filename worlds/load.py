@@ -261,6 +261,11 @@ def _read_table(name: str, path_text: str, file: Path) -> pd.DataFrame:
 def _cast_column(values: pd.Series, kind: str, *, path: Path, column: str) -> pd.Series:
     values = values.str.strip()
     if kind == "str":
+        bad = values.fillna("") == ""
+        if bad.any():
+            raise WorldError(
+                f"{path}: column '{column}' data row {int(bad.idxmax()) + 1} must not be empty"
+            )
         return values
     if kind == "bool":
         lowered = values.str.lower()
@@ -549,7 +554,6 @@ def _check_places(spec: WorldSpec, excluded: pd.DataFrame, file: Path) -> None:
                 f"{known[column].iloc[row]!r}, the {column} of GeoNames city "
                 f"{excluded['geonameid'].iloc[row]}, found {excluded[column].iloc[row]!r}"
             )
-    _fail_rows(excluded, excluded["reason"] == "", path, "reason", "why the city is left out")
     listed = cities.population[:n_us][~np.isin(cities.geonameid[:n_us], excluded["geonameid"])]
     resident = spec.places.resident_population
     if resident < listed.sum():

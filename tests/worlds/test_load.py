@@ -234,6 +234,17 @@ def test_invalid_tables_name_file_column_and_row(tmp_path, table, text, message)
     assert str(tmp_path / table) in str(err.value)
 
 
+def test_an_empty_name_names_file_column_and_row(tmp_path):
+    chains = (US_TABLES / "chains.csv").read_text().replace("\nWalmart,", "\n,", 1)
+    path = write_world(
+        tmp_path,
+        'extends = "tiny"\nname = "x"\ndescription = ""\n[tables]\nchains = "chains.csv"\n',
+        {"chains.csv": chains},
+    )
+    with pytest.raises(WorldError, match="chains.csv: column 'chain' data row 1 must not be empty"):
+        load_world(path)
+
+
 def _with_first_row_twice(table: str) -> str:
     lines = (US_TABLES / f"{table}.csv").read_text().splitlines()
     header = next(i for i, line in enumerate(lines) if line and not line.startswith("#"))
@@ -381,7 +392,7 @@ def _world_with_exclusions(tmp_path, text: str, places: str = ""):
         ),
         (
             "geonameid,name,state,reason\n5110302,Brooklyn,NY,\n",
-            "column 'reason' data row 1 must be why the city is left out, found ''",
+            "column 'reason' data row 1 must not be empty",  # say why the city is left out
         ),
         ("geonameid,name,state\n5110302,Brooklyn,NY\n", "lacks column(s) ['reason']"),
     ],
