@@ -21,7 +21,7 @@ from cardworld.simulator.world_arrays import (
     WorldLabels,
 )
 from cardworld.worlds import reference
-from cardworld.worlds.schema import World
+from cardworld.worlds.schema import World, fraudster_count
 
 METHODS = FRAUD_METHODS[kf.METHOD_OFFSET :]
 DETECTED_BY = ("", "issuer", "cardholder")  # indexed by kernels.fraud.BY_*
@@ -72,12 +72,7 @@ def build_fraud(world: World, arrays: WorldArrays, labels: WorldLabels) -> Fraud
     n_m = len(METHODS)
     fs = spec.fraudsters
     first, last = arrays.start_day - int(fs.careers_start_years_before * 365.2425), arrays.end_day
-    active = max(
-        fs.minimum_active, world.spec.simulation.consumers * fs.active_per_1000_consumers / 1000
-    )
-    # A lognormal career's mean is its median * exp(sigma^2 / 2).
-    career_days = fs.career_months_median * 30.44 * float(np.exp(fs.career_months_sigma**2 / 2))
-    n_f = max(1, round(active * (last - first) / career_days))
+    n_f = fraudster_count(world.spec)
     cols: dict[str, list] = {
         k: []
         for k in (

@@ -18,14 +18,9 @@ from cardworld.simulator.kernels.population import (
     sample_consumers,
 )
 from cardworld.simulator.names import person_names, street_addresses
-from cardworld.simulator.world_arrays import (
-    BRANDS,
-    CARD_KINDS,
-    WorldArrays,
-    copula_cholesky,
-)
+from cardworld.simulator.world_arrays import WorldArrays, copula_cholesky
 from cardworld.worlds import reference
-from cardworld.worlds.schema import World
+from cardworld.worlds.schema import BRANDS, CARD_KINDS, World
 
 if TYPE_CHECKING:
     from cardworld.simulator.timeline import Segments

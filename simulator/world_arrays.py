@@ -17,7 +17,7 @@ from cardworld.simulator import rng
 from cardworld.simulator.home_cities import home_city_weights
 from cardworld.worlds import reference
 from cardworld.worlds.load import correlation_matrix
-from cardworld.worlds.schema import ABROAD, TRIP_KINDS, World
+from cardworld.worlds.schema import ABROAD, CARD_KINDS, TRIP_KINDS, World
 
 STATES = ("home", "getaway", "vacation", "business")
 CHANNELS = ("swipe", "chip", "online")
@@ -43,8 +43,6 @@ FRAUD_METHODS = (
     "lost_stolen",
 )
 COMPROMISE_KINDS = ("breach", "skimming", "phishing", "lost_stolen")
-CARD_KINDS = ("credit", "debit", "prepaid")
-BRANDS = ("visa", "mastercard", "amex", "discover")
 
 
 def day_number(date: dt.date) -> int:

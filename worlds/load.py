@@ -23,12 +23,17 @@ from cardworld.errors import WorldError
 from cardworld.worlds import reference
 from cardworld.worlds.schema import (
     ABROAD,
+    BRANDS,
+    CARD_KINDS,
+    MAX_FRAUDSTERS,
     OPTIONAL_TABLES,
     TABLE_COLUMNS,
     TRIP_KINDS,
     World,
     WorldSpec,
     build,
+    fraudster_count,
+    share_keys,
 )
 
 SHIPPED = Path(__file__).resolve().parent
@@ -153,8 +158,20 @@ def _read_merged(file: Path, seen: tuple[Path, ...]) -> dict:
     except WorldError as exc:
         raise WorldError(f"{file}: 'extends': {exc}") from None
     merged = _deep_merge(_read_merged(base_file, seen + (file,)), raw)
+    for key in share_keys():  # shares are given whole: merged with the parent's, they mix
+        section, name = key.rsplit(".", 1)
+        given = _get(raw, section)
+        if isinstance(given, dict) and name in given:
+            _get(merged, section)[name] = given[name]
     merged["extends"] = parent
     return merged
+
+
+def _get(raw: dict, dotted: str):
+    """The table at a dotted key of a parsed world file, or None."""
+    for part in dotted.split("."):
+        raw = raw.get(part) if isinstance(raw, dict) else None
+    return raw
 
 
 def _deep_merge(base: dict, override: dict) -> dict:
@@ -182,11 +199,37 @@ def _check_spec(spec: WorldSpec, file: Path) -> None:
         raise WorldError(
             f"{file}: [population] correlations do not form a positive-definite matrix: {corr.tolist()}"
         )
+    for key, known in (("kind_shares", CARD_KINDS), ("brand_shares", BRANDS)):
+        unknown = sorted(set(getattr(spec.cards, key)) - set(known))
+        if unknown:
+            raise WorldError(
+                f"{file}: 'cards.{key}' names {', '.join(unknown)}; expected some of {', '.join(known)}"
+            )
     kinds = set(spec.cards.kind_shares)
     for key in ("usage_weight", "amount_preference"):
         missing = kinds - set(getattr(spec.cards, key))
         if missing:
             raise WorldError(f"{file}: 'cards.{key}' lacks card kinds {sorted(missing)}")
+    used = sum(
+        spec.cards.usage_weight.get(k, 0.0)
+        for k, share in spec.cards.kind_shares.items()
+        if share > 0
+    )
+    if used <= 0:
+        raise WorldError(
+            f"{file}: 'cards.usage_weight' must be positive for a card kind that is issued; no card would ever be used"
+        )
+    methods = spec.fraud.methods
+    if methods and sum(m.weight for m in methods.values()) <= 0:
+        raise WorldError(f"{file}: 'fraud.methods' weights must have a positive total, found 0")
+    n_fraudsters = fraudster_count(spec)
+    if n_fraudsters > MAX_FRAUDSTERS:
+        raise WorldError(
+            f"{file}: [fraud.fraudsters] would make {n_fraudsters:.3g} fraudsters (careers of "
+            f"{spec.fraud.fraudsters.career_months_median:g} months, starting "
+            f"{spec.fraud.fraudsters.careers_start_years_before:g} years before the period); "
+            f"expected at most {MAX_FRAUDSTERS:,}: longer careers or fewer years before"
+        )
     known = reference.known_holiday_names()
     both = set(spec.calendar.closed_holidays) & set(spec.calendar.shopping_days)
     if both:
@@ -306,9 +349,9 @@ def _check_tables(spec: WorldSpec, tables: dict[str, pd.DataFrame], file: Path) 
         _fail_rows(
             goods, ~goods[column].between(0, 1), paths["goods"], column, "a probability in [0, 1]"
         )
+    _fail_rows(goods, goods["rate_shape"] <= 0, paths["goods"], "rate_shape", "positive")
     for column in (
         "rate_per_year",
-        "rate_shape",
         "amount_median",
         "amount_sigma",
         "round_unit",
@@ -427,6 +470,28 @@ def _check_tables(spec: WorldSpec, tables: dict[str, pd.DataFrame], file: Path) 
         ages, ages["age_to"] < ages["age_from"], paths["ages"], "age_to", "at least age_from"
     )
     _fail_rows(ages, ages["share"] < 0, paths["ages"], "share", "non-negative")
+    pop = spec.population
+    _fail_rows(
+        ages,
+        ages["age_from"] < pop.age_min,
+        paths["ages"],
+        "age_from",
+        f"at least population.age_min ({pop.age_min})",
+    )
+    _fail_rows(
+        ages,
+        ages["age_to"] > pop.age_max,
+        paths["ages"],
+        "age_to",
+        f"at most population.age_max ({pop.age_max})",
+    )
+    _fail_rows(
+        ages,
+        ages["age_from"] <= ages["age_to"].shift(fill_value=-1),
+        paths["ages"],
+        "age_from",
+        "above the row before's age_to (rows in order, not overlapping)",
+    )
     if abs(ages["share"].sum() - 1.0) > 1e-6:
         raise WorldError(
             f"{paths['ages']}: column 'share' must sum to 1, found {ages['share'].sum():.6g}"

@@ -16,6 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cardworld.errors import WorldError
@@ -24,7 +25,13 @@ from cardworld.worlds.reference import NEAREST
 PROBABILITY = {"min": 0.0, "max": 1.0}
 NON_NEGATIVE = {"min": 0.0}
 POSITIVE = {"min": 0.0, "exclusive_min": True}
-SHARES = {"sum_to_one": True}
+SHARES = {"min": 0.0, "sum_to_one": True}
+# The card kinds and brands a world's [cards] tables may name.
+CARD_KINDS = ("credit", "debit", "prepaid")
+BRANDS = ("visa", "mastercard", "amex", "discover")
+# More fraudsters than this (fraudster_count) would take minutes and gigabytes to build: a
+# career of seconds or a population started centuries ago, not a world.
+MAX_FRAUDSTERS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -80,13 +87,13 @@ class Cards:
     amount_preference: dict[str, float]
     credit_limit_median: float = field(metadata=POSITIVE)
     credit_limit_income_elasticity: float
-    validity_years: int = field(metadata={"min": 1})
+    validity_years: int = field(metadata={"min": 1, "max": 50})
     # Share of credit cards whose statement is paid in full each month; the others pay a part.
     full_payment_share: float = field(metadata=PROBABILITY)
     # Chance a consumer knows a card lacks the money for a purchase: they then pay with a
     # card that has it, or give the purchase up when none has (else the attempt declines).
     balance_awareness: float = field(metadata=PROBABILITY)
-    account_opened_years_before_start_max: float = field(metadata=NON_NEGATIVE)
+    account_opened_years_before_start_max: float = field(metadata={"min": 0.0, "max": 80.0})
 
 
 @dataclass(frozen=True)
@@ -431,8 +438,41 @@ def _convert(hint: typing.Any, value: typing.Any, *, file: Path, key: str) -> ty
                 pass
     else:
         raise TypeError(f"unsupported hint {hint}")
-    expected = {dt.date: "a date (YYYY-MM-DD)"}.get(hint, f"a {hint.__name__}")
+    expected = {
+        dt.date: "a date (YYYY-MM-DD)",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        str: "a string",
+    }[hint]
     raise WorldError(f"{file}: '{key}' must be {expected}, found {value!r}")
+
+
+def fraudster_count(spec: WorldSpec) -> int:
+    """Fraudsters the simulator builds: enough careers over the period, and the years before
+    it when careers start, that about `active` work at any time."""
+    fs = spec.fraud.fraudsters
+    days = (spec.simulation.end - spec.simulation.start).days + int(
+        fs.careers_start_years_before * 365.2425
+    )
+    active = max(fs.minimum_active, spec.simulation.consumers * fs.active_per_1000_consumers / 1000)
+    # A lognormal career's mean is its median * exp(sigma^2 / 2).
+    career_days = fs.career_months_median * 30.44 * float(np.exp(fs.career_months_sigma**2 / 2))
+    return max(1, round(active * days / career_days))
+
+
+def share_keys(hint: typing.Any = None, prefix: str = "") -> list[str]:
+    """Dotted keys of the tables of shares (`sum_to_one`): a world that extends another
+    gives such a table whole, not merged key by key with its parent's."""
+    hint = WorldSpec if hint is None else hint
+    keys = []
+    for f in dataclasses.fields(hint):
+        sub = typing.get_type_hints(hint)[f.name]
+        if f.metadata.get("sum_to_one"):
+            keys.append(prefix + f.name)
+        elif dataclasses.is_dataclass(sub):
+            keys += share_keys(sub, prefix + f.name + ".")
+    return keys
 
 
 def constraints(key: str) -> typing.Mapping:

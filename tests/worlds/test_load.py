@@ -84,7 +84,7 @@ def write_world(tmp_path, body: str, tables: dict[str, str] | None = None):
         ),
         (
             'extends = "tiny"\nname = "x"\ndescription = ""\n[simulation]\nconsumers = "many"\n',
-            "'simulation.consumers' must be a int, found 'many'",
+            "'simulation.consumers' must be an integer, found 'many'",
         ),
         (
             'extends = "tiny"\nname = "x"\ndescription = ""\n[travel.vacation]\nrate_per_year = -1.0\n',
@@ -137,6 +137,42 @@ def write_world(tmp_path, body: str, tables: dict[str, str] | None = None):
         ),
         ('name = "x"\ndescription = [1\n', "not valid TOML"),
         (
+            'extends = "tiny"\nname = "x"\ndescription = ""\n[cards]\nbrand_shares = { visa = -0.2, mastercard = 1.2 }\n',
+            "'cards.brand_shares.visa' must be at least 0.0, found -0.2",
+        ),
+        (
+            'extends = "tiny"\nname = "x"\ndescription = ""\n[cards]\nbrand_shares = { visa = 0.9, jcb = 0.1 }\n',
+            "'cards.brand_shares' names jcb; expected some of visa, mastercard, amex, discover",
+        ),
+        (
+            'extends = "tiny"\nname = "x"\ndescription = ""\n[cards]\nkind_shares = {}\n',
+            "'cards.kind_shares' shares must sum to 1, found 0",  # given whole, not merged
+        ),
+        (
+            'extends = "tiny"\nname = "x"\ndescription = ""\n[cards]\nvalidity_years = 100000\n',
+            "'cards.validity_years' must be at most 50, found 100000",
+        ),
+        (
+            'extends = "tiny"\nname = "x"\ndescription = ""\n[cards]\nusage_weight = { credit = 0.0, debit = 0.0, prepaid = 0.0 }\n',
+            "'cards.usage_weight' must be positive for a card kind that is issued",
+        ),
+        (
+            'extends = "tiny"\nname = "x"\ndescription = ""\n'
+            + "".join(
+                f"[fraud.methods.{m}]\nweight = 0.0\n"
+                for m in ("card_testing", "cnp_burst", "counterfeit", "high_value", "lost_stolen")
+            ),
+            "'fraud.methods' weights must have a positive total, found 0",
+        ),
+        (
+            'extends = "tiny"\nname = "x"\ndescription = ""\n[fraud.fraudsters]\ncareer_months_median = 1e-6\n',
+            "[fraud.fraudsters] would make 2",
+        ),
+        (
+            'extends = "tiny"\nname = "x"\ndescription = ""\n[fraud.fraudsters]\ncareers_start_years_before = 1e7\n',
+            "expected at most 1,000,000: longer careers or fewer years before",
+        ),
+        (
             'extends = "tiny"\nname = "x"\ndescription = ""\n[population]\ncorr_age_income = 0.99\ncorr_age_credit = -0.99\ncorr_income_credit = 0.99\n',
             "positive-definite",
         ),
@@ -183,6 +219,11 @@ def _goods_with(column: str, value: str) -> str:
             "goods.csv",
             _goods_with("participation", "1.5"),
             "column 'participation' data row 1 must be a probability in [0, 1], found 1.5",
+        ),
+        (
+            "goods.csv",
+            _goods_with("rate_shape", "0"),  # a gamma of shape 0: the type never bought
+            "column 'rate_shape' data row 1 must be positive, found 0.0",
         ),
         (
             "goods.csv",
@@ -285,6 +326,44 @@ def test_unknown_mcc_is_rejected(tmp_path):
         {"mccs.csv": mccs},
     )
     with pytest.raises(WorldError, match="must be an ISO 18245 merchant category code, found 1234"):
+        load_world(path)
+
+
+def test_a_table_of_shares_replaces_the_parents_whole(tmp_path):
+    # Merged key by key, {debit = 1.0} would keep tiny's credit and prepaid shares.
+    body = (
+        'extends = "tiny"\nname = "x"\ndescription = ""\n[cards]\nkind_shares = { debit = 1.0 }\n'
+        "usage_weight = { debit = 1.0 }\namount_preference = { debit = 0.0 }\n"
+    )
+    world = load_world(write_world(tmp_path, body))
+    assert world.spec.cards.kind_shares == {"debit": 1.0}
+    assert "credit" in world.spec.cards.usage_weight  # other tables still merge
+
+
+@pytest.mark.parametrize(
+    ("ages", "message"),
+    [
+        (
+            "age_from,age_to,share\n5,50,0.5\n51,100,0.5\n",
+            "'age_from' data row 1 must be at least population.age_min (18), found 5",
+        ),
+        (
+            "age_from,age_to,share\n18,50,0.5\n51,150,0.5\n",
+            "'age_to' data row 2 must be at most population.age_max (100), found 150",
+        ),
+        (
+            "age_from,age_to,share\n18,50,0.5\n40,100,0.5\n",
+            "'age_from' data row 2 must be above the row before's age_to",
+        ),
+    ],
+)
+def test_ages_lie_in_the_populations_range_in_order(tmp_path, ages, message):
+    path = write_world(
+        tmp_path,
+        'extends = "tiny"\nname = "x"\ndescription = ""\n[tables]\nages = "ages.csv"\n',
+        {"ages.csv": ages},
+    )
+    with pytest.raises(WorldError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_world(path)
 
 
