@@ -32,7 +32,9 @@ from cardworld.worlds.schema import (
     World,
     WorldSpec,
     build,
+    constraints,
     fraudster_count,
+    out_of_range,
     share_keys,
 )
 
@@ -66,6 +68,7 @@ def load_world(name_or_path: str | Path, **overrides) -> World:
     """Load, merge and validate a world; `overrides` replace [simulation] keys."""
     file = world_file(name_or_path)
     raw = _read_merged(file, seen=())
+    _check_number_flags(overrides)
     simulation = raw.setdefault("simulation", {})
     simulation.update({k: v for k, v in overrides.items() if v is not None})
     spec: WorldSpec = build(WorldSpec, raw, file=file)
@@ -76,6 +79,19 @@ def load_world(name_or_path: str | Path, **overrides) -> World:
     _check_period_flags(spec, flags, file, drift=tables["drift"])
     _check_tables(spec, tables, file)
     return World(spec=spec, tables=tables, path=file, config_hash=_config_hash(spec, tables))
+
+
+def _check_number_flags(overrides: dict) -> None:
+    """A number passed as a [simulation] override (--consumers, --seed) is checked with the
+    flag named: the user typed it, not the world file."""
+    for name, value in overrides.items():
+        if value is None or name in ("start", "end"):
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise WorldError(f"--{name} {value!r}: expected an integer")
+        expected = out_of_range(constraints(f"simulation.{name}"), value)
+        if expected:
+            raise WorldError(f"--{name} {value}: expected {expected}")
 
 
 def _check_period_flags(

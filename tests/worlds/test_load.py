@@ -56,6 +56,9 @@ def test_overrides_from_arguments_change_the_hash():
             "in that range",
         ),
         ({"end": dt.date(2040, 6, 1)}, "--end 2040-06-01: the tiny world covers 1985-2026"),
+        ({"consumers": 0}, "--consumers 0: expected at least 1"),
+        ({"consumers": "5"}, "--consumers '5': expected an integer"),
+        ({"seed": 2**64}, "--seed 18446744073709551616: expected at most 9223372036854775807"),
     ],
 )
 def test_a_period_given_as_flags_is_blamed_on_the_flags(overrides, message):
