@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import re
 import tomllib
 import typing
 from pathlib import Path
@@ -263,6 +264,11 @@ def _check_spec(spec: WorldSpec, file: Path) -> None:
     for name, target in spec.calibration.items():
         if target.tolerance == 0 and not target.source:
             raise WorldError(f"{file}: 'calibration.{name}' needs a tolerance or a source")
+        if target.source and target.source not in spec.sources:
+            raise WorldError(
+                f"{file}: 'calibration.{name}.source' is {target.source!r}, which [sources] "
+                f"does not list; expected one of {_some(sorted(spec.sources)) or 'none'}"
+            )
 
 
 def correlation_matrix(spec: WorldSpec) -> np.ndarray:
@@ -287,6 +293,8 @@ def _read_table(name: str, path_text: str, file: Path) -> pd.DataFrame:
             raise WorldError(f"{file}: 'tables.{name}' must be the path of a CSV file, found ''")
         return pd.DataFrame({c: pd.Series(dtype=_CASTS[kind]) for c, kind in expected.items()})
     path = Path(path_text)
+    if path.is_dir():
+        raise WorldError(f"{path}: table '{name}' is a directory; expected a CSV file")
     if not path.is_file():
         raise WorldError(f"{path}: table '{name}' not found")
     try:
@@ -304,10 +312,17 @@ def _read_table(name: str, path_text: str, file: Path) -> pd.DataFrame:
         raise WorldError(
             f"{path}: table '{name}' data row 1 has {cells} cells; the header has {len(df.columns)}"
         )
+    header = [str(c) for c in df.columns]
+    twice = [c for c in header if re.fullmatch(r"(.+)\.\d+", c) and c.rsplit(".", 1)[0] in header]
+    if twice:
+        raise WorldError(
+            f"{path}: table '{name}' names column {twice[0].rsplit('.', 1)[0]!r} twice in its header"
+        )
     missing = [c for c in expected if c not in df.columns]
     if missing:
         raise WorldError(
-            f"{path}: table '{name}' lacks column(s) {missing}; expected columns {list(expected)}"
+            f"{path}: table '{name}' lacks column(s) {missing}; expected columns "
+            f"{list(expected)}, found {_some(header)}"
         )
     df = df[list(expected)].copy()
     for column, kind in expected.items():
@@ -335,7 +350,9 @@ def _cast_column(values: pd.Series, kind: str, *, path: Path, column: str) -> pd
             )
         return lowered.isin(["true", "1", "yes"])
     numbers = pd.to_numeric(values, errors="coerce")
-    bad = ~np.isfinite(numbers) | (kind == "int") & (numbers % 1 != 0)
+    # Integers beyond int64 (an MCC of 20 digits) would wrap around when cast.
+    beyond = (kind == "int") & (numbers.abs() >= 2.0**63)
+    bad = ~np.isfinite(numbers) | (kind == "int") & (numbers % 1 != 0) | beyond
     if bad.any():
         expected = "an integer" if kind == "int" else "a finite number"
         raise WorldError(
@@ -344,8 +361,16 @@ def _cast_column(values: pd.Series, kind: str, *, path: Path, column: str) -> pd
     return numbers.astype(_CASTS[kind])
 
 
+def _some(names: list[str], most: int = 8) -> str:
+    """Names joined by commas, the first `most` of them."""
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def _plain(value):
-    """A numpy scalar as the Python value a user wrote."""
+    """A numpy scalar or a date as the value a user wrote."""
+    if isinstance(value, dt.date):
+        return value.isoformat()
     return value.item() if hasattr(value, "item") else value
 
 

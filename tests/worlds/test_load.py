@@ -278,6 +278,45 @@ def test_invalid_tables_name_file_column_and_row(tmp_path, table, text, message)
     assert str(tmp_path / table) in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("tables", "files", "message"),
+    [
+        (
+            'ages = "ages.csv"',
+            {"ages.csv": "age_from,age_to,share,share\n18,100,1,1\n"},
+            "names column 'share' twice in its header",
+        ),
+        (
+            'ages = "ages.csv"',
+            {"ages.csv": "age_from;age_to;share\n18;100;1\n"},
+            "lacks column(s) ['age_from', 'age_to', 'share']; expected columns ['age_from', 'age_to', 'share'], found age_from;age_to;share",
+        ),
+        ('goods = "."', {}, "table 'goods' is a directory; expected a CSV file"),
+        (
+            'mccs = "mccs.csv"',
+            {"mccs.csv": (US_TABLES / "mccs.csv").read_text() + "99999999999999999999,1,true\n"},
+            "must be an integer, found '99999999999999999999'",
+        ),
+    ],
+)
+def test_unreadable_tables_say_what_they_found(tmp_path, tables, files, message):
+    path = write_world(
+        tmp_path, f'extends = "tiny"\nname = "x"\ndescription = ""\n[tables]\n{tables}\n', files
+    )
+    with pytest.raises(WorldError) as err:
+        load_world(path)
+    assert message in str(err.value)
+
+
+def test_a_calibration_source_must_be_listed(tmp_path):
+    body = (
+        'extends = "tiny"\nname = "x"\ndescription = ""\n[calibration]\n'
+        'amount_mean = { value = 40.0, tolerance = 5.0, source = "nope" }\n'
+    )
+    with pytest.raises(WorldError, match="'calibration.amount_mean.source' is 'nope', which"):
+        load_world(write_world(tmp_path, body))
+
+
 def test_an_empty_name_names_file_column_and_row(tmp_path):
     chains = (US_TABLES / "chains.csv").read_text().replace("\nWalmart,", "\n,", 1)
     path = write_world(
@@ -522,7 +561,10 @@ SHOCKS_HEADER = "shock,start,end,target,factor\n"
             "column 'factor' data row 1 must be non-negative",
         ),
         ("s,2020-13-01,2020-05-31,groceries,1\n", "column 'start' data row 1 must be a date"),
-        ("s,2020-03-16,2020-03-01,groceries,1\n", "column 'end' data row 1 must be on or after"),
+        (
+            "s,2020-03-16,2020-03-01,groceries,1\n",
+            "column 'end' data row 1 must be on or after start, found '2020-03-01'",
+        ),
         ("s,2020-03-16,2020-05-31,caviar,1\n", "column 'target' data row 1 must be a goods type"),
         (
             "s,2020-03-16,2020-05-31,utilities,0.5\n",
