@@ -283,6 +283,7 @@ def correlation_matrix(spec: WorldSpec) -> np.ndarray:
     )
 
 
+MAX_SHOCK_FACTOR = 100
 _CASTS = {"str": str, "int": "int64", "float": "float64", "bool": bool}
 
 
@@ -611,6 +612,10 @@ def _check_shocks(spec: WorldSpec, tables: dict[str, pd.DataFrame], path: str) -
         "a type that is not a monthly bill (bills are due whatever happens)",
     )
     _fail_rows(shocks, shocks["factor"] < 0, path, "factor", "non-negative")
+    # A pandemic's largest factors are about 3; a typo of 1e6 would write millions of rows.
+    _fail_rows(
+        shocks, shocks["factor"] > MAX_SHOCK_FACTOR, path, "factor", f"at most {MAX_SHOCK_FACTOR}"
+    )
     _fail_rows(
         shocks, shocks.duplicated(["shock", "target"]), path, "target", "named once per shock"
     )

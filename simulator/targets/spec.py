@@ -235,13 +235,16 @@ class TargetSet:
         for target in targets:
             if not isinstance(target, Target):
                 raise _fail(self.source, "target", target, "Target objects")
-        seen: set[str] = set()
-        for target in targets:
+        seen: dict[str, int] = {}
+        for index, target in enumerate(targets):
             if target.name in seen:
                 raise _fail(
-                    self.source, "name", target.name, "unique target names (this one is repeated)"
+                    f"{self.source}: target[{index}]",
+                    "name",
+                    target.name,
+                    f"unique target names (target[{seen[target.name]}] has it too)",
                 )
-            seen.add(target.name)
+            seen[target.name] = index
         if self.dtype not in DTYPES:
             raise _fail(self.source, "dtype", self.dtype, "float32 or float64")
 

@@ -567,6 +567,10 @@ SHOCKS_HEADER = "shock,start,end,target,factor\n"
         ),
         ("s,2020-03-16,2020-05-31,caviar,1\n", "column 'target' data row 1 must be a goods type"),
         (
+            "s,2020-03-16,2020-05-31,groceries,1e6\n",
+            "column 'factor' data row 1 must be at most 100",
+        ),
+        (
             "s,2020-03-16,2020-05-31,utilities,0.5\n",
             "column 'target' data row 1 must be a type that is not a monthly bill",
         ),

@@ -131,7 +131,7 @@ def test_bad_target_names_file_target_key_value_and_expectation(tmp_path, body, 
         ('dtype = "float32"', "target = None: expected one or more [[target]] tables"),
         (
             '[[target]]\nname = "a"\naggregate = "sum"\nwindow = "day"\n[[target]]\nname = "a"\naggregate = "count"\nwindow = "day"',
-            "name = 'a': expected unique target names",
+            "target[1]: name = 'a': expected unique target names (target[0] has it too)",
         ),
         ('[[target]]\nname = "txn_id"\naggregate = "sum"\nwindow = "day"', "name = 'txn_id'"),
         ("[[target]\n", "invalid TOML"),
