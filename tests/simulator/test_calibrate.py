@@ -247,7 +247,7 @@ def test_unknown_target_is_a_world_error(figures, tmp_path):
     world = tmp_path / "world.toml"
     world.write_text(
         'extends = "tiny"\n\n[calibration]\n'
-        'amount_mode = { value = 1.0, tolerance = 0.1, source = "test" }\n'
+        'amount_mode = { value = 1.0, tolerance = 0.1, source = "tabformer" }\n'
     )
     # Named with the world file, before any sample is simulated.
     with pytest.raises(WorldError, match=r"world.toml: calibration target 'amount_mode'"):
@@ -258,8 +258,8 @@ def test_calibrate_reads_the_world_targets_on_an_existing_ledger(handmade, tmp_p
     world = tmp_path / "world.toml"
     world.write_text(
         'extends = "tiny"\nname = "handmade"\n\n[calibration]\n'
-        'online_share = { value = 0.2, tolerance = 0.01, source = "test" }\n'
-        'refund_share = { value = 0.05, tolerance = 0.01, source = "test" }\n'
+        'online_share = { value = 0.2, tolerance = 0.01, source = "tabformer" }\n'
+        'refund_share = { value = 0.05, tolerance = 0.01, source = "tabformer" }\n'
     )
     report = cal.calibrate(world, ledger=handmade[0])
     rows = {c.name: c for c in report.comparisons}
@@ -344,7 +344,7 @@ def test_fit_moves_a_parameter_towards_its_target(tmp_path):
     # ~5%: a few consumers keep trying a card without funds); ask for 9%.
     world.write_text(
         'extends = "tiny"\nname = "errs"\n\n[calibration]\n'
-        'error_share_insufficient_balance = { value = 0.09, tolerance = 0.009, source = "test" }\n'
+        'error_share_insufficient_balance = { value = 0.09, tolerance = 0.009, source = "tabformer" }\n'
     )
     result = cal.fit(
         world,
@@ -410,7 +410,7 @@ def test_calibrate_command_prints_the_table_and_fails_on_a_missed_target(handmad
     world = tmp_path / "world.toml"
     world.write_text(
         'extends = "tiny"\nname = "handmade"\n\n[calibration]\n'
-        'online_share = { value = 0.2, tolerance = 0.01, source = "test" }\n'
+        'online_share = { value = 0.2, tolerance = 0.01, source = "tabformer" }\n'
     )
     app = typer.Typer()
     app.command("calibrate")(calibrate_command)
