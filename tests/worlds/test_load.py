@@ -78,6 +78,15 @@ def write_world(tmp_path, body: str, tables: dict[str, str] | None = None):
     return tmp_path / "world.toml"
 
 
+def _with_table(tmp_path, table: str, text: str):
+    """A world extending tiny with its table `table` (such as "chains") replaced by `text`."""
+    return write_world(
+        tmp_path,
+        f'extends = "tiny"\nname = "x"\ndescription = ""\n[tables]\n{table} = "{table}.csv"\n',
+        {f"{table}.csv": text},
+    )
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
@@ -319,11 +328,7 @@ def test_a_calibration_source_must_be_listed(tmp_path):
 
 def test_an_empty_name_names_file_column_and_row(tmp_path):
     chains = (US_TABLES / "chains.csv").read_text().replace("\nWalmart,", "\n,", 1)
-    path = write_world(
-        tmp_path,
-        'extends = "tiny"\nname = "x"\ndescription = ""\n[tables]\nchains = "chains.csv"\n',
-        {"chains.csv": chains},
-    )
+    path = _with_table(tmp_path, "chains", chains)
     with pytest.raises(WorldError, match="chains.csv: column 'chain' data row 1 must not be empty"):
         load_world(path)
 
@@ -349,11 +354,7 @@ def _with_first_row_twice(table: str) -> str:
 def test_a_row_given_twice_names_file_column_and_row(tmp_path, table, message):
     # Each table's key: one value would silently win, or weigh twice, or (drift) fail deep
     # inside pandas.
-    path = write_world(
-        tmp_path,
-        f'extends = "tiny"\nname = "x"\ndescription = ""\n[tables]\n{table} = "{table}.csv"\n',
-        {f"{table}.csv": _with_first_row_twice(table)},
-    )
+    path = _with_table(tmp_path, table, _with_first_row_twice(table))
     with pytest.raises(WorldError) as err:
         load_world(path)
     assert message in str(err.value)
@@ -362,11 +363,7 @@ def test_a_row_given_twice_names_file_column_and_row(tmp_path, table, message):
 
 def test_unknown_mcc_is_rejected(tmp_path):
     mccs = (US_TABLES / "mccs.csv").read_text() + "1234,1,true\n"
-    path = write_world(
-        tmp_path,
-        'extends = "tiny"\nname = "x"\ndescription = ""\n[tables]\nmccs = "mccs.csv"\n',
-        {"mccs.csv": mccs},
-    )
+    path = _with_table(tmp_path, "mccs", mccs)
     with pytest.raises(WorldError, match="must be an ISO 18245 merchant category code, found 1234"):
         load_world(path)
 
@@ -400,22 +397,14 @@ def test_a_table_of_shares_replaces_the_parents_whole(tmp_path):
     ],
 )
 def test_ages_lie_in_the_populations_range_in_order(tmp_path, ages, message):
-    path = write_world(
-        tmp_path,
-        'extends = "tiny"\nname = "x"\ndescription = ""\n[tables]\nages = "ages.csv"\n',
-        {"ages.csv": ages},
-    )
-    with pytest.raises(WorldError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    path = _with_table(tmp_path, "ages", ages)
+    with pytest.raises(WorldError, match=re.escape(message)):
         load_world(path)
 
 
 def test_ages_must_sum_to_one(tmp_path):
     ages = "age_from,age_to,share\n18,50,0.5\n51,90,0.4\n"
-    path = write_world(
-        tmp_path,
-        'extends = "tiny"\nname = "x"\ndescription = ""\n[tables]\nages = "ages.csv"\n',
-        {"ages.csv": ages},
-    )
+    path = _with_table(tmp_path, "ages", ages)
     with pytest.raises(WorldError, match="'share' must sum to 1, found 0.9"):
         load_world(path)
 
