@@ -75,7 +75,9 @@ _TOP_KEYS = ("dtype", "target")
 
 
 def _fail(where: str, key: str, value: Any, expected: str) -> ConfigError:
-    return ConfigError(f"{where}: {key} = {value!r}: expected {expected}")
+    # A list in the TOML file is held as a tuple: it is shown as the user wrote it.
+    shown = list(value) if isinstance(value, tuple) else value
+    return ConfigError(f"{where}: {key} = {shown!r}: expected {expected}")
 
 
 def parse_window(window: str, where: str = "target") -> tuple[str, int]:
@@ -195,8 +197,9 @@ class Target:
             return cls(**values)
         except ConfigError as error:
             message = str(error)
-            prefix = f"target {values['name']!r}: "
-            detail = message[len(prefix) :] if message.startswith(prefix) else message
+            detail = message
+            for prefix in (f"target {values['name']!r}: ", "target: "):
+                detail = detail.removeprefix(prefix)
             raise ConfigError(f"{where}: {detail}") from None
 
 

@@ -92,7 +92,8 @@ def test_python_objects_equal_their_toml_twin(tmp_path):
             'aggregate = "sum"\nwindow = "day"\nmcc = 5411\ncategory = "g"',
             ["either mcc or category"],
         ),
-        ('aggregate = "sum"\nwindow = "day"\ncategory = []', ["category = ()"]),
+        ('aggregate = "sum"\nwindow = "day"\ncategory = []', ["category = []"]),
+        ('aggregate = "sum"\nwindow = "day"\nmcc = [5411, "x"]', ["mcc = [5411, 'x']"]),
         (
             'aggregate = "sum"\nwindow = "day"\nfill = 0.0',
             ["fill = 0.0", "only mean, min, max, topk_mean"],
@@ -169,3 +170,13 @@ def test_the_readme_targets_example_loads(tmp_path):
     target_set = load_targets(path)
     assert target_set.names == ["grocery_week_so_far", "flies_next_30d"]
     assert target_set.targets[1].direction == "future"
+
+
+def test_a_name_that_is_not_text_is_named_once(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[[target]]\nname = 5\naggregate = "sum"\nwindow = "day"\n')
+    with pytest.raises(ConfigError) as error:
+        load_targets(path)
+    assert str(error.value) == (
+        f"{path}: target[0]: name = 5: expected a non-empty string (the output column name)"
+    )
