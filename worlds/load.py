@@ -289,10 +289,11 @@ _CASTS = {"str": str, "int": "int64", "float": "float64", "bool": bool}
 
 def _read_table(name: str, path_text: str, file: Path) -> pd.DataFrame:
     expected = TABLE_COLUMNS[name]
+    nothing = pd.DataFrame({c: pd.Series(dtype=_CASTS[kind]) for c, kind in expected.items()})
     if not path_text:
         if name not in OPTIONAL_TABLES:
             raise WorldError(f"{file}: 'tables.{name}' must be the path of a CSV file, found ''")
-        return pd.DataFrame({c: pd.Series(dtype=_CASTS[kind]) for c, kind in expected.items()})
+        return nothing
     path = Path(path_text)
     if path.is_dir():
         raise WorldError(f"{path}: table '{name}' is a directory; expected a CSV file")
@@ -301,6 +302,8 @@ def _read_table(name: str, path_text: str, file: Path) -> pd.DataFrame:
     try:
         df = pd.read_csv(path, comment="#", skipinitialspace=True, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
+        if name in OPTIONAL_TABLES:  # an empty file, like a header alone: no rows
+            return nothing
         raise WorldError(
             f"{path}: table '{name}' is empty; expected a header line and data rows"
         ) from None

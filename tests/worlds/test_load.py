@@ -515,7 +515,7 @@ def test_invalid_place_exclusions_name_file_column_and_row(tmp_path, text, messa
     assert str(tmp_path / "exclusions.csv") in str(err.value)
 
 
-def test_place_exclusions_are_optional(tmp_path):
+def test_optional_tables_may_be_left_out_or_empty(tmp_path):
     path = write_world(
         tmp_path,
         'extends = "tiny"\nname = "x"\ndescription = ""\n[tables]\nplace_exclusions = ""\n',
@@ -524,6 +524,8 @@ def test_place_exclusions_are_optional(tmp_path):
     assert excluded.empty and list(excluded.columns) == ["geonameid", "name", "state", "reason"]
     header_only = _world_with_exclusions(tmp_path, "geonameid,name,state,reason\n")
     assert load_world(header_only).tables["place_exclusions"].empty
+    empty_file = _with_table(tmp_path, "shocks", "")  # an empty file, like a header alone
+    assert load_world(empty_file).tables["shocks"].empty
 
 
 def test_the_resident_population_holds_the_cities_people(tmp_path):
