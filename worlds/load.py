@@ -548,8 +548,9 @@ def _check_tables(spec: WorldSpec, tables: dict[str, pd.DataFrame], file: Path) 
         _fail_rows(
             drift, ~drift[column].between(0, 1), paths["drift"], column, "a probability in [0, 1]"
         )
-    for column in ("online_multiplier", "spend_multiplier", "price_level"):
+    for column in ("online_multiplier", "spend_multiplier"):
         _fail_rows(drift, drift[column] < 0, paths["drift"], column, "non-negative")
+    _fail_rows(drift, drift["price_level"] <= 0, paths["drift"], "price_level", "positive")
     years = set(drift["year"])
     needed = set(range(spec.simulation.start.year, spec.simulation.end.year + 1))
     if not needed <= years:

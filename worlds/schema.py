@@ -52,7 +52,8 @@ class Population:
     age_min: int = field(metadata={"min": 16})
     age_max: int = field(metadata={"min": 17})
     income_median: float = field(metadata=POSITIVE)
-    income_sigma: float = field(metadata=POSITIVE)
+    # A lognormal's spread: 3 already puts the top 1% of incomes 1,000 times the median.
+    income_sigma: float = field(metadata={"min": 0.0, "exclusive_min": True, "max": 3.0})
     credit_score_mean: float = field(metadata={"min": 300, "max": 850})
     credit_score_sd: float = field(metadata=POSITIVE)
     # Correlations of the copula's normals: (age, income), (age, credit), (income, credit).

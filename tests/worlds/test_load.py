@@ -161,6 +161,10 @@ def _with_table(tmp_path, table: str, text: str):
             "'cards.kind_shares' shares must sum to 1, found 0",  # given whole, not merged
         ),
         (
+            'extends = "tiny"\nname = "x"\ndescription = ""\n[population]\nincome_sigma = 1000.0\n',
+            "'population.income_sigma' must be at most 3.0, found 1000.0",
+        ),
+        (
             'extends = "tiny"\nname = "x"\ndescription = ""\n[cards]\nvalidity_years = 100000\n',
             "'cards.validity_years' must be at most 50, found 100000",
         ),
@@ -604,3 +608,16 @@ def test_a_shock_may_name_goods_trip_kinds_and_going_abroad(tmp_path):
     )
     shocks = load_world(path).tables["shocks"]
     assert list(shocks["target"]) == ["groceries", "vacation", "abroad"]
+
+
+def test_prices_must_be_positive(tmp_path):
+    lines = (US_TABLES / "drift.csv").read_text().splitlines()
+    header = next(i for i, line in enumerate(lines) if line and not line.startswith("#"))
+    cells = lines[header + 1].split(",")
+    cells[-1] = "0"  # price_level: every amount would be zero
+    lines[header + 1] = ",".join(cells)
+    path = _with_table(tmp_path, "drift", "\n".join(lines) + "\n")
+    with pytest.raises(
+        WorldError, match="column 'price_level' data row 1 must be positive, found 0.0"
+    ):
+        load_world(path)
