@@ -174,28 +174,19 @@ def _read_merged(file: Path, seen: tuple[Path, ...]) -> dict:
         base_file = world_file(parent if not parent.endswith(".toml") else file.parent / parent)
     except WorldError as exc:
         raise WorldError(f"{file}: 'extends': {exc}") from None
-    merged = _deep_merge(_read_merged(base_file, seen + (file,)), raw)
-    for key in share_keys():  # shares are given whole: merged with the parent's, they mix
-        section, name = key.rsplit(".", 1)
-        given = _get(raw, section)
-        if isinstance(given, dict) and name in given:
-            _get(merged, section)[name] = given[name]
+    merged = _deep_merge(_read_merged(base_file, seen + (file,)), raw, whole=set(share_keys()))
     merged["extends"] = parent
     return merged
 
 
-def _get(raw: dict, dotted: str):
-    """The table at a dotted key of a parsed world file, or None."""
-    for part in dotted.split("."):
-        raw = raw.get(part) if isinstance(raw, dict) else None
-    return raw
-
-
-def _deep_merge(base: dict, override: dict) -> dict:
+def _deep_merge(base: dict, override: dict, whole: set[str], prefix: str = "") -> dict:
+    """`base` with `override`'s keys, tables merged key by key except those at the dotted
+    keys in `whole` (tables of shares: merged with the parent's, they would mix)."""
     out = copy.deepcopy(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+        dotted = prefix + key
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and dotted not in whole:
+            out[key] = _deep_merge(out[key], value, whole, dotted + ".")
         else:
             out[key] = value
     return out
