@@ -225,12 +225,7 @@ def _write_all(out, chunks):
 
 
 def best_of(repeats: int, fn) -> float:
-    times = []
-    for _ in range(repeats):
-        begin = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - begin)
-    return min(times)
+    return best_of_alternating(repeats, fn)[0]
 
 
 def best_of_alternating(repeats: int, *fns) -> list[float]:

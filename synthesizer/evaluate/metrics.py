@@ -4,9 +4,9 @@ Quality compares distributions: every column on its own (total variation distanc
 categories, Kolmogorov-Smirnov for numbers and times), the category mix, amounts overall and
 by category, events per group, gaps between events, hour of day by category, and category
 transitions; and whether a classifier can tell the tables' rows apart (`detection.py`, its
-AUC kept apart from the quality score). Privacy counts synthetic rows that copy a training row exactly and compares each
-synthetic row's distance to its closest training record (Gower distance) with the same
-distance for real holdout rows that were never trained on.
+AUC kept apart from the quality score). Privacy counts synthetic rows that copy a training
+row exactly and compares each synthetic row's distance to its closest training record
+(Gower distance) with the same distance for real holdout rows that were never trained on.
 """
 
 from __future__ import annotations
