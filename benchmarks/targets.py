@@ -49,6 +49,11 @@ from machine import machine as shared_machine  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "targets.json"
 
+# The DataLoader stage's batches of users; it needs a batch per worker to warm up and at
+# least two more to time (MIN_USERS with its two workers).
+LOADER_BATCH = 32
+MIN_USERS = 4 * LOADER_BATCH
+
 # A world-like MCC mix: (mcc, category, weight).
 MCC_MIX = [
     (5411, "grocery", 18),
@@ -335,7 +340,7 @@ def run(
     results["dataloader"] = {
         "case": "20 mixed",
         "workers": workers,
-        "batch_users": 32,
+        "batch_users": LOADER_BATCH,
         "users_per_s": rates["in memory"],
         "streamed_users_per_s": rates["streamed"],
     }
@@ -382,7 +387,11 @@ def dataloader_users_per_s(dataset, workers: int) -> float:
     from cardworld.simulator.targets.dataset import pad_collate
 
     loader = DataLoader(
-        dataset, batch_size=32, num_workers=workers, collate_fn=pad_collate, prefetch_factor=4
+        dataset,
+        batch_size=LOADER_BATCH,
+        num_workers=workers,
+        collate_fn=pad_collate,
+        prefetch_factor=4,
     )
     batches = iter(loader)
     for _ in range(workers):  # worker start-up (fork, numba cache load) is not throughput
@@ -559,6 +568,11 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.users < MIN_USERS:
+        parser.error(
+            f"--users is {args.users}; the DataLoader stage needs at least {MIN_USERS} "
+            f"(batches of {LOADER_BATCH} users: one per worker to warm up, two to time)"
+        )
     results = run(
         args.users,
         args.txns,

@@ -369,6 +369,16 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
+# Upper bounds of goods columns: beyond them a world is not a card world, and a rate makes
+# a consumer's purchases outgrow memory.
+GOODS_LIMITS = (
+    ("rate_per_year", 36_500.0, "100 purchases a day"),
+    ("amount_median", 1_000_000.0, "a million dollars"),
+    ("round_unit", 1_000_000.0, "a million dollars"),
+    ("amount_sigma", 3.0, "a lognormal spread of 20 times the median at one sigma"),
+)
+
+
 def _fail_rows(df: pd.DataFrame, bad: pd.Series, path: str, column: str, expected: str) -> None:
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
@@ -399,6 +409,10 @@ def _check_tables(spec: WorldSpec, tables: dict[str, pd.DataFrame], file: Path) 
         "retired_factor",
     ):
         _fail_rows(goods, goods[column] < 0, paths["goods"], column, "non-negative")
+    for column, most, why in GOODS_LIMITS:
+        _fail_rows(
+            goods, goods[column] > most, paths["goods"], column, f"at most {most:,.0f} ({why})"
+        )
     _fail_rows(
         goods,
         (goods["round_share"] > 0) & ~(goods["round_unit"] >= 0.01),

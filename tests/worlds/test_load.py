@@ -248,6 +248,22 @@ def _goods_with(column: str, value: str) -> str:
         ),
         (
             "goods.csv",
+            _goods_with("rate_per_year", "1e9"),  # a consumer's purchases outgrew memory
+            "column 'rate_per_year' data row 1 must be at most 36,500 (100 purchases a day), "
+            "found 1000000000.0",
+        ),
+        (
+            "goods.csv",
+            _goods_with("amount_sigma", "50"),
+            "column 'amount_sigma' data row 1 must be at most 3 (a lognormal spread",
+        ),
+        (
+            "goods.csv",
+            _goods_with("round_unit", "1e12"),
+            "column 'round_unit' data row 1 must be at most 1,000,000 (a million dollars)",
+        ),
+        (
+            "goods.csv",
             _goods_with("hour_profile", "brunch"),
             "column 'hour_profile' data row 1 must be a profile of",
         ),
