@@ -38,7 +38,7 @@ def targets(
         warnings.simplefilter("always")
         rows = write_targets(ledger_dir, target_set, out, overwrite=overwrite)
     seconds = time.perf_counter() - begin
-    # cardworld's own warnings (a category that occurs nowhere, often a typo in the config)
+    # cardworld's own warnings (a category or MCC that occurs nowhere, often a typo in the config)
     # as one line each, naming the config; others as Python shows them.
     for message in dict.fromkeys(str(w.message) for w in caught if w.category is UserWarning):
         console.print(f"[yellow]warning: {config}: {message}[/yellow]", soft_wrap=True)

@@ -38,18 +38,23 @@ from cardworld.simulator.targets.plan import (
     make_plan,
     needed_columns,
     warn_missing_categories,
+    warn_unmatched_mccs,
 )
 from cardworld.simulator.targets.spec import Target, TargetSet, as_target_set
 
 TargetsLike = TargetSet | Target | Iterable[Target] | Mapping[str, Any] | str | Path
 
 
-def run_plan(arrays: UserArrays, plan: Plan, *, parallel: bool = True) -> np.ndarray:
+def run_plan(
+    arrays: UserArrays, plan: Plan, *, parallel: bool = True, seen: np.ndarray | None = None
+) -> np.ndarray:
     """Targets of every row of `arrays`, in sorted (user, timestamp) order: (N, n_targets).
 
     The result is column-major (Fortran order): each target's column is contiguous, which is
     how the kernels write it (one sweep per target) and how Parquet and pandas store it.
-    With `parallel`, runs of users go to threads (the kernels release the GIL).
+    With `parallel`, runs of users go to threads (the kernels release the GIL). With `seen`
+    (`plan.no_filter_seen()`, or the words of earlier rows), the filters some row matched
+    are or'ed into it (`warn_unmatched_mccs`).
     """
     # NOTE: a row-major result makes every target sweep write with a stride of n_targets
     # values, touching a new cache line per row; column-major writes stream.
@@ -67,17 +72,20 @@ def run_plan(arrays: UserArrays, plan: Plan, *, parallel: bool = True) -> np.nda
     )
     threads = min(numba.config.NUMBA_NUM_THREADS, arrays.n_users) if parallel else 1
     # A few runs per thread, so users of uneven length still balance.
-    runs = min(arrays.n_users, 4 * threads)
+    runs = min(arrays.n_users, 4 * threads) if threads > 1 else 1
     cuts = [run * arrays.n_users // runs for run in range(runs + 1)]
+    seen_by_run = np.zeros((runs, plan.mcc_bits.shape[0]), dtype=np.int64)
 
     def users(run: int) -> None:
-        K._targets_range(arrays.offsets, cuts[run], cuts[run + 1], *args)
+        K._targets_range(arrays.offsets, cuts[run], cuts[run + 1], *args, seen_by_run[run])
 
     if threads == 1:
-        K._targets_range(arrays.offsets, 0, arrays.n_users, *args)
+        users(0)
     else:
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(users, range(runs)))
+    if seen is not None:
+        seen |= np.bitwise_or.reduce(seen_by_run, axis=0)
     return out
 
 
@@ -104,7 +112,10 @@ def compute_table(
     table = to_arrow(table, input_columns(target_set, columns))
     arrays = prepare(table, columns, *needed_columns(target_set))
     plan = make_plan(target_set, arrays.categories)
-    return arrays.restore(run_plan(arrays, plan, parallel=parallel))
+    seen = plan.no_filter_seen()
+    result = arrays.restore(run_plan(arrays, plan, parallel=parallel, seen=seen))
+    warn_unmatched_mccs(target_set, plan, seen, stacklevel=3)
+    return result
 
 
 def compute_user(
@@ -234,7 +245,7 @@ def _targets_by_part(
     that taking the file alone would get wrong."""
     names = [id_column, *input_columns(target_set, columns)]
     last_user = last_id = None
-    categories: dict[str, None] = {}  # seen in any file, for one warning at the end
+    found = _Found()  # in any file, for one warning at the end
     for path, table in read_ledger_parts(ledger_dir, names, type_check(target_set, columns)):
         if table.num_rows == 0:
             continue
@@ -244,8 +255,28 @@ def _targets_by_part(
         if not _rising(ids, after=last_id):
             raise PartsOverlap
         last_id = ids[-1].as_py()
-        yield _targets_of(table, target_set, columns, id_column, parallel, path, categories)
-    warn_missing_categories(target_set, list(categories), stacklevel=4)
+        yield _targets_of(table, target_set, columns, id_column, parallel, path, found)
+    found.warn(target_set, stacklevel=5)
+
+
+class _Found:
+    """The categories and the filters some row matched (the kernels' `seen` words) of a
+    ledger's part files, so that a category or MCC that no file has is warned about once."""
+
+    def __init__(self) -> None:
+        self.categories: dict[str, None] = {}
+        self.seen: np.ndarray | None = None
+        self.plan: Plan | None = None  # its filter of each target is any file's
+
+    def add(self, categories: Sequence[str], plan: Plan, seen: np.ndarray) -> None:
+        self.categories.update(dict.fromkeys(categories))
+        self.seen = seen if self.seen is None else self.seen | seen
+        self.plan = plan
+
+    def warn(self, target_set: TargetSet, stacklevel: int) -> None:
+        warn_missing_categories(target_set, list(self.categories), stacklevel=stacklevel)
+        if self.plan is not None:
+            warn_unmatched_mccs(target_set, self.plan, self.seen, stacklevel=stacklevel)
 
 
 def users_after(users: pa.ChunkedArray, last_user: Any) -> Any:
@@ -299,16 +330,19 @@ def _targets_of(
     id_column: str,
     parallel: bool,
     source: str | Path,
-    categories: dict[str, None] | None = None,
+    found: _Found | None = None,
 ) -> pa.Table:
     """`id_column` and the targets of a table read from `source`, in the table's row order.
-    With `categories`, the table's categories are added to it and a category named by a
-    target but absent is left for the caller to warn about."""
+    With `found`, the table's categories and matched filters are added to it, and a
+    category or MCC named by a target but absent is left for the caller to warn about."""
     arrays = prepare(table, columns, *needed_columns(target_set), source=source)
-    plan = make_plan(target_set, arrays.categories, warn_missing=categories is None)
-    if categories is not None:
-        categories.update(dict.fromkeys(arrays.categories))
-    values = arrays.restore(run_plan(arrays, plan, parallel=parallel))
+    plan = make_plan(target_set, arrays.categories, warn_missing=found is None)
+    seen = plan.no_filter_seen()
+    values = arrays.restore(run_plan(arrays, plan, parallel=parallel, seen=seen))
+    if found is None:
+        warn_unmatched_mccs(target_set, plan, seen, stacklevel=4)
+    else:
+        found.add(arrays.categories, plan, seen)
     fields = [pa.field(id_column, table.schema.field(id_column).type)]
     fields += [pa.field(name, pa.from_numpy_dtype(values.dtype)) for name in target_set.names]
     data = [table.column(id_column)] + [pa.array(values[:, t]) for t in range(values.shape[1])]

@@ -126,6 +126,7 @@ class _UserTargets:
                 *self.plan.kernel_args(),
                 out,
                 offsets[first],
+                self.plan.no_filter_seen(),  # no MCC warnings batch by batch
             )
         return out
 

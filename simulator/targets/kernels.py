@@ -318,7 +318,9 @@ def _prefix_sums(amount, word, shift, prefix, counts, word2, shift2, prefix2, co
 
 
 @kernel(allocates=False)
-def _fill_filters(amount, mcc, category, filters, mcc_bits, cat_bits, words, masks, prefix, counts):
+def _fill_filters(
+    amount, mcc, category, filters, mcc_bits, cat_bits, words, masks, prefix, counts, seen
+):
     """Which filters every row matches, as bit words, masks, and prefix sums and counts.
 
     amount: (n,) float64. mcc, category: (n,) int32 codes. filters: (n_filters, 2) int64.
@@ -327,15 +329,19 @@ def _fill_filters(amount, mcc, category, filters, mcc_bits, cat_bits, words, mas
     (a filter without MCCs or categories is set in every category slot). words: (n_words,
     >= n) int64 scratch. masks: (n_filters, >= n) uint8, filled for filters with F_MASK.
     prefix: (n_filters, >= n + 1) float64 and counts: (n_filters, >= n + 1) int32, filled
-    for filters with F_PREFIX, where entry i covers rows [0, i).
+    for filters with F_PREFIX, where entry i covers rows [0, i). seen: (n_words,) int64,
+    or'ed with the words of every row: the filters some row matched.
     """
     n = amount.shape[0]
     for w in range(mcc_bits.shape[0]):
         by_mcc = mcc_bits[w]
         by_category = cat_bits[w]
         word = words[w]
+        matched = 0
         for i in range(n):
             word[i] = by_mcc[mcc[i]] | by_category[category[i]]
+            matched |= word[i]
+        seen[w] |= matched
     pending = -1  # a filter whose prefix sums wait for a second to run beside
     for f in range(filters.shape[0]):
         word = words[f // FILTER_BITS]
@@ -753,7 +759,19 @@ def _rolling_rows(windows, w):
 
 @kernel(allocates=False)
 def _user_targets(
-    ts, amount, mcc, category, params, fills, windows, filters, mcc_bits, cat_bits, out, scratch
+    ts,
+    amount,
+    mcc,
+    category,
+    params,
+    fills,
+    windows,
+    filters,
+    mcc_bits,
+    cat_bits,
+    out,
+    scratch,
+    seen,
 ):
     """All targets of one user.
 
@@ -761,8 +779,9 @@ def _user_targets(
     params: (n_targets, N_PARAMS) int64. fills: (n_targets,) float64. windows: (n_windows, 3)
     int64. filters, mcc_bits, cat_bits as `_fill_filters` takes them. out: (n, n_targets)
     float32 or float64, column-major (each target's column contiguous) for speed, though any
-    layout works. scratch: a `Scratch` at least n long. Returns 0, or the rows rolling
-    top-k targets need when `scratch.lists` has fewer (grow it and call again).
+    layout works. scratch: a `Scratch` at least n long. seen: (n_words,) int64, or'ed with
+    the filter bits of every row (`_fill_filters`). Returns 0, or the rows rolling top-k
+    targets need when `scratch.lists` has fewer (grow it and call again).
     """
     n = ts.shape[0]
     if n == 0:
@@ -795,6 +814,7 @@ def _user_targets(
         masks,
         prefix,
         counts,
+        seen,
     )
     for t in range(params.shape[0]):
         w = params[t, P_WINDOW]
@@ -855,12 +875,15 @@ def _targets_range(
     cat_bits,
     out,
     row0,
+    seen,
 ):
     """Targets of users [first, stop) in one thread, with scratch allocated once.
 
     offsets: (n_users + 1,) int64 CSR row offsets into ts, amount, mcc, category ((N,) each).
     out: (rows, n_targets) float32/float64, column-major; user rows [offsets[u], offsets[u+1])
-    go to out rows shifted by -row0. Other arrays as in `_user_targets`.
+    go to out rows shifted by -row0. seen: (n_words,) int64, or'ed with the filters some
+    row matched (bit f % FILTER_BITS of word f // FILTER_BITS). Other arrays as in
+    `_user_targets`.
     """
     longest = 0
     for u in range(first, stop):
@@ -871,10 +894,10 @@ def _targets_range(
         s = offsets[u]
         e = offsets[u + 1]
         user = (ts[s:e], amount[s:e], mcc[s:e], category[s:e])
-        need = _user_targets(*user, *plan, out[s - row0 : e - row0], scratch)
+        need = _user_targets(*user, *plan, out[s - row0 : e - row0], scratch, seen)
         while need > 0:  # more rolling top-k lists than the scratch holds: grow it, redo the user
             scratch = _scratch(longest, params, windows, filters, mcc_bits, need)
-            need = _user_targets(*user, *plan, out[s - row0 : e - row0], scratch)
+            need = _user_targets(*user, *plan, out[s - row0 : e - row0], scratch, seen)
 
 
 @kernel

@@ -36,6 +36,10 @@ class Plan:
     cat_bits: np.ndarray  # (n_words, n_categories + 1) int64: filters each category matches
     dtype: np.dtype
 
+    def no_filter_seen(self) -> np.ndarray:
+        """The kernels' `seen` words before any row: (n_words,) int64 zeros."""
+        return np.zeros(self.mcc_bits.shape[0], dtype=np.int64)
+
     def kernel_args(self) -> tuple[np.ndarray, ...]:
         """The plan's arrays in the kernels' argument order."""
         return (
@@ -78,6 +82,29 @@ def warn_missing_categories(
                 f"category {name!r} named by a target does not occur in the data"
                 + (f" (did you mean {close[0]!r}?)" if close else "")
                 + f"; it matches nothing (categories found: {shown or 'none'})",
+                stacklevel=stacklevel,
+            )
+
+
+def warn_unmatched_mccs(
+    targets: TargetSet, plan: Plan, seen: np.ndarray, stacklevel: int = 2
+) -> None:
+    """Warn once for each MCC filter no row matched (`seen`, the kernels' filter words of
+    the rows): its targets are all zeros or fills. Often a typo, but a slice of a ledger
+    may simply lack the MCC."""
+    warned: set[int] = set()
+    for t, target in enumerate(targets.targets):
+        f = int(plan.params[t, K.P_FILTER])
+        if target.mcc is None or f in warned:
+            continue
+        if (int(seen[f // K.FILTER_BITS]) >> (f % K.FILTER_BITS)) & 1 == 0:
+            warned.add(f)
+            if isinstance(target.mcc, tuple):
+                what = f"none of the MCCs {list(target.mcc)} named by target {target.name!r} occurs"
+            else:
+                what = f"MCC {target.mcc} named by target {target.name!r} does not occur"
+            warnings.warn(
+                f"{what} in the data; it matches nothing (its target is all zeros or fills)",
                 stacklevel=stacklevel,
             )
 

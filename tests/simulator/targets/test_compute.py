@@ -140,6 +140,47 @@ def test_a_category_missing_from_some_files_only_is_not_warned_about(tmp_path, r
     assert len(warned) == 1 and warned[0].startswith("category 'dinning'")
 
 
+MCC_TARGETS = TargetSet(
+    (
+        Target("grocery", "sum", "day", mcc=5411),
+        Target("airline", "sum", "day", mcc=4511),  # occurs nowhere: warned about
+        Target("airline_count", "count", "week", mcc=4511),  # the same filter: no second warning
+        Target("travel", "max", "7d", mcc=(4511, 7011)),  # none occurs: warned about
+        Target("fuel_or_dining", "max", "7d", mcc=(5541, 5812)),  # 5812 occurs
+    )
+)
+
+
+def test_an_mcc_that_occurs_nowhere_is_warned_about_once_per_filter(recwarn):
+    table = _ledger_table(np.random.default_rng(15))
+    got = compute_table(table, MCC_TARGETS)
+    warned = [str(w.message) for w in recwarn if "MCC" in str(w.message)]
+    assert warned == [
+        "MCC 4511 named by target 'airline' does not occur in the data; it matches nothing "
+        "(its target is all zeros or fills)",
+        "none of the MCCs [4511, 7011] named by target 'travel' occurs in the data; it matches "
+        "nothing (its target is all zeros or fills)",
+    ]
+    assert not got[:, 1:3].any()
+
+
+def test_an_mcc_in_some_files_only_is_not_warned_about(tmp_path, monkeypatch, recwarn):
+    table = _ledger_table(np.random.default_rng(16), users=6)
+    mcc = table.column("mcc").to_numpy().copy()
+    users = table.column("consumer_id").to_numpy()
+    mcc[mcc == 5411] = 4111
+    mcc[np.flatnonzero(users == users.max())[:2]] = 5411  # in the last file only
+    table = table.set_column(4, "mcc", pa.array(mcc, pa.int16()))
+    _write_whole_users(tmp_path / "ledger", table)
+    monkeypatch.setattr(compute, "read_ledger", None)  # a file at a time
+    compute_ledger(tmp_path / "ledger", MCC_TARGETS)
+    warned = [str(w.message) for w in recwarn if "MCC" in str(w.message)]
+    assert [message.split(" named")[0] for message in warned] == [
+        "MCC 4511",
+        "none of the MCCs [4511, 7011]",
+    ]
+
+
 def test_a_ledger_whose_users_run_across_files_is_taken_at_once(tmp_path, monkeypatch):
     table = _ledger_table(np.random.default_rng(12))
     _write_ledger(tmp_path / "ledger", table)  # cut by rows, not by users
@@ -611,7 +652,8 @@ def test_mccs_outside_the_code_range_match_nothing():
         [[0.0, 0.0], [0.0, 0.0], [0.0, 1.0], [8.0, 1.0], [8.0, 1.0]],
     )
     huge = frame.head(2).assign(mcc=np.array([2**64 - 1, 5411], dtype=np.uint64))
-    np.testing.assert_array_equal(compute_table(huge, targets)[:, 0], [0.0, 2.0])
+    with pytest.warns(UserWarning, match="MCC 9999 named by target 'top' does not occur"):
+        np.testing.assert_array_equal(compute_table(huge, targets)[:, 0], [0.0, 2.0])
 
 
 def _three_rows(**columns) -> pa.Table:
