@@ -158,6 +158,10 @@ class TableCodec:
                     rare_threshold=rare_threshold,
                     max_categories=max_categories,
                     rare_values=rare_values,
+                    # A static column's rare values recur across groups: one sequence.
+                    group=np.zeros(len(s), np.int64)
+                    if spec.role == "static"
+                    else np.cumsum(first) - 1,
                 )
         longest = int(np.diff(np.append(np.flatnonzero(first), len(df))).max())
         return cls(schema, stats, bucket_width=-(-longest // N_BUCKETS))
@@ -282,7 +286,9 @@ class TableCodec:
             elif st["kind"] == "numeric":
                 values = numeric.decode(codes[col], st, rng)
             else:
-                values = categorical.decode(codes[col], st)
+                rows = len(codes[col]["cat"])
+                within = np.zeros(rows, np.int64) if col in self.static else group
+                values = categorical.decode(codes[col], st, within, rng)
             # A static value is decoded once per group (a draw inside its bin), then repeated.
             out[col] = values.iloc[group].reset_index(drop=True) if col in self.static else values
         df = pd.DataFrame(out)

@@ -54,6 +54,44 @@ def test_categorical_rare_values_sample_as_new_placeholders() -> None:
     assert not common["rare_placeholders"]  # nothing rare to stand in for
 
 
+def test_rare_placeholders_recur_within_groups_as_rare_values_did() -> None:
+    # Group 0: rare x, x, y (after a rare row: x repeats, y does not); group 1: z, w (w does
+    # not); group 2: q alone (follows no rare row). a is kept.
+    values = pd.Series(["a"] * 5 + ["x", "a", "x", "y", "z", "w", "q"])
+    group = np.array([0] * 5 + [0, 0, 0, 0, 1, 1, 2])
+    stats = categorical.analyze(values, rare_threshold=5, group=group)
+    assert stats["categories"] == ["a"] and stats["rare_repeat"] == round(1 / 3, 4)
+    assert stats["rare_most"] == 2  # x's two rows
+    # Sampled: the statistic comes back, within a group only, and never a training value.
+    rare = len(stats["categories"]) + 1
+    groups = np.repeat(np.arange(400), 6)
+    codes = np.where(np.random.default_rng(1).random(len(groups)) < 0.5, rare, 0)
+    for repeat in (0.0, 0.3, 0.8):
+        back = categorical.decode(
+            {"cat": codes},
+            {**stats, "rare_repeat": repeat, "rare_most": 100},
+            groups,
+            np.random.default_rng(2),
+        )
+        placeholders = back[codes == rare]
+        assert placeholders.str.fullmatch(r"<rare \d+>").all()
+        numbers = sorted({int(v[6:-1]) for v in placeholders})
+        assert numbers == list(range(1, len(numbers) + 1))
+        assert (
+            pd.Series(groups[codes == rare]).groupby(placeholders.to_numpy()).nunique() == 1
+        ).all()
+        again = categorical._rare_repeat(back, groups, kept={"a"})
+        assert abs(again - repeat) < 0.05, (repeat, again)
+    # No value gets more rows than the most a rare training value had.
+    capped = categorical.decode(
+        {"cat": codes}, {**stats, "rare_repeat": 0.8}, groups, np.random.default_rng(2)
+    )
+    assert capped[codes == rare].value_counts().max() == 2
+    # Without groups (or a model saved without rare_repeat): a new one per row.
+    plain = categorical.decode({"cat": codes[:6]}, stats)
+    assert plain[codes[:6] == rare].is_unique
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
