@@ -6,8 +6,8 @@ learned. A static column (a value per group) is counted once per group, not once
 a consumer's birth date or street is on each of their transactions, and counting rows
 kept it.
 
-What sampling does with the rare token (``rare_values``): "placeholder" (text columns with
-some kept categories) samples it like any token and writes a value that is never a
+What sampling does with the rare token (``rare_values``): "placeholder" (text columns)
+samples it like any token and writes a value that is never a
 training value, ``<rare 1>``, ``<rare 2>``, ...; so a long tail of local shops stays a long
 tail, in its share of the rows. And a rare value recurs as rare values did in training: in
 an event column within its group (a local shop visited again, a state on a trip), in a
@@ -52,7 +52,7 @@ def analyze(
     order = sorted(kept.items(), key=lambda kv: (-kv[1], str(kv[0])))
     categories = [_to_json(v) for v, _ in order]
     has_rare = len(kept) < len(counts)
-    text = bool(categories) and all(isinstance(c, str) for c in categories)
+    text = len(counts) > 0 and all(isinstance(v, str) for v in counts.index)
     stats = {
         "kind": "categorical",
         "dtype": str(values.dtype),
@@ -86,11 +86,12 @@ def fields(stats: dict) -> list[tuple[str, int]]:
 
 def blocked(stats: dict) -> dict[str, list[int]]:
     """Codes sampling must never produce: the rare token (unless it decodes to placeholders),
-    and null when there were none, unless every category is rare (a column of names): then
-    it is sampled as null."""
+    and null when there were none, unless nothing else is left (every category rare, and
+    not text: then it is sampled as null)."""
     n = len(stats["categories"])
-    out = [] if stats.get("rare_placeholders") else [n + 1]
-    if not stats["has_null"] and n > 0:
+    placeholders = stats.get("rare_placeholders")
+    out = [] if placeholders else [n + 1]
+    if not stats["has_null"] and (n > 0 or placeholders):
         out.append(n)
     return {"cat": out}
 

@@ -48,8 +48,6 @@ def test_categorical_rare_values_sample_as_new_placeholders() -> None:
     assert back.tolist() == ["a", "<rare 1>", "b", "<rare 2>", "<rare 3>"]
     numbers = categorical.analyze(pd.Series([5411] * 10 + [7995]), rare_threshold=5)
     assert not numbers["rare_placeholders"] and 2 in categorical.blocked(numbers)["cat"]
-    names = categorical.analyze(pd.Series(["Elm St", "Oak Ave"]), rare_threshold=2)
-    assert not names["rare_placeholders"]
     common = categorical.analyze(pd.Series(["a"] * 10), rare_threshold=5)
     assert not common["rare_placeholders"]  # nothing rare to stand in for
 
@@ -197,9 +195,14 @@ def test_static_values_count_their_groups_not_their_rows():
     assert "Corner Deli" in codec.stats["merchant"]["categories"]
     income = codec.stats["income"]
     assert len(income["edges"]) - 1 == 1 and income["exact"] == [None]  # 6 groups: one bin
-    # Every category rare and no nulls: sampled as null rather than from an empty choice.
-    alone = categorical.analyze(pd.Series(["Elm St", "Oak Ave"]), rare_threshold=2)
-    assert alone["categories"] == [] and categorical.blocked(alone) == {"cat": [1]}
+    # Every category rare and no nulls: text comes out as placeholders (a column of towns
+    # each one consumer's), other values as null rather than from an empty choice.
+    towns = categorical.analyze(pd.Series(["Elm St", "Oak Ave"]), rare_threshold=2)
+    assert towns["categories"] == [] and categorical.blocked(towns) == {"cat": [0]}
+    codes = categorical.encode(pd.Series(["Elm St", "Oak Ave"]), towns)
+    assert categorical.decode(codes, towns).tolist() == ["<rare 1>", "<rare 2>"]
+    years = categorical.analyze(pd.Series([1999, 2004]), rare_threshold=2)
+    assert years["categories"] == [] and categorical.blocked(years) == {"cat": [1]}
 
 
 def test_numeric_values_of_few_groups_are_not_kept_exactly():

@@ -240,6 +240,20 @@ def test_rare_text_values_come_out_as_new_placeholders_or_are_dropped(
         Synthesizer(**{**tiny, "rare_values": "keep"})
 
 
+def test_a_text_column_whose_every_value_is_rare_comes_out_as_placeholders(
+    table: pd.DataFrame, tiny: dict
+) -> None:
+    # Every account its own town: no town is learned, and none may come out empty.
+    towns = table.assign(town="Town " + table["acct_id"].astype(str))
+    synth = Synthesizer(**{**tiny, "max_epochs": 2}).fit(
+        towns, group_by="acct_id", order_by="txn_index"
+    )
+    assert synth.codec.schema.column("town").role == "static"
+    out = synth.sample(12, seed=0)
+    assert out["town"].notna().all() and out["town"].str.fullmatch(r"<rare \d+>").all()
+    assert (out.groupby("acct_id")["town"].nunique() == 1).all()
+
+
 # Cells a ledger or a Parquet file can hold that JSON cannot; as categories they are saved
 # tagged and read back as the same type (a ledger's consumers have datetime.date birth dates).
 ODD_CELLS = {
