@@ -135,7 +135,9 @@ MEASURES: dict[str, Callable[..., float]] = {
     # Cards as TabFormer counts them: a reissue after fraud continues its account.
     r"cards_per_consumer": lambda f: f["cards"]["accounts_per_consumer"],
     r"cards_held_per_consumer": lambda f: f["cards"]["per_consumer"],
-    r"transactions_per_card": lambda f: f["cards"]["transactions_per_account_used"],
+    r"transactions_per_card_(\d{4})_(\d{4})": lambda f, first, last: f["cards"][
+        "transactions_per_account_used"
+    ],
     r"ticket_(credit|debit|prepaid)": lambda f, k: _ticket(f, k),
     r"ticket_(credit|debit|prepaid)_(\d{4})": _ticket,
     r"ticket_order": lambda f: _ticket_order(f),
@@ -163,19 +165,23 @@ def check_targets(world) -> None:
             )
 
 
-# Targets that count over the world's whole period (TabFormer's 30 years for `us`), so a
-# sample over a shorter period measures proportionally less: the measurement is scaled by
-# the world's period over the sample's. Shares, ratios, averages per transaction and
-# per-year figures need no scaling; `cards_per_consumer` grows with the period but not in
-# proportion (most accounts predate it), so it is left as measured.
-PER_PERIOD = ("transactions_per_card",)
-DAYS_PER_YEAR = 365.2425
+# Targets that count over the years their name ends with (TabFormer's 1991-2020 for
+# `us`), so a sample over a shorter period measures proportionally less: the measurement is
+# scaled by those years' days over the sample's (a world that extends `us` with a shorter
+# period keeps the target's meaning). Shares, ratios, averages per transaction and per-year
+# figures need no scaling; `cards_per_consumer` grows with the period but not in proportion
+# (most accounts predate it), so it is left as measured.
+PER_PERIOD = (r"transactions_per_card_\d{4}_\d{4}",)
 
 
 def _years(name: str) -> tuple[int, int] | None:
     """The first and last year a year-specific target (`..._2018`, `..._2015_2016`) is about."""
     years = [int(y) for y in re.findall(r"(?<![0-9])(?:19|20)[0-9]{2}(?![0-9])", name)]
     return (min(years), max(years)) if years else None
+
+
+def _span(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}-{last}"
 
 
 def _days(period: Sequence) -> int:
@@ -233,13 +239,11 @@ class Comparison:
         return ((self.measured - self.value) / max(self.tolerance, 1e-12)) ** 2
 
 
-def compare(
-    figures: dict, targets: dict[str, CalibrationTarget], *, period: Sequence | None = None
-) -> list[Comparison]:
+def compare(figures: dict, targets: dict[str, CalibrationTarget]) -> list[Comparison]:
     """Every target against its measurement on `figures`, in the targets' order.
 
-    `period` (first and last day) is the period the targets describe, the world's; a
-    PER_PERIOD target's measurement is scaled from the sample's period to it.
+    A target about years the sample lacks is skipped; a PER_PERIOD target's measurement is
+    scaled from the sample's period to its years.
     """
     sample = figures["overview"]["period"]
     first, last = (int(str(d)[:4]) for d in sample)
@@ -248,16 +252,19 @@ def compare(
         measured = measure(name, figures)
         skipped, note = None, ""
         years = _years(name)
+        span = years and _span(*years)
         if years and (years[1] < first or years[0] > last):
-            span = str(years[0]) if years[0] == years[1] else f"{years[0]}-{years[1]}"
-            skipped = f"no {span} in the sample ({first}-{last})"
+            skipped = f"no {span} in the sample ({_span(first, last)})"
             measured = None
-        elif measured is not None and name in PER_PERIOD and period is not None:
+        elif years and measured is None and (years[0] < first or years[1] > last):
+            skipped = f"needs {span}; the sample has {_span(first, last)}"
+        elif measured is not None and any(re.fullmatch(p, name) for p in PER_PERIOD):
+            period = (f"{years[0]}-01-01", f"{years[1]}-12-31")
             sample_days, target_days = _days(sample), _days(period)
             if sample_days != target_days:
                 note = (
-                    f"{measured:.4g} over {sample_days / DAYS_PER_YEAR:.2g} years, scaled to the "
-                    f"world's {target_days / DAYS_PER_YEAR:.2g} years"
+                    f"{measured:.4g} in the sample's {sample_days:,} days, scaled to "
+                    f"{span}'s {target_days:,}"
                 )
                 measured *= target_days / sample_days
         comparisons.append(
@@ -364,12 +371,6 @@ def calibrate(
         return _report(loaded, Path(keep) if keep else None, figures)
 
 
-def _period(loaded) -> tuple[str, str]:
-    """The period the world's targets describe: its own simulation period."""
-    sim = loaded.spec.simulation
-    return (sim.start.isoformat(), sim.end.isoformat())
-
-
 def _report(loaded, ledger_path, figures) -> CalibrationReport:
     overview = figures["overview"]
     return CalibrationReport(
@@ -378,7 +379,7 @@ def _report(loaded, ledger_path, figures) -> CalibrationReport:
         consumers=overview["consumers"],
         period=tuple(overview["period"]),
         rows=overview["rows"],
-        comparisons=compare(figures, loaded.spec.calibration, period=_period(loaded)),
+        comparisons=compare(figures, loaded.spec.calibration),
     )
 
 
@@ -588,7 +589,7 @@ def fit(
                 raise ConfigError(
                     f"--param: at {setting} the world is not valid ({reason}); narrow the range"
                 ) from None
-            comparisons = compare(compute_figures(sample), chosen, period=_period(loaded))
+            comparisons = compare(compute_figures(sample), chosen)
             return comparisons
 
         def objective(x: np.ndarray) -> float:

@@ -131,7 +131,7 @@ KNOWN = {
     "error_mix_ordered": 1.0,
     "cards_per_consumer": 1.5,
     "cards_held_per_consumer": 1.5,
-    "transactions_per_card": N / 3,
+    "transactions_per_card_2013_2018": N / 3,
     "transactions_per_consumer_2018": N / 2,
     "transactions_per_consumer_year": N / 2,
     "ticket_credit_2018": 100.0,
@@ -188,7 +188,7 @@ def test_targets_about_years_outside_the_sample_are_skipped_not_missed(figures):
     rows = {c.name: c for c in cal.compare(figures, targets)}
     for name in ("chip_in_person_share_2015", "fraud_value_bps_2015_2016"):
         assert rows[name].skipped and not rows[name].missed and rows[name].score == 0.0
-    assert rows["chip_in_person_share_2015"].skipped == "no 2015 in the sample (2018-2018)"
+    assert rows["chip_in_person_share_2015"].skipped == "no 2015 in the sample (2018)"
     assert "no 2015-2016 in the sample" in rows["fraud_value_bps_2015_2016"].skipped
     assert rows["ticket_credit_2018"].skipped is None and rows["ticket_credit_2018"].passed
     report = cal.CalibrationReport(
@@ -199,21 +199,29 @@ def test_targets_about_years_outside_the_sample_are_skipped_not_missed(figures):
     assert off[0].missed and not cal.CalibrationReport("w", None, 2, ("", ""), N, off).passed
 
 
-def test_a_count_over_the_period_is_scaled_to_the_worlds_period(figures):
-    """transactions_per_card counts over the whole period: a one-year sample of a world of
-    six years measures a sixth of it, so the measurement is scaled up by the days' ratio."""
+def test_a_count_over_years_is_scaled_to_them_and_a_change_the_sample_cannot_see_skipped(
+    figures,
+):
+    """transactions_per_card counts over the years its name ends with: a one-year sample
+    (2018) of 2013-2018 measures a sixth of it, so the measurement is scaled up by the days'
+    ratio, whatever the period of the world that runs it. A change from 2018 to 2019 needs
+    both years: skipped, not missed."""
     targets = {
-        "transactions_per_card": CalibrationTarget(400.0, 50.0, "test"),
+        "transactions_per_card_2013_2018": CalibrationTarget(400.0, 50.0, "test"),
+        "transactions_per_card_2018_2018": CalibrationTarget(66.0, 5.0, "test"),
         "online_share": CalibrationTarget(0.2, 0.02, "test"),  # a share: never scaled
+        "transactions_change_2018_2019": CalibrationTarget(-0.02, 0.03, "test"),
     }
-    world = ("2013-01-01", "2018-12-31")
-    rows = {c.name: c for c in cal.compare(figures, targets, period=world)}
+    rows = {c.name: c for c in cal.compare(figures, targets)}
     days = (dt.date(2018, 12, 31) - dt.date(2013, 1, 1)).days + 1
-    assert rows["transactions_per_card"].measured == pytest.approx(N / 3 * days / 365)
-    assert rows["transactions_per_card"].note.startswith("66.67 over 1 years")
+    six = rows["transactions_per_card_2013_2018"]
+    assert six.measured == pytest.approx(N / 3 * days / 365)
+    assert six.note == "66.67 in the sample's 365 days, scaled to 2013-2018's 2,191" and six.passed
+    one = rows["transactions_per_card_2018_2018"]
+    assert one.measured == pytest.approx(N / 3) and not one.note
     assert rows["online_share"].measured == pytest.approx(0.2) and not rows["online_share"].note
-    same = cal.compare(figures, targets, period=("2018-01-01", "2018-12-31"))
-    assert same[0].measured == pytest.approx(N / 3) and not same[0].note
+    change = rows["transactions_change_2018_2019"]
+    assert change.skipped == "needs 2018-2019; the sample has 2018" and not change.missed
 
 
 @pytest.mark.parametrize(
@@ -453,7 +461,7 @@ def test_calibrate_command_passes_when_only_skipped_targets_are_unmet(
     assert "all 2 measurable targets met" in result.output
     # Not a terminal: the table is not cut to 80 columns, so every name shows whole.
     assert "error_share_insufficient_balance " in result.output
-    assert "no 2015 in the sample (2018-2018)" in result.output
+    assert "no 2015 in the sample (2018)" in result.output
 
 
 def test_calibrate_and_fit_never_write_over_what_is_there(tmp_path):
