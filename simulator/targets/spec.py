@@ -13,7 +13,7 @@ window = "week"              # day, week (ISO, Monday first), month, or rolling 
                              # (rolling: up to 36525d, 100 years)
 direction = "future"         # past (default) or future
 include_current = false      # default: true for past, false for future
-mcc = 5411                   # or mcc = [5411, 5422], or category = "grocery" / ["a", "b"]
+mcc = 5411                   # or mcc = [5411, 5422], or category = "groceries" / ["a", "b"]
 # k = 3                      # topk_mean only: mean of the k largest amounts
 # fill = nan                 # mean/min/max/topk_mean of an empty window (default NaN)
 ```
@@ -24,8 +24,10 @@ rolling window of length W is (t - W, t] in the past and [t, t + W) in the futur
 one" follows the row order of the input after a stable sort by (user, timestamp), so rows
 with equal timestamps count in the order they came. Sum, count and any of an empty window
 are 0; mean, min, max and topk_mean give `fill`. `any` is a label: 1.0 when the window holds
-a matching transaction, else 0.0 (e.g. "will this user spend in travel in the next 30
-days": aggregate "any", window "30d", direction "future", category "travel"). Amounts are
+a matching transaction, else 0.0 (e.g. "will this user buy a flight in the next 30
+days": aggregate "any", window "30d", direction "future", category "airlines"). A
+cardworld ledger's categories are its world's goods types (worlds/us/tables/goods.csv);
+a category that occurs nowhere in the data is warned about, as is an MCC. Amounts are
 taken as they are (refunds are negative).
 
 Precision. Sums and means are differences of running float64 sums of the user's amounts,
