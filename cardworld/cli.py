@@ -11,6 +11,7 @@ import sys
 import typer
 from rich.markup import escape
 
+from cardworld import __version__
 from cardworld.commands import report as report_commands
 from cardworld.commands import simulate as simulate_commands
 from cardworld.commands.console import make_console
@@ -23,8 +24,25 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Simulate credit-card worlds, synthesize ledgers, compute training targets.",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"cardworld {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Simulate credit-card worlds, synthesize ledgers, compute training targets."""
+
 
 app.command("demo")(simulate_commands.demo)
 app.command("worlds")(simulate_commands.worlds)
@@ -50,10 +68,16 @@ def main() -> None:
     except typer.Abort:
         sys.exit(130)
     except Exception as exc:
-        # Usage errors (typer's click exceptions) arrive here in non-standalone mode.
-        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
+        # Click's exceptions (typer's own copy of click in recent typers, click itself in
+        # older ones: hence duck typing) arrive here in non-standalone mode.
+        if type(exc).__name__ == "NoArgsIsHelpError":
             exc.show()
             sys.exit(exc.exit_code)
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            # A bad flag or value: one line like any other bad input, with where to look.
+            ctx = getattr(exc, "ctx", None)
+            where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            _fail(exc.format_message() + where)
         message = _file_error(exc)
         if message is None:
             raise

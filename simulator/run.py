@@ -65,7 +65,8 @@ class Summary:
     fraud_rows: int
     fraud_by_mechanism: dict[str, int]
     seconds: float
-    blocks_resumed: int = 0
+    blocks_resumed: int = 0  # part files a killed run had finished, kept by --resume
+    rows_resumed: int = 0  # and their rows
     # Kernels this process compiled rather than loaded from numba's cache: a first run,
     # whose time is mostly compiling (workers compile their own too).
     compiled: int = 0
@@ -76,7 +77,8 @@ class Summary:
 
     @property
     def rows_per_second(self) -> float:
-        return self.rows / self.seconds if self.seconds else 0.0
+        """Rows this run simulated (not those a resumed run kept) per second."""
+        return (self.rows - self.rows_resumed) / self.seconds if self.seconds else 0.0
 
 
 _BUILT: dict[str, tuple] = {}
@@ -197,14 +199,19 @@ def simulate(
     fs, root = ledger.storage(out, flag="--out")
     if fs.exists(root) and not fs.isdir(root):
         raise LedgerError(f"{out}: exists and is not a directory; choose another --out")
+    partial = posixpath.join(posixpath.dirname(root), f".{posixpath.basename(root)}.partial")
+    partial_url = fs.unstrip_protocol(partial)
     if fs.exists(root) and fs.ls(root):
+        if resume and not overwrite and not fs.exists(partial):
+            raise LedgerError(
+                f"{out}: a finished ledger, nothing to resume (`cardworld verify {out}` checks "
+                "it; --overwrite without --resume simulates it again)"
+            )
         if not overwrite:
             raise LedgerError(
                 f"{out}: already exists and is not empty; choose another --out or pass --overwrite"
             )
         _check_replaceable(fs, root, out)
-    partial = posixpath.join(posixpath.dirname(root), f".{posixpath.basename(root)}.partial")
-    partial_url = fs.unstrip_protocol(partial)
 
     n = loaded.spec.simulation.consumers
     per_file = consumers_per_file(loaded)
@@ -259,6 +266,7 @@ def simulate(
         fraud_by_mechanism=dict(sorted(by_mechanism.items())),
         seconds=time.perf_counter() - began,
         blocks_resumed=len(finished),
+        rows_resumed=sum(c["rows"] for c in finished.values()),
         compiled=compilations() - compiled_before,
     )
 

@@ -71,6 +71,38 @@ def test_bad_input_is_one_clear_error_with_exit_code_2(tmp_path, args, message):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["simulate", "--world", "tiny", "--out", "x", "--seed", "-1"],
+            "error: Invalid value for '--seed': ",
+        ),
+        (["simulate", "--world", "tiny", "--bogus"], "error: No such option: --bogus"),
+        (["verify"], "error: Missing argument"),
+        (
+            ["synth", "sample", "m", "--groups", "0", "--out", "y.csv"],
+            "Invalid value for '--groups'",
+        ),
+    ],
+)
+def test_a_bad_flag_is_one_line_naming_it_and_the_help_to_read(tmp_path, args, line):
+    result = cardworld_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and line in result.stderr, result.stderr
+    command = " ".join(a for a in args[:2] if not a.startswith("-"))
+    assert result.stderr.rstrip().endswith(f"(see `cardworld {command} --help`)")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_version_and_short_help():
+    version = cardworld_cli("--version")
+    assert version.returncode == 0 and version.stdout == f"cardworld {cardworld.__version__}\n"
+    for args in (["-h"], ["simulate", "-h"], ["synth", "fit", "-h"]):
+        shown = cardworld_cli(*args)
+        assert shown.returncode == 0 and "Usage: cardworld" in shown.stdout, args
+
+
 def test_errors_name_the_flags_and_paths_the_user_gave(tmp_path, tiny_ledger):
     afile = tmp_path / "afile"
     afile.write_text("mine")
@@ -230,6 +262,20 @@ def test_the_summary_says_when_a_run_compiled_its_kernels(tmp_path, monkeypatch,
         monkeypatch.setattr(run, "simulate", simulated)
         run_simulation("tiny", tmp_path / f"ledger{compiled}", consumers=5, workers=1)
         assert ("A first run" in capsys.readouterr().out) is said
+
+
+def test_an_interrupted_run_says_how_to_go_on(tmp_path, monkeypatch, capsys):
+    from cardworld.commands.simulate import run_simulation
+
+    def interrupted(*args, on_progress, **kwargs):
+        on_progress(1, 3, 100)  # the bar is showing when Ctrl-C comes
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "simulate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_simulation("tiny", tmp_path / "ledger", consumers=5, workers=1)
+    said = capsys.readouterr().out
+    assert "interrupted" in said and "run the same command with --resume" in said
 
 
 def test_compilations_counts_kernels_compiled_rather_than_loaded(monkeypatch):

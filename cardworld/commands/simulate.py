@@ -47,26 +47,47 @@ def run_simulation(world: str, out: str | Path, **options):
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("simulate", total=None, rows=0)
+    # The bar shows from the first shard's news on: a bad --out or world fails before it.
+    progress = Progress(*columns, console=console, transient=True)
+    task = progress.add_task("simulate", total=None, rows=0)
 
-        def on_progress(done: int, total: int, rows: int) -> None:
-            progress.update(task, completed=done, total=total, rows=rows)
+    def on_progress(done: int, total: int, rows: int) -> None:
+        progress.start()
+        progress.update(task, completed=done, total=total, rows=rows)
 
+    try:
         summary = simulate_world(world, out, on_progress=on_progress, **options)
+    except KeyboardInterrupt:
+        progress.stop()
+        console.print(
+            "[yellow]interrupted[/yellow]: the part files finished so far are kept; run the "
+            "same command with --resume to simulate only the rest"
+        )
+        raise
+    finally:
+        progress.stop()
     table = Table(title=f"ledger {summary.path}", show_header=False)
     table.add_row("world", summary.world)
     table.add_row("consumers", f"{summary.consumers:,}")
     table.add_row("cards", f"{summary.cards:,}")
     table.add_row("merchants", f"{summary.merchants:,}")
     table.add_row("transactions", f"{summary.rows:,}")
+    if summary.blocks_resumed:
+        table.add_row(
+            "resumed",
+            f"{summary.blocks_resumed:,} part files ({summary.rows_resumed:,} rows) kept from "
+            "the interrupted run",
+        )
     table.add_row("fraud rate", f"{summary.fraud_rate:.4%} ({summary.fraud_rows:,} rows)")
     for mechanism, count in summary.fraud_by_mechanism.items():
         table.add_row(
             f"  fraud: {mechanism}", f"{count / max(summary.rows, 1):.4%} ({count:,} rows)"
         )
     table.add_row("time", f"{summary.seconds:.1f} s")
-    table.add_row("rows/s", f"{summary.rows_per_second:,.0f}")
+    table.add_row(
+        "rows/s" + (" (simulated now)" if summary.blocks_resumed else ""),
+        f"{summary.rows_per_second:,.0f}",
+    )
     console.print(table)
     if summary.compiled:
         console.print(

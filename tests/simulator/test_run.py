@@ -95,8 +95,16 @@ def test_resume_after_kill_gives_identical_bytes(tmp_path, many_files, ledger_by
 
     summary = simulate(world, out, workers=2, resume=True)
     assert summary.blocks_resumed >= done_before
+    assert 0 < summary.rows_resumed < summary.rows  # rows/s counts only the rows made now
+    assert summary.rows_per_second == pytest.approx(
+        (summary.rows - summary.rows_resumed) / summary.seconds
+    )
     assert ledger_bytes(out) == ledger_bytes(reference)
     assert cardworld.verify(out) == []
+    # Once finished, there is nothing to resume: said so, and the ledger left as it is.
+    with pytest.raises(cardworld.LedgerError, match="a finished ledger, nothing to resume"):
+        simulate(world, out, workers=2, resume=True)
+    assert ledger_bytes(out) == ledger_bytes(reference)
 
 
 def _children(pid: int) -> list[int]:
