@@ -18,6 +18,8 @@ from cardworld.simulator.report_figures import compute_figures
 # Plots show the largest types; report.json holds all of them.
 TOP_TYPES = 30
 TOP_MCCS = 20
+# Percent tick labels never need more: a share of 1e-8 is a row in a hundred million.
+MAX_PERCENT_DECIMALS = 6
 COLORS = {"swipe": "#4c72b0", "chip": "#55a868", "online": "#dd8452"}
 # Multi-panel plots take a row of the page to themselves.
 WIDE_PLOTS = ("seasons", "travel", "fraud", "refunds")
@@ -79,10 +81,12 @@ def _per_year(f: dict, path: Path) -> str | None:
     ax.set_ylabel("transactions")
     ax2 = ax.twinx()
     ax2.plot(x, [r["per_consumer"] for r in years], color="#c44e52", marker="o", ms=3)
-    ax2.set_ylabel("per active consumer", color="#c44e52")
+    # per_consumer divides by consumer-years with a card, not by the consumers active that
+    # year: a consumer whose first card opens mid-year counts part of a year.
+    ax2.set_ylabel("per consumer-year with a card", color="#c44e52")
     ax2.spines[["top"]].set_visible(False)
-    ax.set_title("Transactions per year, and per active consumer")
-    ax.set_xticks(x, [str(year) for year in x], rotation=45 if len(x) > 12 else 0)
+    ax.set_title("Transactions per year, and per consumer-year with a card")
+    _year_axis(ax, x)
     return _save(fig, path)
 
 
@@ -194,8 +198,12 @@ def _seasons(f: dict, path: Path) -> str | None:
     series = f["monthly_rows"]
     ax2.plot(np.arange(len(series)), [m["rows"] for m in series], color="#4c72b0", lw=1)
     ticks = [i for i, m in enumerate(series) if m["month"].endswith("-01")]
-    step = max(1, len(ticks) // 8)
-    ax2.set_xticks(ticks[::step], [series[i]["month"][:4] for i in ticks[::step]])
+    ticks = ticks[:: max(1, len(ticks) // 8)]
+    labels = [series[i]["month"][:4] for i in ticks]
+    if not ticks and series:
+        # A period with no January (a quarter, say) still says when it is.
+        ticks, labels = [0], [series[0]["month"]]
+    ax2.set_xticks(ticks, labels)
     holidays = f["holidays"]
     title = "Transactions per month"
     if holidays["ratio"] is not None:
@@ -233,6 +241,7 @@ def _channels(f: dict, path: Path) -> str | None:
     )
     ax.yaxis.set_major_formatter(_percent())
     ax.set_ylim(0, 1)
+    _year_axis(ax, x)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=4, frameon=False, fontsize=8)
     ax.set_title("Channel mix by year")
     return _save(fig, path)
@@ -244,7 +253,7 @@ def _errors(f: dict, path: Path) -> str | None:
         return None
     fig, ax = _figure(6, 0.3 * len(rows) + 1.2)
     ax.barh([r["error"] for r in rows], [r["share"] for r in rows], color="#c44e52")
-    ax.xaxis.set_major_formatter(_percent(2))
+    ax.xaxis.set_major_formatter(_percent())
     ax.set_title(f"Errors: {f['error_share']:.2%} of transactions")
     return _save(fig, path)
 
@@ -261,7 +270,7 @@ def _travel(f: dict, path: Path) -> str | None:
         color=[STATE_COLORS.get(s["state"], "#999") for s in states],
     )
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(_percent(1))
+    ax.yaxis.set_major_formatter(_percent())
     ax.set_title("Consumer state")
     ax.tick_params(axis="x", labelsize=8)
     labels = travel["distance_bands"]
@@ -298,23 +307,26 @@ def _fraud(f: dict, path: Path) -> str | None:
         [m["rows"] for m in fraud["by_mechanism"]],
         color="#c44e52",
     )
+    a.yaxis.set_major_locator(_whole_numbers())
     a.set_title("Fraud rows by mechanism")
     b.bar(
         [r["channel"] for r in fraud["by_channel"]],
         [r["rate"] for r in fraud["by_channel"]],
         color=[COLORS.get(r["channel"], "#999") for r in fraud["by_channel"]],
     )
-    b.yaxis.set_major_formatter(_percent(2))
+    b.yaxis.set_major_formatter(_percent())
     b.set_title("Fraud rate by channel")
     top = fraud["by_category"][:12][::-1]
     c.barh([r["category"] for r in top], [r["fraud"] for r in top], color="#8172b3")
+    c.xaxis.set_major_locator(_whole_numbers())
     c.tick_params(axis="y", labelsize=8)
     c.set_title("Fraud rows by spending type (top 12)")
-    years = [r for r in fraud["by_year"]]
+    years = fraud["by_year"]
     d.plot(
         [r["year"] for r in years], [r["rate"] for r in years], marker="o", ms=3, color="#c44e52"
     )
-    d.yaxis.set_major_formatter(_percent(2))
+    _year_axis(d, [r["year"] for r in years])
+    d.yaxis.set_major_formatter(_percent())
     d.set_title("Fraud rate by year")
     for ax in axes.ravel():
         ax.spines[["top", "right"]].set_visible(False)
@@ -331,11 +343,11 @@ def _refunds(f: dict, path: Path) -> str | None:
         [r["share"] for r in refunds["by_channel"]],
         color=[COLORS.get(r["channel"], "#999") for r in refunds["by_channel"]],
     )
-    a.yaxis.set_major_formatter(_percent(1))
+    a.yaxis.set_major_formatter(_percent())
     a.set_title("Refund share by channel")
     top = sorted(refunds["by_category"], key=lambda r: -r["refunds"])[:12][::-1]
     b.barh([r["category"] for r in top], [r["share"] for r in top], color="#dd8452")
-    b.xaxis.set_major_formatter(_percent(1))
+    b.xaxis.set_major_formatter(_percent())
     b.tick_params(axis="y", labelsize=8)
     b.set_title("Refund share of the 12 types with most refunds")
     for ax in (a, b):
@@ -343,10 +355,53 @@ def _refunds(f: dict, path: Path) -> str | None:
     return _save(fig, path)
 
 
-def _percent(decimals: int = 0):
+def _year_axis(ax, years: list[int]) -> None:
+    """Ticks at the years themselves, and half a year of room either side.
+
+    Left to matplotlib, a year axis gets fractional ticks (2018.25) and a single year an
+    axis two centuries wide (a one-point range is padded by 5% of its value: 2019 +- 101).
+    """
+    ax.set_xticks(years, [str(year) for year in years], rotation=45 if len(years) > 12 else 0)
+    ax.set_xlim(min(years) - 0.5, max(years) + 0.5)
+
+
+def _whole_numbers():
+    """Ticks at whole numbers only, for axes that count rows."""
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
+def _percent():
+    """Shares (0.025) written as percents (2.5%), with as many decimals as the ticks need."""
     from matplotlib.ticker import PercentFormatter
 
-    return PercentFormatter(1.0, decimals=decimals)
+    class Percent(PercentFormatter):
+        # Matplotlib hands a formatter every tick of the axis before asking for labels.
+        def set_locs(self, locs):
+            super().set_locs(locs)
+            self.decimals = percent_decimals(locs)
+
+    return Percent(1.0)
+
+
+def percent_decimals(shares) -> int:
+    """The fewest decimals that write every share (0.025) exactly as a percent (2.5%).
+
+    A fixed number of decimals mislabels ticks (2.5% as "2%") or writes two ticks the
+    same ("0.06%" for 0.055% and 0.06%); matplotlib's own choice goes by the axis' range,
+    not the tick step, and can fall one decimal short.
+    """
+    percents = np.abs(np.asarray(shares, dtype=float)) * 100
+    percents = percents[np.isfinite(percents)]
+    if not percents.size:
+        return 0
+    # Tick positions are sums of float steps (0.30000000000000004): exact to a few ulps.
+    tolerance = 1e-9 * percents.max()
+    for decimals in range(MAX_PERCENT_DECIMALS):
+        if np.all(np.abs(np.round(percents, decimals) - percents) <= tolerance):
+            return decimals
+    return MAX_PERCENT_DECIMALS
 
 
 def _dollars():
@@ -410,7 +465,10 @@ def _page(f: dict, plots: dict[str, str], ledger_dir: Path) -> str:
         ("cards", f"{o['cards']:,}"),
         ("merchants", f"{o['merchants']:,}"),
         ("period", f"{o['first_day'][:4]} &ndash; {o['last_day'][:4]}"),
-        ("per consumer-year", f"{f['transactions_per_consumer_year']:,.0f}"),
+        (
+            f"per consumer-year with a card ({f['consumer_years']:,.1f} consumer-years)",
+            f"{f['transactions_per_consumer_year']:,.0f}",
+        ),
         ("mean / median amount", f"${amounts['mean']:,.2f} / ${amounts['p50']:,.2f}"),
         ("fraud", f"{f['fraud']['share']:.3%} of rows"),
         ("refunds", f"{f['refunds']['share']:.2%} of rows"),
@@ -455,7 +513,11 @@ def _page(f: dict, plots: dict[str, str], ledger_dir: Path) -> str:
     sections = [
         (
             "Volume",
-            "Transactions per year and per active consumer (a consumer with at least one transaction that year).",
+            "Transactions per year, and per consumer-year with a card: each consumer counts "
+            "from their first card's opening (or the period's start, when earlier) to the "
+            f"period's end, so the {o['consumers']:,} consumers make {f['consumer_years']:,.1f} "
+            f"consumer-years, and the ledger holds {o['rows'] / o['consumers']:,.1f} "
+            "transactions per consumer.",
             img("per_year", "transactions per year"),
         ),
         (

@@ -295,6 +295,7 @@ def _per_year(tallies, consumer_years: pd.Series) -> dict:
         # Rows over the consumer-years the ledger's period covers (not over the calendar
         # years it touches: a ledger of one quarter counts a quarter of a year each).
         "transactions_per_consumer_year": float(per_year["rows"].sum() / consumer_years.sum()),
+        "consumer_years": float(consumer_years.sum()),
     }
 
 

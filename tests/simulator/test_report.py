@@ -4,6 +4,7 @@ in a real browser."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import shutil
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cardworld.simulator.report import PLOTS, build_report
+from cardworld.simulator.report import PLOTS, build_report, percent_decimals
 from cardworld.simulator.report_figures import (
     AMOUNT_EDGES,
     DISTANCE_EDGES_KM,
@@ -113,6 +114,21 @@ def test_a_partial_year_counts_per_consumer_year_covered(tmp_path):
     assert figures["per_year"][0]["consumer_years"] == approx(consumer_years)
     assert figures["transactions_per_consumer_year"] == approx(rows / consumer_years)
     assert figures["transactions_per_consumer_year"] > 3.5 * rows / consumers
+
+
+def test_the_page_says_what_volume_is_per(built, tiny_frames):
+    """The headline divides by consumer-years with a card, which differ from the consumers
+    (a consumer whose first card opens mid-year counts part of it): the page names the
+    consumer-years and the rows per consumer beside it, so neither reads as the other."""
+    page, figures = built
+    html = page.read_text()
+    covered = _consumer_years(tiny_frames["cards"], *figures["overview"]["period"])
+    assert figures["consumer_years"] == approx(sum(covered.values()))
+    o = figures["overview"]
+    assert figures["consumer_years"] < o["consumers"]  # some cards open during 2019
+    assert f"({figures['consumer_years']:,.1f} consumer-years)" in html
+    assert f"{o['rows'] / o['consumers']:,.1f} transactions per consumer" in html
+    assert "active consumer" not in html
 
 
 def test_amounts_match_pandas(built, frame):
@@ -328,6 +344,99 @@ def test_quantiles_from_counts_equal_pandas():
         (got,) = quantiles_from_counts(distinct, counts, [q])
         assert got == approx(pd.Series(values).quantile(q)), q
     assert np.isnan(quantiles_from_counts(np.array([]), np.array([]), [0.5])[0])
+
+
+def _years_apart(figures: dict) -> dict:
+    """The figures with each per-year list spread over 2018-2020, the fraud rates those of
+    a us ledger whose axis once read 2018.00 2018.25 ... and 0.06% twice."""
+    figures = copy.deepcopy(figures)
+    years = (2018, 2019, 2020)
+    rates = (0.00042, 0.000655, 0.00041)
+    for key in ("per_year", "channel_by_year"):
+        figures[key] = [{**figures[key][0], "year": y} for y in years]
+    figures["fraud"]["by_year"] = [
+        {**figures["fraud"]["by_year"][0], "year": y, "rate": r}
+        for y, r in zip(years, rates, strict=True)
+    ]
+    return figures
+
+
+def _drawn_figures(figures: dict, tmp_path, monkeypatch) -> dict:
+    """Each plot's matplotlib figure, drawn (so its ticks are final) but not closed."""
+    import matplotlib
+
+    from cardworld.simulator import report
+
+    matplotlib.use("Agg")
+    drawn = {}
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        drawn[path.stem] = fig
+        return path.name
+
+    monkeypatch.setattr(report, "_save", keep)
+    for name, draw in PLOTS.items():
+        draw(figures, tmp_path / f"{name}.png")
+    return drawn
+
+
+def _tick_labels(axis) -> list[tuple[float, str]]:
+    """The major ticks an axis shows (inside its view) with their labels."""
+    lo, hi = sorted(axis.get_view_interval())
+    locs = axis.get_majorticklocs()
+    labels = axis.major.formatter.format_ticks(locs)
+    slack = 1e-9 * (hi - lo)
+    return [
+        (loc, text)
+        for loc, text in zip(locs, labels, strict=True)
+        if lo - slack <= loc <= hi + slack and text
+    ]
+
+
+@pytest.mark.parametrize("spread", [False, True], ids=["one year", "three years"])
+def test_plot_ticks_are_distinct_exact_percents_and_whole_years(
+    built, tmp_path, monkeypatch, spread
+):
+    import matplotlib.pyplot as plt
+
+    figures = _years_apart(built[1]) if spread else built[1]
+    drawn = _drawn_figures(figures, tmp_path, monkeypatch)
+    assert set(drawn) == set(PLOTS)
+    try:
+        for name, fig in drawn.items():
+            for i, ax in enumerate(fig.axes):
+                for axis in (ax.xaxis, ax.yaxis):
+                    ticks = _tick_labels(axis)
+                    where = f"{name}.png, axes {i}, {axis.axis_name}: {ticks}"
+                    # Numbers only: the months' initials (J F M A M J J ...) repeat on purpose.
+                    numbers = [text for _, text in ticks if any(c.isdigit() for c in text)]
+                    assert len(set(numbers)) == len(numbers), where
+                    for loc, text in ticks:
+                        if text.endswith("%"):
+                            assert float(text[:-1]) == approx(100 * loc, rel=1e-9, abs=1e-12), where
+        # The year axes: a tick at each year and nothing between, the years centred.
+        years = [r["year"] for r in figures["fraud"]["by_year"]]
+        for name, ax in (
+            ("per_year", drawn["per_year"].axes[0]),
+            ("channels", drawn["channels"].axes[0]),
+            ("fraud", drawn["fraud"].axes[3]),
+        ):
+            ticks = _tick_labels(ax.xaxis)
+            assert [text for _, text in ticks] == [str(y) for y in years], name
+            assert ax.get_xlim() == approx((years[0] - 0.5, years[-1] + 0.5)), name
+    finally:
+        for fig in drawn.values():
+            plt.close(fig)
+
+
+def test_percent_decimals_write_every_tick_exactly():
+    assert percent_decimals([0.0, 0.2, 0.4, 1.0]) == 0
+    assert percent_decimals(np.arange(8) * 0.025) == 1  # 2.5%, not "2%"
+    assert percent_decimals(np.arange(0.0004, 0.0007, 0.00005)) == 3  # 0.055% and 0.060%
+    assert percent_decimals([0.001, 0.01, 0.1, 1.0]) == 1  # a log axis: 0.1% to 100%
+    assert percent_decimals([0.0, 0.30000000000000004]) == 0  # float steps' last bits
+    assert percent_decimals([]) == 0
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
