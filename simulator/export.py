@@ -69,11 +69,46 @@ FLAT_COLUMNS = [
     "merchant",
     "merchant_city",
     "merchant_state",
+    "merchant_country",
     "amount",
     "channel",
     "errors",
     "is_fraud",
 ]
+# The flat table's Parquet types, fixed: a batch's own inference would make a column it
+# has only nulls of (a batch without errors) a null column the file's schema does not take.
+FLAT_SCHEMA = pa.schema(
+    [
+        (name, kind)
+        for name, kind in zip(
+            FLAT_COLUMNS,
+            [
+                pa.int64(),  # account_id
+                pa.string(),  # cardholder_name
+                pa.string(),  # city
+                pa.string(),  # state
+                pa.string(),  # zip
+                pa.int64(),  # card_id
+                pa.string(),  # card_kind
+                pa.int64(),  # txn_index
+                pa.int64(),  # txn_id
+                pa.timestamp("us"),  # timestamp: local wall-clock time
+                pa.string(),  # category
+                pa.int16(),  # mcc
+                pa.int64(),  # merchant_id
+                pa.string(),  # merchant
+                pa.string(),  # merchant_city
+                pa.string(),  # merchant_state
+                pa.string(),  # merchant_country
+                pa.float64(),  # amount
+                pa.string(),  # channel
+                pa.string(),  # errors
+                pa.bool_(),  # is_fraud
+            ],
+            strict=True,
+        )
+    ]
+)
 COLUMNS = [
     "txn_id",
     "timestamp",
@@ -141,8 +176,8 @@ def export(
                 continue
             frame = _flat(batch.to_pandas(), tables, seen)
             if parquet:
-                table = pa.Table.from_pandas(frame, preserve_index=False)
-                writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                table = pa.Table.from_pandas(frame, schema=FLAT_SCHEMA, preserve_index=False)
+                writer = writer or pq.ParquetWriter(tmp, FLAT_SCHEMA, compression="zstd")
                 writer.write_table(table)
             else:
                 frame.to_csv(handle, header=rows == 0, index=False, lineterminator="\n")
@@ -151,7 +186,7 @@ def export(
                 on_progress(rows, total)
         if parquet:
             if writer is None:  # an empty ledger still gets a file with the columns
-                pq.write_table(pa.table({c: pa.array([], pa.string()) for c in FLAT_COLUMNS}), tmp)
+                pq.write_table(FLAT_SCHEMA.empty_table(), tmp)
             else:
                 writer.close()
                 writer = None
@@ -197,6 +232,9 @@ def _entities(ledger_dir) -> dict[str, pd.DataFrame]:
     merchants["tabformer_state"] = merchants["state"].where(
         ~abroad, merchants["country"].map(countries).fillna(merchants["country"])
     )
+    # The flat table's state is a US state's (the merchants table writes a country code
+    # as the state abroad: IN is India there, and Indiana at home); the country says where.
+    merchants["flat_state"] = merchants["state"].where(~abroad)
     merchants["tabformer_city"] = merchants["city"].where(merchants["city"].notna(), "ONLINE")
     merchants["tabformer_zip"] = [
         "" if pd.isna(z) or a else f"{int(z)}.0"
@@ -319,13 +357,14 @@ def _flat(df: pd.DataFrame, tables: dict, seen: dict) -> pd.DataFrame:
             "card_kind": _lookup(cards, df["card_id"], "kind"),
             "txn_index": index,
             "txn_id": df["txn_id"].to_numpy(),
-            "timestamp": df["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S").to_numpy(),
+            "timestamp": df["timestamp"].to_numpy(),  # local wall-clock time, as the ledger's
             "category": df["category"].astype(str).to_numpy(),
             "mcc": df["mcc"].to_numpy(),
             "merchant_id": df["merchant_id"].to_numpy(),
             "merchant": _lookup(merchants, df["merchant_id"], "name"),
             "merchant_city": _lookup(merchants, df["merchant_id"], "city"),
-            "merchant_state": _lookup(merchants, df["merchant_id"], "state"),
+            "merchant_state": _lookup(merchants, df["merchant_id"], "flat_state"),
+            "merchant_country": _lookup(merchants, df["merchant_id"], "country"),
             "amount": df["amount"].round(2).to_numpy(),
             "channel": df["channel"].astype(str).to_numpy(),
             "errors": df["errors"].astype(object).to_numpy(),

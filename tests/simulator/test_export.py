@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -119,6 +121,14 @@ def test_flat_has_one_row_per_transaction_with_account_columns(flat, tiny_frames
     assert (flat["category"] == txns["category"].astype(str)).all()
     merchants = tiny_frames["merchants"].set_index("merchant_id").loc[txns["merchant_id"]]
     assert (flat["merchant"].to_numpy() == merchants["name"].to_numpy()).all()
+    # A state is a US state's; abroad it is empty and the country says where.
+    country = merchants["country"].to_numpy(dtype=object)
+    assert (flat["merchant_country"].fillna("").to_numpy() == pd.Series(country).fillna("")).all()
+    abroad = pd.Series(country).fillna("US").ne("US").to_numpy()
+    state = flat["merchant_state"].fillna("")  # the CSV's empty cells
+    assert abroad.any() and (state[abroad] == "").all()
+    home = ~abroad & (state != "").to_numpy()
+    assert (flat["merchant_state"][home] == merchants["state"][home].to_numpy()).all()
     assert np.allclose(flat["amount"], txns["amount"], atol=1e-9)
     assert (flat["is_fraud"] == txns["is_fraud"]).all()
     assert flat["errors"].isna().sum() == txns["errors"].isna().sum()
@@ -131,6 +141,8 @@ def test_flat_parquet_and_gzip_read_back_equal(flat, tiny_ledger, tmp_path):
     gz = pd.read_csv(tmp_path / "flat.csv.gz", keep_default_na=False, na_values={"errors": [""]})
     pd.testing.assert_frame_equal(gz, flat)
     assert list(parquet.columns) == FLAT_COLUMNS
+    assert pq.read_schema(tmp_path / "flat.parquet").field("timestamp").type == pa.timestamp("us")
+    assert (parquet["timestamp"] == pd.to_datetime(flat["timestamp"])).all()
     assert (parquet["txn_index"].to_numpy() == flat["txn_index"].to_numpy()).all()
     assert np.allclose(parquet["amount"], flat["amount"])
 
