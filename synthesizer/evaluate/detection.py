@@ -1,15 +1,17 @@
 """Can a classifier tell synthetic rows from real ones? A LightGBM discriminator's AUC.
 
-Each row becomes features: its compared columns (times as days since 1970, hour of day and
-day of week; numbers as they are; categories with few values as categories, others as how
-often their value occurs in both tables together) and its place in its group (position,
-events in the group, hours since the group's previous event). Groups, never rows, are dealt
-into folds, so no group is both trained and tested on; a gradient-boosted classifier fit on
-the other folds scores each fold's rows. The AUC over all rows says how well it tells the
-tables apart: 0.5 when it cannot, 1.0 when it always can. The features it leaned on most
-say what gives the synthetic rows away. Far below 0.5 is a warning of another kind: the
-synthetic rows copy real ones, so a real row's copy, trained on as synthetic in another
-fold, makes the real row look synthetic (a row-for-row copy of a table scores about 0.03).
+Each row becomes features: its compared columns, of the kinds the synthesizer's schema gives
+them (times as days since 1970, hour of day and day of week; numbers as they are, a missing
+one left missing for the classifier; categories, a missing value one of them, with few values
+as categories, others as how often their value occurs in both tables together) and its
+place in its group (position, events in the group, hours since the group's previous
+event). Groups, never rows, are dealt into folds, so no group is both trained and tested on;
+a gradient-boosted classifier fit on the other folds scores each fold's rows. The AUC over
+all rows says how well it tells the tables apart: 0.5 when it cannot, 1.0 when it always
+can. The features it leaned on most say what gives the synthetic rows away. Far below 0.5 is
+a warning of another kind: the synthetic rows copy real ones, so a real row's copy, trained
+on as synthetic in another fold, makes the real row look synthetic (a row-for-row copy of a
+table scores about 0.03).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import scipy.stats as sps
+
+from cardworld.synthesizer.evaluate.values import category_text
 
 if TYPE_CHECKING:
     from cardworld.synthesizer.evaluate.metrics import Roles
@@ -115,16 +119,20 @@ def _features(both: pd.DataFrame, n_real: int, roles: Roles) -> pd.DataFrame:
     real, the rest synthetic)."""
     out: dict[str, pd.Series] = {}
     for c in roles.compared:
-        s = both[c]
-        if pd.api.types.is_datetime64_any_dtype(s):
+        s, kind = both[c], roles.schema.column(c).kind
+        if kind == "datetime" or pd.api.types.is_datetime64_any_dtype(s):
             s = _wall_time(s)
             out[c] = (s - EPOCH) / pd.Timedelta(days=1)
             out[f"{c} hour"] = s.dt.hour + s.dt.minute / 60
             out[f"{c} weekday"] = s.dt.day_of_week
-        elif pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-            out[c] = s.astype(float)
+        elif (
+            kind == "numeric"
+            and pd.api.types.is_numeric_dtype(s)
+            and not pd.api.types.is_bool_dtype(s)
+        ):
+            out[c] = s.astype(float)  # NaN where missing: LightGBM learns where those go
         else:
-            text = s.astype("string").fillna("<null>")
+            text = category_text(s)
             if text.nunique() <= FEW_VALUES:
                 out[c] = text.astype("category")
             else:
@@ -143,6 +151,10 @@ def _features(both: pd.DataFrame, n_real: int, roles: Roles) -> pd.DataFrame:
 
 def _wall_time(s: pd.Series) -> pd.Series:
     """Times as the clock on the wall showed them: a time zone's offset dropped."""
+    if not pd.api.types.is_datetime64_any_dtype(s):
+        # A table whose times are all missing holds objects (None), not times: the two
+        # tables together are then objects too.
+        s = pd.to_datetime(s, errors="coerce", format="mixed")
     return s.dt.tz_localize(None) if s.dt.tz is not None else s
 
 

@@ -1,12 +1,14 @@
 """Quality and privacy figures of a synthetic table against the real one (plain numbers, JSON).
 
-Quality compares distributions: every column on its own (total variation distance for
-categories, Kolmogorov-Smirnov for numbers and times), the category mix, amounts overall and
-by category, events per group, gaps between events, hour of day by category, and category
-transitions; and whether a classifier can tell the tables' rows apart (`detection.py`, its
-AUC kept apart from the quality score). Privacy counts synthetic rows that copy a training
-row exactly and compares each synthetic row's distance to its closest training record
-(Gower distance) with the same distance for real holdout rows that were never trained on.
+Quality compares distributions: every column on its own, of the kind the synthesizer's
+schema gives it (total variation distance for categories, a missing value one of them;
+Kolmogorov-Smirnov for numbers and times, with the shares of missing values compared too),
+the category mix, amounts overall and by category, events per group, gaps between events,
+hour of day by category, and category transitions; and whether a classifier can tell the
+tables' rows apart (`detection.py`, its AUC kept apart from the quality score). Privacy
+counts synthetic rows that copy a training row exactly and compares each synthetic row's
+distance to its closest training record (Gower distance) with the same distance for real
+holdout rows that were never trained on.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from scipy import stats as sps
 
 from cardworld.errors import DataError
 from cardworld.synthesizer.evaluate.detection import discriminator
+from cardworld.synthesizer.evaluate.values import NULL, category_text, numbers
 from cardworld.synthesizer.schema import Schema, infer_schema
 from cardworld.synthesizer.tables import parse_dates
 
@@ -96,7 +99,7 @@ def compute(
 
     columns = {}
     for c in roles.compared:
-        columns[c] = column_distance(real[c], synth[c])
+        columns[c] = column_distance(real[c], synth[c], roles.schema.column(c).kind)
     figures["columns"] = columns
 
     r_len = real.groupby(group_by, sort=False).size().to_numpy()
@@ -110,8 +113,8 @@ def compute(
 
     if roles.category:
         c = roles.category
-        mix_r = real[c].astype(str).value_counts(normalize=True)
-        mix_s = synth[c].astype(str).value_counts(normalize=True)
+        mix_r = category_text(real[c]).value_counts(normalize=True)
+        mix_s = category_text(synth[c]).value_counts(normalize=True)
         figures["category_mix"] = {
             "column": c,
             "tvd": _tvd(mix_r, mix_s),
@@ -124,6 +127,7 @@ def compute(
         }
     if roles.amount:
         a = roles.amount
+        # The amounts that are there: a missing amount counts in the amount column's figure.
         r_a, s_a = _num(real[a]), _num(synth[a])
         q = [0.05, 0.25, 0.5, 0.75, 0.95]
         figures["amount"] = {
@@ -137,8 +141,8 @@ def compute(
         }
         plots["amount"] = (r_a, s_a)
         if roles.category:
-            med_r = real.groupby(real[roles.category].astype(str))[a].median()
-            med_s = synth.groupby(synth[roles.category].astype(str))[a].median()
+            med_r = real.groupby(category_text(real[roles.category]))[a].median()
+            med_s = synth.groupby(category_text(synth[roles.category]))[a].median()
             both = med_r.index.intersection(med_s.index)
             rel = (med_s[both] - med_r[both]).abs() / med_r[both].abs().clip(lower=1e-9)
             figures["amount"]["median_by_category"] = {
@@ -161,8 +165,8 @@ def compute(
         figures["hour_of_day"] = {"ks": _ks(r_hour.to_numpy(), s_hour.to_numpy())}
         if roles.category:
             c = roles.category
-            hx_r = pd.crosstab(real[c].astype(str), r_hour, normalize=True)
-            hx_s = pd.crosstab(synth[c].astype(str), s_hour, normalize=True)
+            hx_r = pd.crosstab(category_text(real[c]), r_hour, normalize=True)
+            hx_s = pd.crosstab(category_text(synth[c]), s_hour, normalize=True)
             figures["hour_by_category"] = {"tvd": _tvd(hx_r.stack(), hx_s.stack())}
             plots["hour_by_category"] = (hx_r, hx_s)
 
@@ -180,31 +184,33 @@ def compute(
     return figures, plots
 
 
-def column_distance(real: pd.Series, synth: pd.Series) -> dict:
-    """One column: TVD for categories, KS for numbers and datetimes; quality = 1 - distance."""
-    if pd.api.types.is_datetime64_any_dtype(real):
-        d = _ks(_num(real), _num(synth))
-        return {"kind": "datetime", "ks": d, "quality": 1 - d}
-    if (
-        pd.api.types.is_numeric_dtype(real)
-        and not pd.api.types.is_bool_dtype(real)
-        and (real.nunique() > 32)
-    ):
-        d = _ks(_num(real), _num(synth))
-        return {"kind": "numeric", "ks": d, "quality": 1 - d}
-    d = _tvd(
-        real.astype(str).value_counts(normalize=True),
-        synth.astype(str).value_counts(normalize=True),
-    )
-    return {"kind": "categorical", "tvd": d, "quality": 1 - d}
+def column_distance(real: pd.Series, synth: pd.Series, kind: str) -> dict:
+    """One column of the schema's `kind` (as the synthesizer learns it: an integer code such
+    as an MCC is a category); quality = 1 - distance, and a missing value counts.
+
+    Categories: TVD, missing values a category of their own. Numbers and datetimes: the
+    difference of the null shares, plus the KS of the values weighted by the share of rows
+    that have values in both tables; an all-null column against a never-null one scores 0,
+    and without missing values the distance is the KS.
+    """
+    if kind in ("numeric", "datetime"):
+        r, s = _num(real, keep_nan=True), _num(synth, keep_nan=True)
+        r_null, s_null = _nan_share(r), _nan_share(s)
+        ks = _ks(r, s)
+        d = abs(r_null - s_null) + (1 - max(r_null, s_null)) * ks
+        return {"kind": kind, "ks": ks, "null_share": _shares(r_null, s_null), "quality": 1 - d}
+    r, s = category_text(real), category_text(synth)
+    d = _tvd(r.value_counts(normalize=True), s.value_counts(normalize=True))
+    shares = _shares(float((r == NULL).mean()), float((s == NULL).mean()))
+    return {"kind": "categorical", "tvd": d, "null_share": shares, "quality": 1 - d}
 
 
 def privacy_figures(
     real: pd.DataFrame, synth: pd.DataFrame, holdout: pd.DataFrame | None, roles: Roles
 ) -> tuple[dict, tuple]:
     cols = roles.compared
-    train_keys = set(map(tuple, real[cols].astype(str).to_numpy()))
-    synth_keys = list(map(tuple, synth[cols].astype(str).to_numpy()))
+    train_keys = set(_row_keys(real, cols))
+    synth_keys = _row_keys(synth, cols)
     out: dict = {
         "compared_columns": cols,
         "exact_row_overlap": float(np.mean([k in train_keys for k in synth_keys]))
@@ -214,15 +220,16 @@ def privacy_figures(
     pii = {}
     for spec in roles.schema.by_role("pii", "group"):
         if spec.name in synth.columns:
-            seen = set(real[spec.name].astype(str))
-            pii[spec.name] = float(synth[spec.name].astype(str).isin(seen).mean())
+            # A missing identifier is no one's: it is never a copy.
+            seen = set(category_text(real[spec.name])) - {NULL}
+            pii[spec.name] = float(category_text(synth[spec.name]).isin(seen).mean())
     out["identifier_overlap"] = pii
     out["rare_value_copies"] = rare_value_copies(real, synth, roles)
     if holdout is not None and len(holdout):
         out["rare_value_copies_holdout"] = rare_value_copies(real, holdout, roles)
     rng = np.random.default_rng(0)
     train = _subsample(real, MAX_TRAIN_ROWS, rng)
-    ref = GowerSpace(train[cols])
+    ref = GowerSpace(train[cols], {c: roles.schema.column(c).kind for c in cols})
     syn = _subsample(synth, MAX_DCR_ROWS, rng)
     d_syn = ref.closest(syn[cols])
     out["dcr_synthetic"] = _summary(d_syn)
@@ -230,7 +237,7 @@ def privacy_figures(
     if holdout is not None and len(holdout):
         hold = _subsample(holdout, MAX_DCR_ROWS, rng)
         out["exact_row_overlap_holdout"] = float(
-            np.mean([k in train_keys for k in map(tuple, holdout[cols].astype(str).to_numpy())])
+            np.mean([k in train_keys for k in _row_keys(holdout, cols)])
         )
         d_hold = ref.closest(hold[cols])
         out["dcr_holdout"] = _summary(d_hold)
@@ -253,36 +260,36 @@ def rare_value_copies(real: pd.DataFrame, other: pd.DataFrame, roles: Roles) -> 
         name = spec.name
         if name not in other.columns or group_by not in other.columns:
             continue
-        held = real.groupby(group_by, sort=False)[name].first().dropna().astype(str)
+        held = category_text(real.groupby(group_by, sort=False)[name].first().dropna())
         counts = held.value_counts()
         rare = set(counts.index[counts < RARE_GROUPS])
-        given = other.groupby(group_by, sort=False)[name].first().dropna().astype(str)
+        given = category_text(other.groupby(group_by, sort=False)[name].first().dropna())
         out[name] = float(given.isin(rare).mean()) if len(given) else 0.0
     return out
 
 
 class GowerSpace:
-    """Gower distance to a reference table: mismatch for categories, |a - b| / range for numbers."""
+    """Gower distance to a reference table: mismatch for categories, |a - b| / range for numbers
+    (columns of the schema's kinds); a missing value matches a missing one and nothing else."""
 
-    def __init__(self, ref: pd.DataFrame) -> None:
+    def __init__(self, ref: pd.DataFrame, kinds: dict[str, str]) -> None:
         self.cols = list(ref.columns)
         self.kinds, self.codes, self.scales, self.maps = {}, {}, {}, {}
         for c in self.cols:
             s = ref[c]
-            if pd.api.types.is_datetime64_any_dtype(s) or (
-                pd.api.types.is_numeric_dtype(s)
-                and not pd.api.types.is_bool_dtype(s)
-                and s.nunique() > 32
-            ):
+            if kinds[c] in ("numeric", "datetime"):
                 x = _num(s, keep_nan=True)
+                there = x[~np.isnan(x)]
                 self.kinds[c] = "num"
-                self.scales[c] = float(np.nanmax(x) - np.nanmin(x)) or 1.0
+                span = float(there.max() - there.min()) if there.size else 0.0
+                self.scales[c] = span or 1.0
                 self.codes[c] = x
             else:
-                cats = {v: i for i, v in enumerate(pd.unique(s.astype(str)))}
+                text = category_text(s)
+                cats = {v: i for i, v in enumerate(pd.unique(text))}
                 self.kinds[c] = "cat"
                 self.maps[c] = cats
-                self.codes[c] = s.astype(str).map(cats).to_numpy(dtype=np.float64)
+                self.codes[c] = text.map(cats).to_numpy(dtype=np.float64)
 
     def closest(self, df: pd.DataFrame, chunk: int = 256) -> np.ndarray:
         q = {}
@@ -290,7 +297,7 @@ class GowerSpace:
             if self.kinds[c] == "num":
                 q[c] = _num(df[c], keep_nan=True)
             else:
-                q[c] = df[c].astype(str).map(self.maps[c]).to_numpy(dtype=np.float64)
+                q[c] = category_text(df[c]).map(self.maps[c]).to_numpy(dtype=np.float64)
         out = np.empty(len(df))
         for i in range(0, len(df), chunk):
             d = np.zeros((min(chunk, len(df) - i), len(self.codes[self.cols[0]])))
@@ -298,7 +305,8 @@ class GowerSpace:
                 a, b = q[c][i : i + chunk, None], self.codes[c][None, :]
                 if self.kinds[c] == "num":
                     part = np.abs(a - b) / self.scales[c]
-                    d += np.where(np.isnan(part), 1.0, np.minimum(part, 1.0))
+                    part = np.where(np.isnan(part), 1.0, np.minimum(part, 1.0))
+                    d += np.where(np.isnan(a) & np.isnan(b), 0.0, part)
                 else:
                     d += a != b  # NaN (unseen category) never equals: a mismatch
             out[i : i + chunk] = d.min(axis=1) / len(self.cols)
@@ -344,7 +352,7 @@ def _sorted(df: pd.DataFrame, roles: Roles) -> pd.DataFrame:
 
 
 def _bigrams(df: pd.DataFrame, cat: str, group_by: str) -> pd.Series:
-    c = df[cat].astype(str).to_numpy()
+    c = category_text(df[cat]).to_numpy()
     g = df[group_by].to_numpy()
     same = g[1:] == g[:-1]
     pairs = pd.Series(c[:-1][same]) + " -> " + pd.Series(c[1:][same])
@@ -352,10 +360,11 @@ def _bigrams(df: pd.DataFrame, cat: str, group_by: str) -> pd.Series:
 
 
 def _gaps_hours(df: pd.DataFrame, t: str, group_by: str) -> np.ndarray:
-    secs = pd.to_datetime(df[t]).to_numpy(dtype="datetime64[s]").astype(np.int64)
+    secs = numbers(pd.to_datetime(df[t]))
     g = df[group_by].to_numpy()
     same = g[1:] == g[:-1]
-    return (secs[1:] - secs[:-1])[same] / 3600.0
+    gaps = (secs[1:] - secs[:-1])[same] / 3600.0
+    return gaps[~np.isnan(gaps)]  # a missing time has no gap; the time column counts it
 
 
 def _tvd(p: pd.Series, q: pd.Series) -> float:
@@ -374,12 +383,22 @@ def _ks(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _num(s: pd.Series, keep_nan: bool = False) -> np.ndarray:
-    if pd.api.types.is_datetime64_any_dtype(s):
-        x = s.to_numpy(dtype="datetime64[s]").astype(np.int64).astype(float)
-        x[s.isna().to_numpy()] = np.nan
-    else:
-        x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+    x = numbers(s)
     return x if keep_nan else x[~np.isnan(x)]
+
+
+def _nan_share(x: np.ndarray) -> float:
+    return float(np.isnan(x).mean()) if x.size else 0.0
+
+
+def _shares(real: float, synth: float) -> dict:
+    return {"real": round(real, 4), "synthetic": round(synth, 4)}
+
+
+def _row_keys(df: pd.DataFrame, cols: list[str]) -> list[tuple]:
+    """Each row's compared values as text, to find rows that one table copies from another."""
+    text = pd.DataFrame({c: category_text(df[c]) for c in cols}, index=df.index)
+    return list(map(tuple, text.to_numpy()))
 
 
 def _summary(x: np.ndarray) -> dict:

@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from cardworld.synthesizer.evaluate.values import NULL, category_text, numbers  # noqa: E402
+
 REAL, SYNTH = "#4C72B0", "#DD8452"
 
 
@@ -40,8 +42,14 @@ def write_report(
             squeeze=False,
         )
         for ax, c in zip(axes.flat, cols, strict=False):
-            _column_plot(ax, real[c], synth[c], figures["columns"][c]["kind"])
-            ax.set_title(c, fontsize=9)
+            kind = figures["columns"][c]["kind"]
+            _column_plot(ax, real[c], synth[c], kind)
+            nulls = figures["columns"][c]["null_share"]
+            title = c
+            if kind != "categorical" and (nulls["real"] or nulls["synthetic"]):
+                # A histogram shows the values there are: the missing ones are named here.
+                title += f"\nnull: real {nulls['real']:.1%}, synthetic {nulls['synthetic']:.1%}"
+            ax.set_title(title, fontsize=9)
         for ax in axes.flat[n:]:
             ax.axis("off")
         save(fig, "columns", "Per-column distributions")
@@ -119,19 +127,23 @@ def write_report(
 
 def _column_plot(ax: plt.Axes, r: pd.Series, s: pd.Series, kind: str) -> None:
     if kind in ("numeric", "datetime"):
-        rv = pd.to_numeric(r if kind == "numeric" else r.astype("int64"), errors="coerce")
-        sv = pd.to_numeric(s if kind == "numeric" else s.astype("int64"), errors="coerce")
-        both = pd.concat([rv, sv]).dropna()
+        rv, sv = numbers(r), numbers(s)
+        rv, sv = rv[~np.isnan(rv)], sv[~np.isnan(sv)]
+        both = np.concatenate([rv, sv])
         bins = np.linspace(both.min(), both.max(), 30) if len(both) else 10
-        ax.hist(rv.dropna(), bins=bins, alpha=0.6, density=True, color=REAL)
-        ax.hist(sv.dropna(), bins=bins, alpha=0.6, density=True, color=SYNTH)
+        ax.hist(rv, bins=bins, alpha=0.6, density=True, color=REAL)
+        ax.hist(sv, bins=bins, alpha=0.6, density=True, color=SYNTH)
         ax.set_yticks([])
         if kind == "datetime":
             ax.set_xticks([])
     else:
-        pr = r.astype(str).value_counts(normalize=True).head(15)
-        ps = s.astype(str).value_counts(normalize=True)
-        _bars(ax, pr, ps.reindex(pr.index, fill_value=0), fontsize=6)
+        pr = category_text(r).value_counts(normalize=True)
+        ps = category_text(s).value_counts(normalize=True)
+        shown = pr.index[:15]
+        # Missing values are a category, shown wherever either table has them.
+        if NULL not in shown and (NULL in pr.index or NULL in ps.index):
+            shown = shown.append(pd.Index([NULL]))
+        _bars(ax, pr.reindex(shown, fill_value=0), ps.reindex(shown, fill_value=0), fontsize=6)
 
 
 def _bars(ax: plt.Axes, r: pd.Series, s: pd.Series, fontsize: int = 8) -> None:

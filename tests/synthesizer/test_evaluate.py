@@ -9,7 +9,13 @@ import pandas as pd
 
 from cardworld.synthesizer.evaluate import evaluate_tables
 from cardworld.synthesizer.evaluate.detection import _whole_groups, discriminator
-from cardworld.synthesizer.evaluate.metrics import _sorted, find_roles, prepare, privacy_score
+from cardworld.synthesizer.evaluate.metrics import (
+    _sorted,
+    column_distance,
+    find_roles,
+    prepare,
+    privacy_score,
+)
 
 
 def _shuffled(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
@@ -131,3 +137,91 @@ def test_discriminator_reads_whole_groups_and_needs_two_of_them(table: pd.DataFr
         "auc": None,
         "reason": f"needs two groups in each table, has {(sizes.size, 1)}",
     }
+
+
+def _with_codes_and_errors(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with a city and a ZIP on every row, an error on 2% of rows and 40 MCCs."""
+    rng = np.random.default_rng(0)
+    n = len(table)
+    return table.assign(
+        city=rng.choice(["Austin", "Boston", "Chicago"], n),
+        zip=rng.choice([78701, 2108, 60601], n),
+        errors=np.where(rng.random(n) < 0.02, "Bad PIN", None),
+        mcc=rng.choice(np.arange(5000, 5280, 7), n),
+    )
+
+
+def test_missing_values_count_in_the_column_scores(table: pd.DataFrame) -> None:
+    real = _with_codes_and_errors(table)
+    rng = np.random.default_rng(1)
+    n = len(real)
+    kwargs = dict(group_by="acct_id", order_by="txn_index")
+    copy = evaluate_tables(real, real, **kwargs)
+    assert copy["quality_score"] == 10.0  # the same nulls in both tables cost nothing
+    assert copy["privacy"]["exact_row_overlap"] == 1.0  # a row with a null is still copied
+    assert copy["privacy"]["dcr_synthetic"]["max"] == 0.0  # a null matches a null
+    assert copy["columns"]["errors"]["null_share"]["real"] > 0.9
+
+    # City and ZIP never set, errors on most rows (a ZIP read back from a CSV as floats).
+    errors = np.where(rng.random(n) < 0.61, "Bad PIN", None)
+    synth = real.assign(city=None, zip=np.nan, errors=errors, timestamp=pd.NaT)
+    figures = evaluate_tables(real, synth, **kwargs)
+    columns = figures["columns"]
+    assert columns["city"] == {
+        "kind": "categorical",
+        "tvd": 1.0,
+        "null_share": {"real": 0.0, "synthetic": 1.0},
+        "quality": 0.0,
+    }
+    assert columns["zip"]["kind"] == "categorical" and columns["zip"]["quality"] == 0.0
+    assert columns["timestamp"]["kind"] == "datetime" and columns["timestamp"]["quality"] == 0.0
+    # One error message: only the null share differs, and it is all of the distance.
+    shares = columns["errors"]["null_share"]
+    assert abs(columns["errors"]["tvd"] - abs(shares["real"] - shares["synthetic"])) < 1e-3
+    assert columns["errors"]["quality"] < 0.45
+    assert figures["quality_score"] < copy["quality_score"] - 1
+
+
+def test_numbers_compare_their_null_shares_and_values() -> None:
+    rng = np.random.default_rng(0)
+    amounts = pd.Series(rng.lognormal(3, 1, 1000))
+    nothing = pd.Series(np.full(1000, np.nan))
+    assert column_distance(amounts, nothing, "numeric")["quality"] == 0.0
+    assert column_distance(nothing, nothing, "numeric")["quality"] == 1.0
+    # The same values, half of them missing: the values agree, the column does not.
+    halved = amounts.where(rng.random(1000) < 0.5)
+    half = column_distance(amounts, halved, "numeric")
+    assert half["ks"] < 0.1 and half["quality"] < 0.6
+    assert half["null_share"]["real"] == 0.0 and 0.4 < half["null_share"]["synthetic"] < 0.6
+    # Without missing values the distance is the KS of the values; with the same null
+    # share, the KS weighted by the share of rows with values.
+    doubled = column_distance(amounts, amounts * 2, "numeric")
+    assert doubled["quality"] == 1 - doubled["ks"]
+    both = column_distance(
+        amounts.where(amounts.index < 500), (amounts * 2).where(amounts.index < 500), "numeric"
+    )
+    assert abs((1 - both["quality"]) - 0.5 * both["ks"]) < 1e-12
+    times = pd.Series(pd.date_range("2025-01-01", periods=1000, freq="h"))
+    assert column_distance(times, pd.Series([pd.NaT] * 1000), "datetime")["quality"] == 0.0
+    # pandas 2 read None and NaN as the texts "None" and "nan", pandas 3 drops both: a null
+    # is one category however it is spelled.
+    cities = pd.Series(["Austin", None, "Boston", np.nan])
+    spelled = pd.Series(["Austin", np.nan, "Boston", None], dtype=object)
+    assert column_distance(cities, spelled, "categorical")["quality"] == 1.0
+    assert column_distance(cities, cities.fillna("Austin"), "categorical")["tvd"] == 0.5
+
+
+def test_integer_codes_are_compared_as_categories(table: pd.DataFrame) -> None:
+    real = _with_codes_and_errors(table)
+    assert real["mcc"].nunique() > 32  # too many values to pass for categories by count
+    roles = find_roles(real, "acct_id", "txn_index")
+    assert roles.schema.column("mcc").kind == "categorical"  # the synthesizer's view
+    kwargs = dict(group_by="acct_id", order_by="txn_index")
+    # Every code one off: as numbers nearly the same distribution, as MCCs none in common.
+    shifted = evaluate_tables(real, real.assign(mcc=real["mcc"] + 1), **kwargs)["columns"]
+    assert shifted["mcc"]["kind"] == "categorical" and shifted["mcc"]["quality"] == 0.0
+    assert column_distance(real["mcc"], real["mcc"] + 1, "numeric")["quality"] > 0.9
+    # A code read back as a float (its column had a missing value) is the same code.
+    floats = real["mcc"].astype(float).where(real.index > 0)
+    same = column_distance(real["mcc"], floats, "categorical")
+    assert same["null_share"]["synthetic"] > 0 and same["quality"] > 0.99
