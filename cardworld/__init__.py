@@ -38,10 +38,11 @@ _LAZY = {
 
 
 def read_transactions(ledger_dir, columns=None, filter=None):
-    """A ledger's transactions as a pandas DataFrame (optionally some columns / a pyarrow filter)."""
-    from cardworld.simulator.ledger import read_transactions
+    """A ledger's transactions as a pandas DataFrame (optionally some columns / a pyarrow
+    filter); ids set on fraud only (fraudster_id, compromise_id) are nullable integers."""
+    from cardworld.simulator.ledger import read_transactions, transactions_frame
 
-    return read_transactions(ledger_dir, columns, filter).to_pandas()
+    return transactions_frame(read_transactions(ledger_dir, columns, filter))
 
 
 def __getattr__(name: str):

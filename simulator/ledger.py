@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import fsspec
+import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
@@ -435,6 +436,19 @@ def read_transactions(
             except (pa.ArrowException, OSError) as file_exc:
                 raise unreadable(fragment.path, url, file_exc) from None
         raise unreadable(str(url), url, exc) from None
+
+
+_NULLABLE_INT64 = {pa.int64(): pd.Int64Dtype()}
+
+
+def transactions_frame(table: pa.Table) -> pd.DataFrame:
+    """Transactions as a pandas DataFrame; the ids set on fraud rows only (fraudster_id,
+    compromise_id) are nullable integers, where pandas' default makes them floats."""
+    frame = table.to_pandas()
+    for name in ("fraudster_id", "compromise_id"):
+        if name in frame.columns and pa.types.is_integer(table.schema.field(name).type):
+            frame[name] = table.column(name).to_pandas(types_mapper=_NULLABLE_INT64.get)
+    return frame
 
 
 def read_table(

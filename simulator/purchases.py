@@ -146,12 +146,18 @@ def release_buffers() -> None:
     vars(_kept).clear()
 
 
-def _dictionary(
-    codes: np.ndarray, values, index_type, null_code: int | None = None
-) -> pa.DictionaryArray:
-    mask = codes == null_code if null_code is not None else None
+def _dictionary(codes: np.ndarray, values, index_type, none: bool = False) -> pa.DictionaryArray:
+    """Codes into `values` as a dictionary column. With `none`, code 0 (values[0], the
+    kernels' "no error", "no fraud") is null and left out of the dictionary, so that its
+    categories are only the real ones."""
+    mask = None
+    values = list(values)
+    if none:
+        mask = codes == 0
+        codes = np.where(mask, 0, codes - 1)
+        values = values[1:]
     indices = pa.array(codes.astype(index_type.to_pandas_dtype()), index_type, mask=mask)
-    return pa.DictionaryArray.from_arrays(indices, pa.array(list(values), pa.string()))
+    return pa.DictionaryArray.from_arrays(indices, pa.array(values, pa.string()))
 
 
 def _to_arrow(rows: np.ndarray, labels: WorldLabels) -> pa.Table:
@@ -168,14 +174,14 @@ def _to_arrow(rows: np.ndarray, labels: WorldLabels) -> pa.Table:
         "category": _dictionary(rows[k.C_TYPE], labels.type_names, pa.int16()),
         "amount": rows[k.C_CENTS] / 100.0,
         "channel": _dictionary(rows[k.C_CHANNEL], CHANNELS, pa.int8()),
-        "errors": _dictionary(rows[k.C_ERROR], ERRORS, pa.int8(), null_code=0),
+        "errors": _dictionary(rows[k.C_ERROR], ERRORS, pa.int8(), none=True),
         "is_fraud": mechanism != 0,
-        "fraud_mechanism": _dictionary(mechanism, FRAUD_MECHANISMS, pa.int8(), null_code=0),
+        "fraud_mechanism": _dictionary(mechanism, FRAUD_MECHANISMS, pa.int8(), none=True),
         "fraudster_id": pa.array(
             rows[k.C_FRAUDSTER].copy(), pa.int64(), mask=rows[k.C_FRAUDSTER] < 0
         ),
         "consumer_state": _dictionary(rows[k.C_STATE], STATES, pa.int8()),
-        "fraud_method": _dictionary(rows[k.C_METHOD], FRAUD_METHODS, pa.int8(), null_code=0),
+        "fraud_method": _dictionary(rows[k.C_METHOD], FRAUD_METHODS, pa.int8(), none=True),
         "compromise_id": pa.array(
             rows[k.C_COMPROMISE].copy(), pa.int64(), mask=rows[k.C_COMPROMISE] < 0
         ),

@@ -10,6 +10,7 @@ import pytest
 
 import cardworld
 from cardworld.simulator import purchases, rng
+from cardworld.simulator.ledger import transactions_frame
 from cardworld.simulator.run import _built, simulate
 from cardworld.worlds.load import load_world
 
@@ -50,7 +51,9 @@ def test_a_shard_is_the_same_when_its_row_buffer_has_to_grow(monkeypatch, tiny_f
     world = load_world("tiny", consumers=consumers)
     arrays, labels, fraud = _built(world)
     ids = np.arange(consumers, dtype=np.int64)
-    grown = purchases.simulate_shard(world, arrays, labels, fraud, ids).transactions.to_pandas()
+    grown = transactions_frame(
+        purchases.simulate_shard(world, arrays, labels, fraud, ids).transactions
+    )
     assert len(grown) > 4 * 96
     expected = tiny_frames["transactions"].query(f"consumer_id < {consumers}")
     pd.testing.assert_frame_equal(grown, expected.reset_index(drop=True))
@@ -63,7 +66,7 @@ def test_a_shard_keeps_its_rows_when_the_next_reuses_the_buffers(tiny_frames):
     first = purchases.simulate_shard(world, arrays, labels, fraud, np.arange(0, 40))
     purchases.simulate_shard(world, arrays, labels, fraud, np.arange(40, 60))  # fits in them
     expected = tiny_frames["transactions"].query("consumer_id < 40").reset_index(drop=True)
-    pd.testing.assert_frame_equal(first.transactions.to_pandas(), expected)
+    pd.testing.assert_frame_equal(transactions_frame(first.transactions), expected)
     assert np.array_equal(first.merchant_ids, np.unique(expected["merchant_id"]))
 
 
