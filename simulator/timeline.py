@@ -162,7 +162,7 @@ class _Places(NamedTuple):
     seed: int
     end_day: int
     home_cum: list[float]  # home cities' cumulative weights
-    foreign_cum: list[float]  # foreign cities' cumulative weights
+    foreign_cum: list[float]  # foreign cities' cumulative weights as trip destinations
     lat: list[float]  # every city's latitude, radians
     lon: list[float]
     n_us: int  # foreign city j is city n_us + j
@@ -184,7 +184,7 @@ class _Places(NamedTuple):
             int(arrays.seed),
             int(arrays.end_day),
             arrays.home_city_cum.tolist(),
-            arrays.foreign_city_cum.tolist(),
+            arrays.trip_city_cum.tolist(),
             arrays.city_lat.tolist(),
             arrays.city_lon.tolist(),
             int(arrays.n_us_cities),

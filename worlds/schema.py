@@ -268,6 +268,10 @@ class Tables:
     # Optional: shocks, periods when some goods types' rates, trips, or the odds that a trip
     # goes abroad change by a factor (a pandemic, say). A world without it has none.
     shocks: str = ""
+    # Optional: the countries trips abroad go to and their weights (trips there); a trip
+    # picks a country so, then a city of it by population. A world without it picks among
+    # all the foreign cities by population.
+    destinations: str = ""
 
 
 @dataclass(frozen=True)
@@ -352,9 +356,10 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
     },
     "place_exclusions": {"geonameid": "int", "name": "str", "state": "str", "reason": "str"},
     "shocks": {"shock": "str", "start": "str", "end": "str", "target": "str", "factor": "float"},
+    "destinations": {"country": "str", "trips": "float"},
 }
 # Tables a world may leave out or leave without rows.
-OPTIONAL_TABLES = ("place_exclusions", "shocks")
+OPTIONAL_TABLES = ("place_exclusions", "shocks", "destinations")
 
 
 @dataclass(frozen=True)

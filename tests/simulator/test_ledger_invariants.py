@@ -207,3 +207,15 @@ def test_declined_purchases_are_tried_again_minutes_later(tiny_frames):
     assert n > 200
     assert abs(retried - 0.55) < 4 * np.sqrt(0.25 / n)
     assert (pairs["index_again"] > pairs["index"]).all()  # the retry follows in the ledger
+
+
+def test_trips_abroad_go_to_the_worlds_destination_countries(tiny_frames):
+    # Card-present purchases abroad on a trip (not fraud: a fraudster may live anywhere).
+    txns = tiny_frames["transactions"]
+    merchants = tiny_frames["merchants"].set_index("merchant_id")
+    country = merchants.loc[txns["merchant_id"], "country"].to_numpy()
+    trip = (txns["consumer_state"] != "home").to_numpy() & ~txns["is_fraud"].to_numpy()
+    abroad = trip & pd.notna(country) & (country != "US")
+    listed = set(load_world("tiny").tables["destinations"]["country"])
+    assert abroad.sum() > 50
+    assert set(country[abroad]) <= listed

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 import textwrap
 
+import numpy as np
 import pytest
 
 from cardworld.errors import WorldError
@@ -637,3 +638,38 @@ def test_prices_must_be_positive(tmp_path):
         WorldError, match="column 'price_level' data row 1 must be positive, found 0.0"
     ):
         load_world(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("country,trips\nMX,5\nXK1,3\n", "column 'country' data row 2 must be the ISO 3166 code"),
+        ("country,trips\nUS,5\n", "column 'country' data row 1 must be the ISO 3166 code"),
+        ("country,trips\nMX,5\nMX,3\n", "column 'country' data row 2 must be unique"),
+        ("country,trips\nMX,-5\n", "column 'trips' data row 1 must be non-negative"),
+        ("country,trips\nMX,0\nCA,0\n", "column 'trips' must have a positive total"),
+    ],
+)
+def test_bad_destinations_name_the_row(tmp_path, text, message):
+    with pytest.raises(WorldError, match=message):
+        load_world(_with_table(tmp_path, "destinations", text))
+
+
+def test_trips_abroad_share_countries_by_their_weights_and_cities_by_population(tmp_path):
+    from cardworld.simulator.world_arrays import trip_city_weights
+    from cardworld.worlds import reference
+
+    cities = reference.cities()
+    country = cities.country[cities.n_us :]
+    population = cities.population[cities.n_us :]
+    world = load_world(_with_table(tmp_path, "destinations", "country,trips\nMX,3\nCA,1\nFR,0\n"))
+    weights = trip_city_weights(world, cities)
+    assert weights[country == "MX"].sum() == pytest.approx(3.0)
+    assert weights[country == "CA"].sum() == pytest.approx(1.0)
+    assert weights[~np.isin(country, ["MX", "CA"])].sum() == 0.0
+    mexico = country == "MX"
+    np.testing.assert_allclose(weights[mexico], 3.0 * population[mexico] / population[mexico].sum())
+    # A world without the table: every foreign city by population.
+    (tmp_path / "bare").mkdir()
+    bare = load_world(_with_table(tmp_path / "bare", "destinations", ""))
+    np.testing.assert_array_equal(trip_city_weights(bare, cities), population)
