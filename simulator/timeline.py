@@ -137,7 +137,12 @@ def _life(env, world, places, consumers, i, first_day, segs):
         foreign_odds = p / max(1e-12, 1 - p) * income_ratio**trip.foreign_income_elasticity
         foreign_odds *= places.shock_abroad[shock]
         city = _destination(
-            draws, places, home, foreign_odds, spec.travel.destination_distance_km_min
+            draws,
+            places,
+            home,
+            foreign_odds,
+            spec.travel.destination_distance_km_min,
+            trip.distance_scale_km,
         )
         if start > places.end_day:
             return  # the trip would begin after the period: home until the end
@@ -231,17 +236,26 @@ class _Draws:
         return min(bisect.bisect_right(cumulative, target), len(cumulative) - 1)
 
 
-def _destination(draws: _Draws, places: _Places, home: int, foreign_odds: float, min_km: float):
+def _destination(
+    draws: _Draws, places: _Places, home: int, foreign_odds: float, min_km: float, scale_km: float
+) -> int:
     """A trip's destination city: foreign with odds `foreign_odds`, else a US city at least
-    `min_km` from home (the last of 8 tries if none is that far)."""
+    `min_km` from home, drawn by population; with `scale_km` above 0, a city d km away is
+    kept with chance exp(-(d - min_km) / scale_km), and the nearest one drawn when none of
+    8 draws is kept (the last draw when none is `min_km` away)."""
     if draws.uniform() < foreign_odds / (1 + foreign_odds) and places.foreign_cum:
         return places.n_us + draws.choose(places.foreign_cum)
-    city = home
+    city, nearest, nearest_km = home, -1, math.inf
     for _ in range(8):
         city = draws.choose(places.home_cum)
-        if _distance_km(places, home, city) >= min_km:
-            break
-    return city
+        km = _distance_km(places, home, city)
+        if km < min_km:
+            continue
+        if scale_km <= 0 or draws.uniform() < math.exp((min_km - km) / scale_km):
+            return city
+        if km < nearest_km:
+            nearest, nearest_km = city, km
+    return nearest if nearest >= 0 else city
 
 
 def _distance_km(places: _Places, a: int, b: int) -> float:

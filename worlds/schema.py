@@ -118,6 +118,10 @@ class Trip:
     # Foreign trips grow with wealth (Altman): odds scale by (income/median)^x.
     foreign_income_elasticity: float
     weekend_start: bool
+    # How far a trip in the country goes: 0 picks the destination by population alone;
+    # above 0, a city d km away (past travel.destination_distance_km_min) is kept with
+    # chance exp(-(d - min) / scale), so trips by car stay within a drive.
+    distance_scale_km: float = field(default=0.0, metadata=NON_NEGATIVE)
 
 
 TRIP_KINDS = ("getaway", "vacation", "business")  # the fields of Travel that are trips

@@ -219,3 +219,12 @@ def test_trips_abroad_go_to_the_worlds_destination_countries(tiny_frames):
     listed = set(load_world("tiny").tables["destinations"]["country"])
     assert abroad.sum() > 50
     assert set(country[abroad]) <= listed
+
+
+def test_weekend_getaways_stay_nearer_home_than_vacations(tiny_ledger):
+    from cardworld.simulator.report_figures import compute_figures
+
+    states = {s["state"]: s for s in compute_figures(tiny_ledger)["travel"]["states"]}
+    assert states["getaway"]["mean_km"] < 0.5 * states["vacation"]["mean_km"]
+    bands = states["getaway"]["distance_bands"]  # 150-500 km is the fourth band
+    assert bands[3] > 0.3 * sum(bands)

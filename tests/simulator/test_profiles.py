@@ -330,8 +330,11 @@ def test_a_shock_scales_trips_in_its_period(tmp_path):
     assert 6 not in halted.index
     assert as_ever[6] > 50  # ~300 consumers take several trips a year
     # Other months keep about as many trips (~60 a month; the draws differ, as a shocked
-    # world thins its trips with one more draw each).
-    assert abs(halted[9] - as_ever[9]) < 0.25 * as_ever[9]
+    # world thins its trips with one more draw each): over the ten months clear of June
+    # (~600 trips; the difference of two such counts has a spread of about 35, so 15% is
+    # about 2.5 of it).
+    clear = [m for m in range(1, 13) if m not in (6, 7)]
+    assert abs(halted[clear].sum() - as_ever[clear].sum()) < 0.15 * as_ever[clear].sum()
 
 
 def test_a_shock_on_going_abroad_keeps_its_trips_at_home(tmp_path):
