@@ -325,6 +325,8 @@ def summary(f: dict) -> dict:
             f["events_per_group"]["synthetic"]["median"],
         ],
         "gaps_ks": f.get("gaps_hours", {}).get("ks"),
+        "span_ks": f.get("group_span", {}).get("ks"),
+        "events_span_correlation": f.get("group_span", {}).get("events_correlation"),
         "columns_quality": {k: round(v["quality"], 4) for k, v in f["columns"].items()},
     }
 
@@ -353,6 +355,7 @@ def print_table(results: dict) -> None:
         ("med/cat err", "median_by_category_rel_err"),
         ("len KS", "events_per_group_ks"),
         ("gap KS", "gaps_ks"),
+        ("span KS", "span_ks"),
         ("DCR syn/hold", None),
     ]
     head = ["workload", "method"] + [c for c, _ in cols] + [c for c, _ in ev] + ["GPU GiB"]

@@ -4,7 +4,8 @@ Quality compares distributions: every column on its own, of the kind the synthes
 schema gives it (total variation distance for categories, a missing value one of them;
 Kolmogorov-Smirnov for numbers and times, with the shares of missing values compared too),
 the category mix, amounts overall and by category, events per group, gaps between events,
-hour of day by category, and category transitions; and whether a classifier can tell the
+groups' time spans (and how they go with the number of events), hour of day by category,
+and category transitions; and whether a classifier can tell the
 tables' rows apart (`detection.py`, its AUC kept apart from the quality score). Privacy
 counts synthetic rows that copy a training row exactly and compares each synthetic row's
 distance to its closest training record (Gower distance) with the same distance for real
@@ -160,6 +161,7 @@ def compute(
             "ks": _ks(r_gap, s_gap),
         }
         plots["gaps_hours"] = (r_gap, s_gap)
+        figures["group_span"] = _group_span(real, synth, t, group_by)
         r_hour = pd.to_datetime(real[t]).dt.hour
         s_hour = pd.to_datetime(synth[t]).dt.hour
         figures["hour_of_day"] = {"ks": _ks(r_hour.to_numpy(), s_hour.to_numpy())}
@@ -322,6 +324,7 @@ def quality_score(figures: dict) -> float:
         ("hour_by_category", "tvd"),
         ("events_per_group", "ks"),
         ("gaps_hours", "ks"),
+        ("group_span", "ks"),
         ("amount", "ks"),
     ):
         if key in figures and figures[key].get(sub) is not None:
@@ -357,6 +360,41 @@ def _bigrams(df: pd.DataFrame, cat: str, group_by: str) -> pd.Series:
     same = g[1:] == g[:-1]
     pairs = pd.Series(c[:-1][same]) + " -> " + pd.Series(c[1:][same])
     return pairs.value_counts(normalize=True)
+
+
+def _group_span(real: pd.DataFrame, synth: pd.DataFrame, t: str, group_by: str) -> dict:
+    """Each group's time span (days from its first event to its last): their KS, and how
+    the span goes with the number of events (Spearman's rank correlation in each table).
+
+    NOTE: the gaps and the events per group can each match while their relation does not:
+    accounts that all span about three months whatever their number of events (a negative
+    or no correlation) against groups whose span grows with their events."""
+    spans = {}
+    for name, df in (("real", real), ("synthetic", synth)):
+        times = pd.Series(numbers(pd.to_datetime(df[t])), index=df.index)
+        by_group = times.groupby(df[group_by], sort=False)
+        days = ((by_group.max() - by_group.min()) / 86_400).to_numpy()
+        events = by_group.size().to_numpy()
+        kept = ~np.isnan(days)
+        spans[name] = (days[kept], events[kept])
+    (r_days, r_events), (s_days, s_events) = spans["real"], spans["synthetic"]
+    return {
+        "real": _summary(r_days),
+        "synthetic": _summary(s_days),
+        "ks": _ks(r_days, s_days),
+        "events_correlation": {
+            "real": _spearman(r_events, r_days),
+            "synthetic": _spearman(s_events, s_days),
+        },
+    }
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Spearman's rank correlation, or None where it is undefined (fewer than 3 groups, or
+    all of one value)."""
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    return round(float(sps.spearmanr(a, b).statistic), 4)
 
 
 def _gaps_hours(df: pd.DataFrame, t: str, group_by: str) -> np.ndarray:

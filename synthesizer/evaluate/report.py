@@ -191,10 +191,19 @@ def _page(figures: dict, images: list[tuple[str, str]]) -> str:
     for key, label in (
         ("events_per_group", "Events per group KS"),
         ("gaps_hours", "Gaps KS"),
+        ("group_span", "Group time span KS"),
         ("amount", "Amount KS"),
     ):
         if key in figures:
             rows.append((label, round(figures[key]["ks"], 4)))
+    if "group_span" in figures:
+        both = figures["group_span"]["events_correlation"]
+        rows.append(
+            (
+                "Events against time span per group (Spearman), real / synthetic",
+                f"{both['real']} / {both['synthetic']}",
+            )
+        )
     table = "\n".join(
         f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows
     )

@@ -225,3 +225,30 @@ def test_integer_codes_are_compared_as_categories(table: pd.DataFrame) -> None:
     floats = real["mcc"].astype(float).where(real.index > 0)
     same = column_distance(real["mcc"], floats, "categorical")
     assert same["null_share"]["synthetic"] > 0 and same["quality"] > 0.99
+
+
+def _accounts(events: np.ndarray, days: np.ndarray) -> pd.DataFrame:
+    """One account per entry: that many events spread evenly over that many days."""
+    rows = []
+    for a, (n, span) in enumerate(zip(events, days, strict=True)):
+        stamps = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.linspace(0, span, n), unit="D")
+        for i, stamp in enumerate(stamps):
+            rows.append((f"A{a}", i, stamp, 10.0 + i % 7))
+    return pd.DataFrame(rows, columns=["acct_id", "txn_index", "timestamp", "txn_amount"])
+
+
+def test_group_spans_and_how_they_go_with_the_number_of_events() -> None:
+    rng = np.random.default_rng(3)
+    events = rng.integers(20, 200, 60)
+    # Real: every account spans about 90 days, whatever its events; synthetic: the same
+    # events at one a day, so the span grows with them.
+    real = _accounts(events, rng.uniform(85, 95, 60))
+    synth = _accounts(events, events.astype(float))
+    same = evaluate_tables(real, real, group_by="acct_id", order_by="txn_index")["group_span"]
+    assert same["ks"] == 0.0
+    assert same["events_correlation"]["real"] == same["events_correlation"]["synthetic"]
+    span = evaluate_tables(real, synth, group_by="acct_id", order_by="txn_index")["group_span"]
+    assert span["ks"] > 0.5
+    assert abs(span["events_correlation"]["real"]) < 0.3
+    assert span["events_correlation"]["synthetic"] == 1.0
+    assert 85 <= span["real"]["median"] <= 95
