@@ -341,6 +341,7 @@ class Synthesizer:
             group = out.groupby(schema.group_by, sort=False).ngroup().to_numpy()
             for spec in schema.by_role("group", "pii"):
                 out[spec.name] = keep_keys[spec.name].to_numpy()[group]
+            out = _with_given_rows(out, hist, given, schema.group_by)
         if as_tables:
             return _split_tables(out, schema)
         return out
@@ -523,6 +524,33 @@ def _join_subjects(
         raise DataError(f"columns {clash} are in both the subject and the event table")
     cols = [c for c in subjects.columns if c != group_by]
     return events.merge(subjects, on=group_by, how="left", validate="many_to_one"), cols
+
+
+def _with_given_rows(
+    out: pd.DataFrame, hist: pd.DataFrame, given: np.ndarray, group_by: str
+) -> pd.DataFrame:
+    """A continuation's rows with each group's given rows (the first `given[g]` of group g
+    in `out`) as the caller gave them, in every column: decoded from tokens they would
+    come back as the model sees them (a rare shop as a placeholder, an exact id binned)."""
+    sizes = out.groupby(group_by, sort=False).size().to_numpy()
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    mine = np.zeros(len(out), dtype=bool)
+    for g, k in enumerate(given):
+        mine[starts[g] : starts[g] + k] = True
+    # Row i of the result: a row of `hist` where mine[i], else the next sampled row.
+    source = np.empty(len(out), dtype=np.int64)
+    source[mine] = np.arange(int(mine.sum()))
+    source[~mine] = len(hist) + np.arange(int((~mine).sum()))
+    kept = hist.reset_index(drop=True)
+    sampled = out[~mine].reset_index(drop=True)
+    columns = {}
+    for name in out.columns:
+        if name in kept:
+            both = pd.concat([kept[name], sampled[name]], ignore_index=True)
+            columns[name] = both.iloc[source].reset_index(drop=True)
+        else:
+            columns[name] = out[name].reset_index(drop=True)
+    return pd.DataFrame(columns)
 
 
 def _split_tables(df: pd.DataFrame, schema: Schema) -> tuple[pd.DataFrame, pd.DataFrame]:
