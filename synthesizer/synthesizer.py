@@ -373,13 +373,20 @@ class Synthesizer:
             if f.column in static.columns:
                 codes = _encode_column(static[f.column], codec.stats[f.column])
                 if codec.stats[f.column]["kind"] == "categorical":
-                    n = len(codec.stats[f.column]["categories"])
-                    bad = static[f.column][codes[f.sub] >= n]
+                    learned = codec.stats[f.column]["categories"]
+                    bad = static[f.column][codes[f.sub] >= len(learned)]
+                    if len(bad) and not learned:
+                        raise DataError(
+                            f"static column {f.column!r}: the model learned none of its values "
+                            f"(each was held by fewer than rare_threshold = "
+                            f"{self.config.rare_threshold} groups), so it cannot be conditioned "
+                            "on; leave it out of static="
+                        )
                     if len(bad):
                         raise DataError(
                             f"static column {f.column!r} has value {bad.iloc[0]!r}, which the "
-                            f"model has not learned; expected one of "
-                            f"{codec.stats[f.column]['categories'][:20]}"
+                            f"model has not learned (held by fewer than rare_threshold = "
+                            f"{self.config.rare_threshold} groups); expected one of {learned[:20]}"
                         )
                 forced[:, i] = f.offset + codes[f.sub]
         return forced

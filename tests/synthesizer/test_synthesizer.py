@@ -256,6 +256,9 @@ def test_a_text_column_whose_every_value_is_rare_comes_out_as_placeholders(
     out = synth.sample(12, seed=0)
     assert out["town"].notna().all() and out["town"].str.fullmatch(r"<rare \d+>").all()
     assert (out.groupby("acct_id")["town"].nunique() == 1).all()
+    # No town to condition on: said so, not "expected one of []".
+    with pytest.raises(DataError, match="the model learned none of its values"):
+        synth.sample(static=pd.DataFrame({"town": [towns["town"].iloc[0]]}))
 
 
 # Cells a ledger or a Parquet file can hold that JSON cannot; as categories they are saved
