@@ -53,10 +53,10 @@ def machine() -> dict:
     }
 
 
-def write_result(name: str, figures: dict) -> Path:
-    """Write benchmarks/results/NAME.json with the machine and the figures."""
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def write_result(name: str, figures: dict, path: Path | None = None) -> Path:
+    """Write benchmarks/results/NAME.json (or `path`) with the machine and the figures."""
+    path = path or RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         json.dumps({"benchmark": name, "machine": machine(), **figures}, indent=2, default=str)
         + "\n"

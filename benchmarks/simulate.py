@@ -6,7 +6,7 @@ and 2 workers, each run in a fresh process so its peak RSS is its own, the faste
 the floor: the time pyarrow takes merely to write the same transactions table with the
 ledger's settings, so simulation speed is reported as a ratio to writing alone. With
 --ibm, also Altman's IBM-scale world (20,000 consumers x 35 years) on 2 workers: total
-time and peak RSS. Prints a table and writes benchmarks/results/simulate.json.
+time and peak RSS. Prints a table and writes benchmarks/results/simulate.json (or --results).
 
     python benchmarks/simulate.py [--consumers 2000] [--start 2011-01-01] [--end 2020-12-31]
                                   [--repeats 3] [--ibm]
@@ -93,6 +93,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each 2,000-consumer case")
     parser.add_argument("--start", default="2011-01-01")
     parser.add_argument("--end", default="2020-12-31")
+    parser.add_argument(
+        "--results", type=Path, default=None, help="where to write the JSON (default: results/)"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
@@ -227,6 +230,7 @@ def main() -> None:
             "ratio_to_write_only": {f"workers_{w}": v for w, v in ratio.items()},
             "steady_ratio_to_write_only": {f"workers_{w}": v for w, v in steady.items()},
         },
+        args.results,
     )
     print(f"wrote {path}")
 

@@ -54,6 +54,11 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'cardworld' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    """The names loaded on first use too, for tab completion."""
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
     *_LAZY,
     "read_transactions",

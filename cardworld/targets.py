@@ -47,6 +47,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'cardworld.targets' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    """The names loaded on first use too, for tab completion."""
+    return sorted(set(globals()) | set(_TORCH_NAMES))
+
+
 __all__ = [
     "AGGREGATES",
     "Columns",

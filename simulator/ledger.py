@@ -251,7 +251,10 @@ def check_output_file(out: Path, ledger_dir, *, overwrite: bool, error: type) ->
     if inside:
         raise error(f"{out}: lies inside the ledger {ledger_dir}; write it elsewhere")
     if out.exists() and not overwrite:
-        raise error(f"{out}: already exists; choose another --out or pass --overwrite")
+        raise error(
+            f"{out}: already exists; choose another --out or pass --overwrite "
+            "(overwrite=True from Python)"
+        )
 
 
 def sync(fs: fsspec.AbstractFileSystem, handle) -> None:
@@ -458,7 +461,7 @@ def read_table(
     *,
     optional: tuple[str, ...] = (),
 ) -> pa.Table:
-    """One of the ledger's entity tables: consumers, cards, merchants, fraudsters or
+    """One of the ledger's entity tables: consumers, homes, cards, merchants, fraudsters or
     compromises. Its columns `columns` (default: every column, after checking those of the
     contract, TABLE_SCHEMAS[name]), and those of `optional` that the file has."""
     if name not in TABLES:

@@ -209,7 +209,8 @@ def simulate(
             )
         if not overwrite:
             raise LedgerError(
-                f"{out}: already exists and is not empty; choose another --out or pass --overwrite"
+                f"{out}: already exists and is not empty; choose another --out or pass "
+                "--overwrite (overwrite=True from Python)"
             )
         _check_replaceable(fs, root, out)
 

@@ -44,7 +44,9 @@ def test_public_api():
         "read_transactions",
         "CardworldError",
     ):
-        assert hasattr(cardworld, name)
+        assert hasattr(cardworld, name) and name in dir(cardworld)  # dir: tab completion
+    targets = importlib.import_module("cardworld.targets")
+    assert {"TargetDataset", "pad_collate", "compute_table"} <= set(dir(targets))
 
 
 def test_python_run_in_the_checkout_root_finds_the_subpackages():

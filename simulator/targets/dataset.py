@@ -233,7 +233,8 @@ class TargetDataset(Dataset):
         features: Sequence[str] = ("amount",),
         columns: Columns = Columns(),
     ) -> TargetDataset:
-        """From a DataFrame or Arrow table; `features` name numeric columns or DERIVED_FEATURES."""
+        """From a DataFrame or Arrow table; `features` name number, boolean or string columns
+        (a string coded by its order of first appearance) or DERIVED_FEATURES."""
         return cls(_UserTargets.build(table, targets, features, columns))
 
     @classmethod
