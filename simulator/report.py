@@ -79,6 +79,7 @@ def _per_year(f: dict, path: Path) -> str | None:
     x = [r["year"] for r in years]
     ax.bar(x, [r["rows"] for r in years], color="#9fb7d9", label="transactions")
     ax.set_ylabel("transactions")
+    ax.yaxis.set_major_formatter(_thousands())
     ax2 = ax.twinx()
     ax2.plot(x, [r["per_consumer"] for r in years], color="#c44e52", marker="o", ms=3)
     # per_consumer divides by consumer-years with a card, not by the consumers active that
@@ -137,6 +138,7 @@ def _amounts(f: dict, path: Path) -> str | None:
         ax.text(value, ax.get_ylim()[1] * 0.95, f" {q} ${value:,.0f}", fontsize=8, va="top")
     ax.set_xlabel("purchase amount (log scale)")
     ax.set_ylabel("transactions")
+    ax.yaxis.set_major_formatter(_thousands())
     ax.set_title("Purchase amounts")
     return _save(fig, path)
 
@@ -169,7 +171,8 @@ def _hours(f: dict, path: Path) -> str | None:
     ax.set_yticks(range(len(counts)), data["categories"][: len(counts)], fontsize=8)
     ax.set_xticks(range(0, 24, 2), [f"{h:02d}" for h in range(0, 24, 2)], fontsize=8)
     ax.set_xlabel("hour of day (local)")
-    fig.colorbar(image, ax=ax, label="share of the type's transactions", shrink=0.6)
+    bar = fig.colorbar(image, ax=ax, label="share of the type's transactions", shrink=0.6)
+    bar.ax.yaxis.set_major_formatter(_percent())
     ax.set_title("Hour of day by spending type")
     return _save(fig, path)
 
@@ -402,6 +405,13 @@ def percent_decimals(shares) -> int:
         if np.all(np.abs(np.round(percents, decimals) - percents) <= tolerance):
             return decimals
     return MAX_PERCENT_DECIMALS
+
+
+def _thousands():
+    """Counts with thousands separators (1,200,000), not matplotlib's 1.2 and 1e6 above."""
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _: f"{v:,.0f}")
 
 
 def _dollars():
