@@ -52,63 +52,35 @@ USE_CHIP = {
     "chip": "Chip Transaction",
     "online": "Online Transaction",
 }
-FLAT_COLUMNS = [
-    "account_id",
-    "cardholder_name",
-    "city",
-    "state",
-    "zip",
-    "card_id",
-    "card_kind",
-    "txn_index",
-    "txn_id",
-    "timestamp",
-    "category",
-    "mcc",
-    "merchant_id",
-    "merchant",
-    "merchant_city",
-    "merchant_state",
-    "merchant_country",
-    "amount",
-    "channel",
-    "errors",
-    "is_fraud",
-]
-# The flat table's Parquet types, fixed: a batch's own inference would make a column it
-# has only nulls of (a batch without errors) a null column the file's schema does not take.
+# The flat table's columns and their Parquet types, fixed: a batch's own inference would
+# make a column it has only nulls of (a batch without errors) a null column the file's
+# schema does not take.
 FLAT_SCHEMA = pa.schema(
     [
-        (name, kind)
-        for name, kind in zip(
-            FLAT_COLUMNS,
-            [
-                pa.int64(),  # account_id
-                pa.string(),  # cardholder_name
-                pa.string(),  # city
-                pa.string(),  # state
-                pa.string(),  # zip
-                pa.int64(),  # card_id
-                pa.string(),  # card_kind
-                pa.int64(),  # txn_index
-                pa.int64(),  # txn_id
-                pa.timestamp("us"),  # timestamp: local wall-clock time
-                pa.string(),  # category
-                pa.int16(),  # mcc
-                pa.int64(),  # merchant_id
-                pa.string(),  # merchant
-                pa.string(),  # merchant_city
-                pa.string(),  # merchant_state
-                pa.string(),  # merchant_country
-                pa.float64(),  # amount
-                pa.string(),  # channel
-                pa.string(),  # errors
-                pa.bool_(),  # is_fraud
-            ],
-            strict=True,
-        )
+        ("account_id", pa.int64()),
+        ("cardholder_name", pa.string()),
+        ("city", pa.string()),
+        ("state", pa.string()),
+        ("zip", pa.string()),
+        ("card_id", pa.int64()),
+        ("card_kind", pa.string()),
+        ("txn_index", pa.int64()),
+        ("txn_id", pa.int64()),
+        ("timestamp", pa.timestamp("us")),  # local wall-clock time
+        ("category", pa.string()),
+        ("mcc", pa.int16()),
+        ("merchant_id", pa.int64()),
+        ("merchant", pa.string()),
+        ("merchant_city", pa.string()),
+        ("merchant_state", pa.string()),
+        ("merchant_country", pa.string()),
+        ("amount", pa.float64()),
+        ("channel", pa.string()),
+        ("errors", pa.string()),
+        ("is_fraud", pa.bool_()),
     ]
 )
+FLAT_COLUMNS = FLAT_SCHEMA.names
 COLUMNS = [
     "txn_id",
     "timestamp",
