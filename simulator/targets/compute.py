@@ -111,10 +111,10 @@ def compute_table(
     columns = Columns(user, timestamp, amount, mcc, category)
     table = to_arrow(table, input_columns(target_set, columns))
     arrays = prepare(table, columns, *needed_columns(target_set))
-    plan = make_plan(target_set, arrays.categories)
-    seen = plan.no_filter_seen()
-    result = arrays.restore(run_plan(arrays, plan, parallel=parallel, seen=seen))
-    warn_unmatched_mccs(target_set, plan, seen, stacklevel=3)
+    plan = make_plan(target_set, arrays.categories, warn_missing=False)
+    found = _Found()
+    result = arrays.restore(found.run(arrays, plan, parallel))
+    found.warn(target_set, stacklevel=4)
     return result
 
 
@@ -260,18 +260,23 @@ def _targets_by_part(
 
 
 class _Found:
-    """The categories and the filters some row matched (the kernels' `seen` words) of a
-    ledger's part files, so that a category or MCC that no file has is warned about once."""
+    """The categories and the filters some row matched (the kernels' `seen` words) of the
+    tables targets are computed on (a ledger's part files, say), so that a category or MCC
+    that none has is warned about once, at the end."""
 
     def __init__(self) -> None:
         self.categories: dict[str, None] = {}
         self.seen: np.ndarray | None = None
-        self.plan: Plan | None = None  # its filter of each target is any file's
+        self.plan: Plan | None = None  # its filter of each target is any table's
 
-    def add(self, categories: Sequence[str], plan: Plan, seen: np.ndarray) -> None:
-        self.categories.update(dict.fromkeys(categories))
+    def run(self, arrays: UserArrays, plan: Plan, parallel: bool) -> np.ndarray:
+        """`run_plan`, noting the table's categories and the filters its rows matched."""
+        seen = plan.no_filter_seen()
+        values = run_plan(arrays, plan, parallel=parallel, seen=seen)
+        self.categories.update(dict.fromkeys(arrays.categories))
         self.seen = seen if self.seen is None else self.seen | seen
         self.plan = plan
+        return values
 
     def warn(self, target_set: TargetSet, stacklevel: int) -> None:
         warn_missing_categories(target_set, list(self.categories), stacklevel=stacklevel)
@@ -314,7 +319,10 @@ def _targets_at_once(
         for path, part in read_ledger_parts(ledger_dir, [id_column]):
             _check_no_null_ids(part.column(id_column), id_column, path)
     _check_unique(table.column(id_column), id_column, ledger_dir)
-    return _targets_of(table, target_set, columns, id_column, parallel, source=ledger_dir)
+    found = _Found()
+    result = _targets_of(table, target_set, columns, id_column, parallel, ledger_dir, found)
+    found.warn(target_set, stacklevel=5)
+    return result
 
 
 def type_check(target_set: TargetSet, columns: Columns) -> SchemaCheck:
@@ -330,19 +338,14 @@ def _targets_of(
     id_column: str,
     parallel: bool,
     source: str | Path,
-    found: _Found | None = None,
+    found: _Found,
 ) -> pa.Table:
     """`id_column` and the targets of a table read from `source`, in the table's row order.
-    With `found`, the table's categories and matched filters are added to it, and a
-    category or MCC named by a target but absent is left for the caller to warn about."""
+    The table's categories and matched filters are added to `found`, for the caller to warn
+    about a category or MCC named by a target but absent."""
     arrays = prepare(table, columns, *needed_columns(target_set), source=source)
-    plan = make_plan(target_set, arrays.categories, warn_missing=found is None)
-    seen = plan.no_filter_seen()
-    values = arrays.restore(run_plan(arrays, plan, parallel=parallel, seen=seen))
-    if found is None:
-        warn_unmatched_mccs(target_set, plan, seen, stacklevel=4)
-    else:
-        found.add(arrays.categories, plan, seen)
+    plan = make_plan(target_set, arrays.categories, warn_missing=False)
+    values = arrays.restore(found.run(arrays, plan, parallel))
     fields = [pa.field(id_column, table.schema.field(id_column).type)]
     fields += [pa.field(name, pa.from_numpy_dtype(values.dtype)) for name in target_set.names]
     data = [table.column(id_column)] + [pa.array(values[:, t]) for t in range(values.shape[1])]
