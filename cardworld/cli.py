@@ -41,7 +41,7 @@ def _options(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    """Simulate credit-card worlds, synthesize ledgers, compute training targets."""
+    """The options of `cardworld` itself (--version); the help text is the app's."""
 
 
 app.command("demo")(simulate_commands.demo)
