@@ -6,7 +6,10 @@ passes BigCrush as a counter-based generator), then advances the counter. Becaus
 draw depends on another entity's draws, consumer 123's history is the same whether
 the world runs in one process or eight, and whether consumers 0..122 exist or not.
 
-All functions are numba-compiled and callable from kernels and from Python alike.
+All functions are numba-compiled and callable from kernels and from Python alike. The
+draws compile without reference counting (`kernel(allocates=False)`): kernels call them
+per row and per day, and each call that takes a stream array would pay a pair of atomic
+operations on it.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _TWO_POW_MINUS_53 = 1.0 / 9007199254740992.0
 
 
-@kernel
+@kernel(allocates=False)
 def mix64(z: np.uint64) -> np.uint64:
     """SplitMix64's finaliser: a bijective avalanche of 64 bits."""
     z = (z ^ (z >> np.uint64(30))) * _M1
@@ -47,7 +50,7 @@ def mix64(z: np.uint64) -> np.uint64:
     return z ^ (z >> np.uint64(31))
 
 
-@kernel
+@kernel(allocates=False)
 def reseed(st: np.ndarray, seed: int, entity: int, stream_id: int, sub: int = 0) -> None:
     """Point an existing stream array at (seed, entity, stream id, sub-id), counter 0.
 
@@ -68,19 +71,19 @@ def stream(seed: int, entity: int, stream_id: int, sub: int = 0) -> np.ndarray:
     return out
 
 
-@kernel
+@kernel(allocates=False)
 def next_u64(st: np.ndarray) -> np.uint64:
     st[1] += np.uint64(1)
     return mix64(st[0] + st[1] * _GOLDEN)
 
 
-@kernel
+@kernel(allocates=False)
 def uniform(st: np.ndarray) -> float:
     """A float64 in [0, 1) with 53 random bits."""
     return float(next_u64(st) >> np.uint64(11)) * _TWO_POW_MINUS_53
 
 
-@kernel
+@kernel(allocates=False)
 def integer(st: np.ndarray, n: int) -> int:
     """An integer in [0, n)."""
     return min(int(uniform(st) * n), n - 1)
@@ -110,7 +113,7 @@ def _ziggurat_tables(layers: int = 128) -> tuple[np.ndarray, np.ndarray, np.ndar
 _ZIG_K, _ZIG_W, _ZIG_F, _ZIG_R = _ziggurat_tables()
 
 
-@kernel
+@kernel(allocates=False)
 def normal(st: np.ndarray) -> float:
     """A standard normal draw by the ziggurat method: one 64-bit draw (7 bits pick a layer,
     1 the sign, 53 the abscissa) and a compare, 98.8% of the time.
@@ -137,12 +140,12 @@ def normal(st: np.ndarray) -> float:
             return sign * x
 
 
-@kernel
+@kernel(allocates=False)
 def exponential(st: np.ndarray, mean: float) -> float:
     return -mean * math.log(1.0 - uniform(st))
 
 
-@kernel
+@kernel(allocates=False)
 def poisson(st: np.ndarray, lam: float) -> int:
     """A Poisson draw: inversion for small means, a rounded normal beyond 60."""
     if lam <= 0.0:
@@ -160,7 +163,7 @@ def poisson(st: np.ndarray, lam: float) -> int:
     return k
 
 
-@kernel
+@kernel(allocates=False)
 def gamma(st: np.ndarray, shape: float) -> float:
     """A Gamma(shape, 1) draw (Marsaglia-Tsang; boosted for shape < 1)."""
     if shape <= 0.0:
@@ -182,7 +185,7 @@ def gamma(st: np.ndarray, shape: float) -> float:
             return boost * d * v
 
 
-@kernel
+@kernel(allocates=False)
 def bisect_right(cumulative: np.ndarray, lo: int, hi: int, target: float) -> int:
     """The first index i in [lo, hi) with cumulative[i] > target (hi - 1 if none), for
     non-decreasing cumulative[lo:hi].
@@ -241,7 +244,7 @@ def guided_pick(cumulative: np.ndarray, lo: int, hi: int, guide: np.ndarray, u: 
     return i
 
 
-@kernel
+@kernel(allocates=False)
 def choose(st: np.ndarray, cumulative: np.ndarray) -> int:
     """An index drawn with weights given as a non-decreasing cumulative array (1-D, float64)."""
     n = cumulative.shape[0]
