@@ -21,9 +21,9 @@ import numpy as np
 import simpy
 
 from cardworld.simulator import rng
+from cardworld.simulator.kernels import travel
 from cardworld.simulator.population import Consumers
 from cardworld.simulator.world_arrays import STATES, WorldArrays
-from cardworld.worlds import reference
 from cardworld.worlds.schema import TRIP_KINDS, Trip, World
 
 HOME = STATES.index("home")
@@ -49,8 +49,10 @@ def build_timeline(
     env = simpy.Environment(initial_time=arrays.start_day)
     places = _Places.of(arrays)
     per_consumer: list[list[tuple]] = [[] for _ in range(len(consumers.ids))]
+    odds: list[list[float]] = [[] for _ in range(len(consumers.ids))]
     for i in range(len(consumers.ids)):
-        env.process(_life(env, world, places, consumers, i, int(first_day[i]), per_consumer[i]))
+        segs = per_consumer[i]
+        env.process(_life(env, world, places, consumers, i, int(first_day[i]), segs, odds[i]))
     env.run(until=arrays.end_day + 1)
     for i, segs in enumerate(per_consumer):
         _close(segs, arrays.end_day + 1)
@@ -68,7 +70,7 @@ def build_timeline(
     flat = [s for segs in per_consumer for s in segs]
     offsets = np.cumsum([0] + [len(s) for s in per_consumer]).astype(np.int64)
     cols = list(zip(*flat, strict=True))
-    return Segments(
+    segments = Segments(
         offsets=offsets,
         start=np.array(cols[0], np.int64),
         end=np.array(cols[1], np.int64),
@@ -76,6 +78,46 @@ def build_timeline(
         city=np.array(cols[3], np.int64),
         home_city=np.array(cols[4], np.int64),
         epoch=np.array(cols[5], np.int64),
+    )
+    _send_trips(world, arrays, consumers, segments, odds)
+    return segments
+
+
+def _send_trips(
+    world: World,
+    arrays: WorldArrays,
+    consumers: Consumers,
+    segments: Segments,
+    odds: list[list[float]],
+) -> None:
+    """Fill in where each trip segment goes (its city), by one kernel call for the shard;
+    odds[i] holds consumer i's trips' odds of going abroad, in order.
+
+    NOTE: a destination changes no event's time, so the simpy processes leave it out: drawn
+    in Python per trip (distances included), it was half of the timeline's time.
+    """
+    trips = np.flatnonzero(segments.state != HOME)
+    owner = np.repeat(np.arange(len(consumers.ids)), np.diff(segments.offsets))[trips]
+    counts = np.array([len(o) for o in odds], np.int64)
+    ordinal = np.arange(len(trips)) - np.repeat(np.cumsum(counts) - counts, counts)
+    scale = np.array(  # by state: 0 for home, which is no trip
+        [
+            getattr(world.spec.travel, s).distance_scale_km if s in TRIP_KINDS else 0.0
+            for s in STATES
+        ]
+    )
+    segments.city[trips] = travel.trip_destinations(
+        arrays.seed,
+        consumers.ids[owner].astype(np.int64),
+        ordinal,
+        segments.home_city[trips],
+        np.array([p for o in odds for p in o], np.float64),
+        scale[segments.state[trips]],
+        world.spec.travel.destination_distance_km_min,
+        arrays.home_city_cum,
+        arrays.trip_city_cum,
+        arrays.city_lat,
+        arrays.city_lon,
     )
 
 
@@ -89,7 +131,9 @@ def _close(segs: list[tuple], day: int) -> None:
             segs.pop()
 
 
-def _life(env, world, places, consumers, i, first_day, segs):
+def _life(env, world, places, consumers, i, first_day, segs, odds):
+    """Consumer i's life from `first_day`: segments into `segs`, a trip's city left -1 and
+    its odds of going abroad appended to `odds` (`_send_trips` draws where it goes)."""
     # NOTE: plain floats, not numpy, in this per-event loop: tiny arrays cost microseconds.
     spec = world.spec
     draws = _Draws(places.seed, int(consumers.ids[i]))
@@ -133,22 +177,14 @@ def _life(env, world, places, consumers, i, first_day, segs):
         ):
             continue  # a shock called the trip off (trips are drawn at the peak rate, thinned)
         duration = max(1, int(round(draws.exponential(trip.duration_days_mean - 0.5) + 0.5)))
-        p = trip.foreign_probability
-        foreign_odds = p / max(1e-12, 1 - p) * income_ratio**trip.foreign_income_elasticity
-        foreign_odds *= places.shock_abroad[shock]
-        city = _destination(
-            draws,
-            places,
-            home,
-            foreign_odds,
-            spec.travel.destination_distance_km_min,
-            trip.distance_scale_km,
-        )
         if start > places.end_day:
             return  # the trip would begin after the period: home until the end
+        p = trip.foreign_probability
+        foreign_odds = p / max(1e-12, 1 - p) * income_ratio**trip.foreign_income_elasticity
+        odds.append(foreign_odds * places.shock_abroad[shock])
         # The whole trip is known now: the next event is drawn from the day it ends.
         _close(segs, start)
-        segs.append((start, start + duration, STATES.index(TRIP_KINDS[k]), city, home, epoch))
+        segs.append((start, start + duration, STATES.index(TRIP_KINDS[k]), -1, home, epoch))
         day = start + duration
         segs.append((day, None, HOME, home, home, epoch))
 
@@ -167,10 +203,6 @@ class _Places(NamedTuple):
     seed: int
     end_day: int
     home_cum: list[float]  # home cities' cumulative weights
-    foreign_cum: list[float]  # foreign cities' cumulative weights as trip destinations
-    lat: list[float]  # every city's latitude, radians
-    lon: list[float]
-    n_us: int  # foreign city j is city n_us + j
     start_day: int
     shock_day: list[int]  # WorldArrays.shock_day
     shock_trips: list[list[float]]  # WorldArrays.shock_trips
@@ -189,10 +221,6 @@ class _Places(NamedTuple):
             int(arrays.seed),
             int(arrays.end_day),
             arrays.home_city_cum.tolist(),
-            arrays.trip_city_cum.tolist(),
-            arrays.city_lat.tolist(),
-            arrays.city_lon.tolist(),
-            int(arrays.n_us_cities),
             int(arrays.start_day),
             arrays.shock_day.tolist(),
             arrays.shock_trips.tolist(),
@@ -234,36 +262,3 @@ class _Draws:
         """An index drawn with weights given as non-decreasing cumulative weights."""
         target = self.uniform() * cumulative[-1]
         return min(bisect.bisect_right(cumulative, target), len(cumulative) - 1)
-
-
-def _destination(
-    draws: _Draws, places: _Places, home: int, foreign_odds: float, min_km: float, scale_km: float
-) -> int:
-    """A trip's destination city: foreign with odds `foreign_odds`, else a US city at least
-    `min_km` from home, drawn by population; with `scale_km` above 0, a city d km away is
-    kept with chance exp(-(d - min_km) / scale_km), and the nearest one drawn when none of
-    8 draws is kept (the last draw when none is `min_km` away)."""
-    if draws.uniform() < foreign_odds / (1 + foreign_odds) and places.foreign_cum:
-        return places.n_us + draws.choose(places.foreign_cum)
-    city, nearest, nearest_km = home, -1, math.inf
-    for _ in range(8):
-        city = draws.choose(places.home_cum)
-        km = _distance_km(places, home, city)
-        if km < min_km:
-            continue
-        if scale_km <= 0 or draws.uniform() < math.exp((min_km - km) / scale_km):
-            return city
-        if km < nearest_km:
-            nearest, nearest_km = city, km
-    return nearest if nearest >= 0 else city
-
-
-def _distance_km(places: _Places, a: int, b: int) -> float:
-    """reference.haversine_km between two cities, in math rather than NumPy: for scalars,
-    NumPy's functions cost a microsecond a call."""
-    lat1, lon1, lat2, lon2 = places.lat[a], places.lon[a], places.lat[b], places.lon[b]
-    h = (
-        math.sin((lat2 - lat1) / 2) ** 2
-        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    )
-    return 2 * reference.EARTH_RADIUS_KM * math.asin(math.sqrt(min(h, 1.0)))

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from cardworld.simulator import rng, timeline
 from cardworld.simulator.kernels import fraud as kf
 from cardworld.simulator.kernels import purchases as k
-from cardworld.simulator.kernels.jit import kernel
+from cardworld.simulator.kernels import travel
 from cardworld.simulator.names import company_names, person_names, street_addresses
 from cardworld.simulator.population import _birthday
 from cardworld.simulator.run import _built
@@ -229,18 +229,64 @@ def test_timeline_draws_are_the_stream_draws_of_rng():
 
 
 def test_distance_between_cities_is_the_haversine_distance():
-    # The formula the timeline's compiled kernel used. Python's math functions may differ
-    # from numba's in the last bit, which can only move a trip whose destination lies at
-    # the minimum distance to the metre.
-    places = timeline._Places.of(_built(load_world("tiny"))[0])
-    compiled = kernel(reference.haversine_km)
-    pairs = np.random.default_rng(5).integers(0, len(places.lat), (2000, 2))
-    got = [timeline._distance_km(places, int(a), int(b)) for a, b in pairs]
-    expected = [
-        compiled(places.lat[a], places.lon[a], places.lat[b], places.lon[b]) for a, b in pairs
-    ]
-    np.testing.assert_allclose(got, expected, rtol=1e-14, atol=0)
+    arrays = _built(load_world("tiny"))[0]
+    lat, lon = arrays.city_lat, arrays.city_lon
+    a, b = np.random.default_rng(5).integers(0, len(lat), (2, 2000))
+    got = [travel.distance_km(lat[i], lon[i], lat[j], lon[j]) for i, j in zip(a, b, strict=True)]
+    np.testing.assert_allclose(
+        got, reference.haversine_km(lat[a], lon[a], lat[b], lon[b]), rtol=1e-14, atol=1e-9
+    )
     assert max(got) > 1000.0
+
+
+def _reference_destination(arrays, consumer, ordinal, home, odds, scale, min_km):
+    """A trip's destination by the rule travel.trip_destinations documents, step by step."""
+    st = rng.stream(arrays.seed, consumer, rng.DESTINATIONS, ordinal)
+    n_us = len(arrays.home_city_cum)
+    if len(arrays.trip_city_cum) and rng.uniform(st) < odds / (1 + odds):
+        return n_us + rng.choose(st, arrays.trip_city_cum)
+    lat, lon = arrays.city_lat, arrays.city_lon
+    drawn = []
+    for _ in range(travel.DESTINATION_DRAWS):
+        city = rng.choose(st, arrays.home_city_cum)
+        km = reference.haversine_km(lat[home], lon[home], lat[city], lon[city])
+        drawn.append(city)
+        if km >= min_km and (scale <= 0 or rng.uniform(st) < np.exp((min_km - km) / scale)):
+            return city
+    far = [
+        c for c in drawn if reference.haversine_km(lat[home], lon[home], lat[c], lon[c]) >= min_km
+    ]
+    if not far:
+        return drawn[-1]
+    return min(far, key=lambda c: reference.haversine_km(lat[home], lon[home], lat[c], lon[c]))
+
+
+def test_trip_destinations_follow_their_rule_trip_by_trip():
+    arrays = _built(load_world("tiny"))[0]
+    g = np.random.default_rng(11)
+    n = 400
+    consumer = g.integers(0, 10**6, n)
+    ordinal = g.integers(0, 50, n)
+    home = g.integers(0, len(arrays.home_city_cum), n)
+    odds = g.choice([0.0, 0.05, 1.0, 50.0], n)
+    scale = g.choice([0.0, 100.0, 250.0, 2000.0], n)
+    got = travel.trip_destinations(
+        arrays.seed, consumer, ordinal, home, odds, scale, 150.0, arrays.home_city_cum,
+        arrays.trip_city_cum, arrays.city_lat, arrays.city_lon,
+    )  # fmt: skip
+    expected = [
+        _reference_destination(arrays, *args, 150.0)
+        for args in zip(consumer, ordinal, home, odds, scale, strict=True)
+    ]
+    assert got.tolist() == expected
+    abroad = got >= len(arrays.home_city_cum)
+    assert abroad[odds == 50.0].mean() > 0.9 and not abroad[odds == 0.0].any()
+    # A trip's destination is its own: the same trip drawn alone goes to the same place.
+    alone = travel.trip_destinations(
+        arrays.seed, consumer[7:8], ordinal[7:8], home[7:8], odds[7:8], scale[7:8], 150.0,
+        arrays.home_city_cum, arrays.trip_city_cum, arrays.city_lat, arrays.city_lon,
+    )  # fmt: skip
+    assert alone[0] == got[7]
 
 
 @settings(max_examples=300, deadline=None)
