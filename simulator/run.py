@@ -41,6 +41,7 @@ from cardworld import __version__
 from cardworld.errors import ConfigError, LedgerError
 from cardworld.simulator import ledger
 from cardworld.simulator.fraud import build_fraud
+from cardworld.simulator.kernels.idset import IdSet
 from cardworld.simulator.kernels.jit import compilations
 from cardworld.simulator.merchants import merchants_table
 from cardworld.simulator.purchases import expected_rows, release_buffers, simulate_shard
@@ -458,12 +459,12 @@ class _MerchantsFile:
 
     def __init__(self, fs, path: str, arrays, labels) -> None:
         self.path, self.arrays, self.labels = path, arrays, labels
-        self.seen = np.empty(0, np.int64)  # sorted
+        self.seen = IdSet()
         self.pending: list[pa.Table] = []
         self.ready: set[int] = set()
         self.next_block = 0
         self.rows = 0
-        schema = merchants_table(self.seen, arrays, labels).schema
+        schema = merchants_table(np.empty(0, np.int64), arrays, labels).schema
         options = dict(ledger.MERCHANT_OPTIONS)
         self.row_group_size = options.pop("row_group_size")
         self.tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp")
@@ -477,13 +478,7 @@ class _MerchantsFile:
         while self.next_block in self.ready:
             path = posixpath.join(parts, f"merchants-{self.next_block:05d}.arrow")
             ids = ledger.read_arrow(fs, path).column("merchant_id").to_numpy()  # sorted, unique
-            # An id is known when the sorted seen ids hold it where it would be inserted
-            # (a binary search each: np.isin would sort all the seen ids every block).
-            where = np.searchsorted(self.seen, ids)
-            known = where < len(self.seen)
-            known[known] = self.seen[where[known]] == ids[known]
-            new = ids[~known]
-            self.seen = np.insert(self.seen, where[~known], new)
+            new = ids[self.seen.add(ids)]
             self.pending.append(merchants_table(new, self.arrays, self.labels))
             self.next_block += 1
         self._flush(whole_groups_only=True)

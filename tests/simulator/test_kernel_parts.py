@@ -13,6 +13,7 @@ from cardworld.simulator import rng, timeline
 from cardworld.simulator.kernels import fraud as kf
 from cardworld.simulator.kernels import purchases as k
 from cardworld.simulator.kernels import travel
+from cardworld.simulator.kernels.idset import IdSet
 from cardworld.simulator.names import company_names, person_names, street_addresses
 from cardworld.simulator.population import _birthday
 from cardworld.simulator.run import _built
@@ -299,3 +300,20 @@ def test_an_18th_birthday_is_the_calendar_one(born):
         expected = dt.date(born.year + 18, 3, 1)
     got = _birthday(np.array([day], np.int64), 18)[0]
     assert dt.date(1970, 1, 1) + dt.timedelta(days=int(got)) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(-(2**63) + 1, 2**63 - 1), unique=True, max_size=300), max_size=8),
+    st.integers(1, 64),
+)
+def test_an_id_set_says_which_ids_of_each_batch_are_new_as_a_python_set_does(batches, capacity):
+    ids, seen = IdSet(capacity), set()
+    for batch in batches:
+        new = ids.add(np.array(batch, np.int64))
+        assert new.tolist() == [i not in seen for i in batch]
+        seen.update(batch)
+        assert len(ids) == len(seen)
+    # The table grew past its first capacity and kept every id.
+    every = np.array(sorted(seen), np.int64)
+    assert not ids.add(every).any()
