@@ -135,58 +135,80 @@ def _life(env, world, places, consumers, i, first_day, segs, odds):
     """Consumer i's life from `first_day`: segments into `segs`, a trip's city left -1 and
     its odds of going abroad appended to `odds` (`_send_trips` draws where it goes)."""
     # NOTE: plain floats, not numpy, in this per-event loop: tiny arrays cost microseconds.
-    spec = world.spec
+    # What a trip kind needs is worked out once per consumer (_Kind) and read from local
+    # names: attribute reads and calls per event had been most of the timeline's time.
     draws = _Draws(places.seed, int(consumers.ids[i]))
-    income_ratio = float(consumers.income[i]) / spec.population.income_median
-    trips = [getattr(spec.travel, kind) for kind in TRIP_KINDS]
-    rates = [
-        t.rate_per_year * income_ratio**t.income_elasticity / 365.2425 * peak
-        for t, peak in zip(trips, places.trip_peak, strict=True)
+    uniform, log = draws.uniform, math.log
+    income_ratio = float(consumers.income[i]) / world.spec.population.income_median
+    kinds = [
+        _Kind.of(getattr(world.spec.travel, name), name, income_ratio, peak)
+        for name, peak in zip(TRIP_KINDS, places.trip_peak, strict=True)
     ]
-    move_rate = spec.population.move_rate_per_year / 365.2425
+    rate0, rate1, rate2 = (kind.rate for kind in kinds)
+    move_rate = world.spec.population.move_rate_per_year / 365.2425
     retirement_day = int(consumers.retirement_day[i])
+    end_day, shock_trips, shock_abroad = places.end_day, places.shock_trips, places.shock_abroad
+    trip_shocks = places.trip_shocks
     home, epoch = int(consumers.home_city[i]), 0
-    if first_day > places.end_day:
+    if first_day > end_day:
         return
     yield env.timeout(max(0, first_day - env.now))
     day = int(env.now)
     segs.append((day, None, HOME, home, home, epoch))
     while True:
         # Business trips end with working life.
-        trip_total = rates[0] + rates[1] + (rates[2] if day < retirement_day else 0.0)
+        trip_total = rate0 + rate1 + (rate2 if day < retirement_day else 0.0)
         total = trip_total + move_rate
         if total <= 0:
             return  # a life without trips or moves: home until the end
-        day += max(1, int(round(draws.exponential(1.0 / total))))
-        if day > places.end_day:
+        day += max(1, int(round(-log(1.0 - uniform()) / total)))  # rng.exponential's draw
+        if day > end_day:
             return
         yield env.timeout(day - env.now)
-        pick = draws.uniform() * total
+        pick = uniform() * total
         if pick >= trip_total:
             _close(segs, day)
             home, epoch = draws.choose(places.home_cum), epoch + 1
             segs.append((day, None, HOME, home, home, epoch))
             continue
-        k = 0 if pick < rates[0] else (1 if pick < rates[0] + rates[1] else 2)
-        trip: Trip = trips[k]
-        start = _trip_start(day, trip.weekend_start)
+        k = 0 if pick < rate0 else (1 if pick < rate0 + rate1 else 2)
+        kind = kinds[k]
+        start = _trip_start(day, kind.weekend_start)
         shock = places.shock(start)
-        if (
-            places.trip_shocks
-            and draws.uniform() * places.trip_peak[k] >= places.shock_trips[shock][k]
-        ):
+        if trip_shocks and uniform() * kind.peak >= shock_trips[shock][k]:
             continue  # a shock called the trip off (trips are drawn at the peak rate, thinned)
-        duration = max(1, int(round(draws.exponential(trip.duration_days_mean - 0.5) + 0.5)))
-        if start > places.end_day:
+        duration = max(1, int(round(-kind.duration_mean * log(1.0 - uniform()) + 0.5)))
+        if start > end_day:
             return  # the trip would begin after the period: home until the end
-        p = trip.foreign_probability
-        foreign_odds = p / max(1e-12, 1 - p) * income_ratio**trip.foreign_income_elasticity
-        odds.append(foreign_odds * places.shock_abroad[shock])
+        odds.append(kind.foreign_odds * shock_abroad[shock])
         # The whole trip is known now: the next event is drawn from the day it ends.
         _close(segs, start)
-        segs.append((start, start + duration, STATES.index(TRIP_KINDS[k]), -1, home, epoch))
+        segs.append((start, start + duration, kind.state, -1, home, epoch))
         day = start + duration
         segs.append((day, None, HOME, home, home, epoch))
+
+
+class _Kind(NamedTuple):
+    """A trip kind as one consumer's events read it."""
+
+    rate: float  # trips a day, at the kind's peak factor
+    peak: float  # the kind's highest shock factor, at least 1
+    state: int  # index into STATES
+    weekend_start: bool
+    duration_mean: float  # of the exponential part of a trip's days (half a day less)
+    foreign_odds: float  # odds of going abroad, before shocks
+
+    @classmethod
+    def of(cls, trip: Trip, name: str, income_ratio: float, peak: float) -> _Kind:
+        p = trip.foreign_probability
+        return cls(
+            trip.rate_per_year * income_ratio**trip.income_elasticity / 365.2425 * peak,
+            peak,
+            STATES.index(name),
+            trip.weekend_start,
+            trip.duration_days_mean - 0.5,
+            p / max(1e-12, 1 - p) * income_ratio**trip.foreign_income_elasticity,
+        )
 
 
 def _trip_start(day: int, weekend: bool) -> int:
