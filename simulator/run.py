@@ -421,7 +421,8 @@ def _libc_function(name: str):
 
 def _keep_freed_memory() -> None:
     """Have glibc's malloc keep the memory a block frees for the next block instead of
-    handing it back to the system (elsewhere, nothing to do).
+    handing it back to the system, and have pyarrow allocate through it (elsewhere,
+    nothing to do).
 
     NOTE: by default glibc returns a freed region of more than a few megabytes (a block's
     NumPy arrays under 32 MB, numba's allocations, Python objects; pyarrow's buffers come
@@ -436,6 +437,11 @@ def _keep_freed_memory() -> None:
     m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's mallopt parameters
     mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest: allocate below it from the heap
     mallopt(m_trim_threshold, (1 << 31) - 1)  # and never shrink the heap
+    # pyarrow's own allocator (mimalloc) gives freed pages back to the system as well: a
+    # block's columns and its Parquet file then fault in afresh. Through malloc they come
+    # from the kept heap: workers' system time 1.0 against 1.7 s, and the whole run 10%
+    # faster (2,000 consumers x 10 years, 2 workers, three runs of each, alternating).
+    pa.set_memory_pool(pa.system_memory_pool())
 
 
 def _concat(fs, parts: str, name: str, n_blocks: int) -> pa.Table:
