@@ -238,7 +238,6 @@ def _check_spec(spec: WorldSpec, file: Path) -> None:
             f"{spec.fraud.fraudsters.careers_start_years_before:g} years before the period); "
             f"expected at most {MAX_FRAUDSTERS:,}: longer careers or fewer years before"
         )
-    known = reference.known_holiday_names()
     both = set(spec.calendar.closed_holidays) & set(spec.calendar.shopping_days)
     if both:
         raise WorldError(
@@ -247,10 +246,11 @@ def _check_spec(spec: WorldSpec, file: Path) -> None:
         )
     for key in ("closed_holidays", "shopping_days"):
         for name in getattr(spec.calendar, key):
-            if name not in known:
+            if not reference.is_known_holiday_name(name):
+                known = ", ".join(sorted(reference.known_holiday_names()))
                 raise WorldError(
                     f"{file}: 'calendar.{key}' names no day the calendar knows: {name!r}; "
-                    f"known: {', '.join(sorted(known))}"
+                    f"known: {known}"
                 )
     for name, target in spec.calibration.items():
         if target.tolerance == 0 and not target.source:
