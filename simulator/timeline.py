@@ -6,8 +6,10 @@ the city where purchases happen, plus a home "epoch" that changes when the consu
 moves (favourite merchants are redrawn then). Purchases never run on simpy: the purchase
 kernel reads these segments.
 
-Every draw comes from the consumer's own TIMELINE stream, so a consumer's timeline does
-not depend on which other consumers share its shard.
+Every event's draws come from the consumer's own TIMELINE stream, and where a trip goes
+from a stream of the trip's own (drawn for the whole shard after the simpy run, by
+kernels/travel.py), so a consumer's timeline does not depend on which other consumers
+share its shard.
 """
 
 from __future__ import annotations
