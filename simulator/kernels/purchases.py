@@ -751,8 +751,8 @@ def _settle_days(card_kind, card_id, ca, cb):
     """The days of the month on which `_settle` moves money on cards [ca, cb): bit d for
     day d (every day with a prepaid card, which is topped up whenever it runs low).
 
-    NOTE: most days move no money; skipping `_settle` on them saved its loop over the
-    cards on every active day (3% of a block's time).
+    NOTE: most days move no money; skipping `_settle` on them spares its loop over the
+    cards on every active day (3.1% of a block's profile samples before, 1.4-1.8% after).
     """
     days = 0
     for c in range(ca, cb):
