@@ -141,7 +141,7 @@ def _life(env, world, places, consumers, i, first_day, segs, odds):
     # names, sparing attribute reads and calls per event: 535 -> 503 us a consumer over 35
     # years. What is left is about half simpy's (1.9 us an event) and half this loop's.
     draws = _Draws(places.seed, int(consumers.ids[i]))
-    uniform, log = draws.uniform, math.log
+    uniform, exponential = draws.uniform, draws.exponential
     income_ratio = float(consumers.income[i]) / world.spec.population.income_median
     kinds = [
         _Kind.of(getattr(world.spec.travel, name), name, income_ratio, peak)
@@ -164,7 +164,7 @@ def _life(env, world, places, consumers, i, first_day, segs, odds):
         total = trip_total + move_rate
         if total <= 0:
             return  # a life without trips or moves: home until the end
-        day += max(1, int(round(-log(1.0 - uniform()) / total)))  # rng.exponential's draw
+        day += max(1, int(round(exponential(1.0 / total))))
         if day > end_day:
             return
         yield env.timeout(day - env.now)
@@ -180,7 +180,7 @@ def _life(env, world, places, consumers, i, first_day, segs, odds):
         shock = places.shock(start)
         if trip_shocks and uniform() * kind.peak >= shock_trips[shock][k]:
             continue  # a shock called the trip off (trips are drawn at the peak rate, thinned)
-        duration = max(1, int(round(-kind.duration_mean * log(1.0 - uniform()) + 0.5)))
+        duration = max(1, int(round(exponential(kind.duration_mean) + 0.5)))
         if start > end_day:
             return  # the trip would begin after the period: home until the end
         odds.append(kind.foreign_odds * shock_abroad[shock])
