@@ -426,9 +426,10 @@ def _keep_freed_memory() -> None:
 
     NOTE: by default glibc returns a freed region of more than a few megabytes (a block's
     NumPy arrays under 32 MB, numba's allocations, Python objects) to the system, and the
-    next block's pages fault and are zeroed again. Keeping them ran a worker's blocks 9% faster (median of 8 runs of 8 blocks each).
-    A worker's memory then stays at its peak, which a block bounds anyway. Only our own
-    worker processes do this: a caller's process or a Dask worker is left alone.
+    next block's pages fault and are zeroed again. Keeping them ran a worker's blocks 9%
+    faster (median of 8 runs of 8 blocks each). A worker's memory then stays at its peak,
+    which a block bounds anyway. Only our own worker processes do this: a caller's process
+    or a Dask worker is left alone.
     """
     mallopt = _libc_function("mallopt") if platform.libc_ver()[0] == "glibc" else None
     if mallopt is None:
