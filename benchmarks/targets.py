@@ -18,7 +18,8 @@ causal transformer over the users' rows predicting the 20 targets, bf16) on one 
 on the GPU, against the same steps fed by the DataLoader. Prints a table and writes
 benchmarks/results/targets.json.
 
-    python benchmarks/targets.py [--users 2000] [--txns 4096] [--repeats 9] [--loaders-only] [--out FILE]
+    python benchmarks/targets.py [--users 2000] [--txns 4096] [--repeats 9] [--loaders-only]
+                                 [--out FILE]
     NUMBA_NUM_THREADS=2 taskset -c 0,1 python benchmarks/targets.py   # pin to 2 cores
 """
 
